@@ -1,0 +1,293 @@
+"""Earshot's settings: one typed, frozen object loaded from conf/*.yaml plus the environment.
+
+Read only at entry points and passed down; compute code never reads the
+environment. The dataclasses below are the single definition of every key:
+the YAML is checked against them (an unknown key or a wrong type fails at
+start with a message naming the key), and the environment overrides are
+derived from them too.
+
+Sources, later wins:
+
+1. ``conf/base.yaml`` (local defaults, shipped with the repo);
+2. the overlay named by ``EARSHOT_CONF`` (for example a copy of
+   ``conf/cluster.example.yaml``);
+3. the well-known variables in :data:`ENV_ALIASES` (``MONGO_URI``,
+   ``KAFKA_BOOTSTRAP_SERVERS``, ...);
+4. ``EARSHOT__<SECTION>__<KEY>`` for any key, e.g. ``EARSHOT__INDEX__N_TREES=20``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BASE_FILE = REPO_ROOT / "conf" / "base.yaml"
+
+
+class SettingsError(ValueError):
+    """A setting is missing, unknown or of the wrong type; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    master: str
+    shuffle_partitions: int
+    driver_memory: str
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str
+    listens_topic: str
+    dlq_topic: str
+    partitions: int
+    replication_factor: int
+
+
+@dataclass(frozen=True)
+class MongoSettings:
+    uri: str
+    database: str
+    timeout_ms: int
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    state_root: str
+    lake_root: str
+    index_root: str
+    checkpoint_root: str
+    numba_cache_dir: str
+    library_root: str
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    sample_rate: int
+    clip_seconds: float
+    batch_size: int
+    feature_version: str
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    n_trees: int
+    search_k: int
+    shards: int
+    pca_components: int
+    keep_versions: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    trigger_seconds: float
+    max_offsets_per_trigger: int
+    recommendations: int
+    half_life_hours: float
+    max_future_seconds: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    spark: SparkSettings
+    kafka: KafkaSettings
+    mongo: MongoSettings
+    paths: PathSettings
+    extract: ExtractSettings
+    index: IndexSettings
+    stream: StreamSettings
+
+    def lake_table(self, name: str) -> str:
+        """Location of the Delta table ``name`` under the lake root."""
+        return join_uri(self.paths.lake_root, name)
+
+    def checkpoint(self, name: str) -> str:
+        """Checkpoint location of the streaming query ``name``."""
+        return join_uri(self.paths.checkpoint_root, name)
+
+
+# Well-known variable -> (section, key). Production deployments set these.
+ENV_ALIASES: dict[str, tuple[str, str]] = {
+    "SPARK_MASTER": ("spark", "master"),
+    "KAFKA_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers"),
+    "MONGO_URI": ("mongo", "uri"),
+    "MONGO_DATABASE": ("mongo", "database"),
+    "EARSHOT_LAKE_ROOT": ("paths", "lake_root"),
+    "EARSHOT_INDEX_ROOT": ("paths", "index_root"),
+    "EARSHOT_CHECKPOINT_ROOT": ("paths", "checkpoint_root"),
+    "EARSHOT_LIBRARY_ROOT": ("paths", "library_root"),
+    "EARSHOT_STATE_ROOT": ("paths", "state_root"),
+    "NUMBA_CACHE_DIR": ("paths", "numba_cache_dir"),
+}
+_GENERIC_PREFIX = "EARSHOT__"
+_SECTIONS: dict[str, type] = {
+    f.name: typing.get_type_hints(Settings)[f.name] for f in dataclasses.fields(Settings)
+}
+
+
+def join_uri(root: str, name: str) -> str:
+    """Join a path or URI root and a child name with exactly one slash."""
+    return root.rstrip("/") + "/" + name
+
+
+def is_uri(value: str) -> bool:
+    """True for ``scheme://...`` locations (s3a, hdfs, file), which are left as they are."""
+    return "://" in value
+
+
+def _coerce(value: Any, expected: type, where: str) -> Any:
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected in (int, float) and isinstance(value, str):
+        try:
+            return expected(value)
+        except ValueError:
+            raise SettingsError(
+                f"{where}: expected {expected.__name__}, got {value!r}"
+            ) from None
+    if expected is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
+        raise SettingsError(
+            f"{where}: expected {expected.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _build_section(name: str, cls: type, raw: Mapping[str, Any], origin: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SettingsError(
+            f"{origin}: unknown key {name}.{unknown[0]}; known keys of {name}: {', '.join(sorted(known))}"
+        )
+    missing = sorted(known - set(raw))
+    if missing:
+        raise SettingsError(f"{origin}: missing key {name}.{missing[0]}; add it to conf/base.yaml")
+    values = {}
+    for key, expected in hints.items():
+        if isinstance(expected, types.GenericAlias):  # pragma: no cover - no such fields yet
+            raise TypeError(f"unsupported settings type {expected}")
+        values[key] = _coerce(raw[key], expected, f"{name}.{key}")
+    return cls(**values)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise SettingsError(f"settings file {path} does not exist; check EARSHOT_CONF")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: expected a mapping of sections at the top level")
+    for section, body in data.items():
+        if section not in _SECTIONS:
+            raise SettingsError(
+                f"{path}: unknown section {section!r}; known sections: {', '.join(_SECTIONS)}"
+            )
+        if not isinstance(body, dict):
+            raise SettingsError(f"{path}: section {section!r} must be a mapping")
+    return data
+
+
+def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    merged = {section: dict(body) for section, body in base.items()}
+    for section, body in overlay.items():
+        merged.setdefault(section, {}).update(body)
+    return merged
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    overrides: dict[str, dict[str, str]] = {}
+    for var, (section, key) in ENV_ALIASES.items():
+        if environ.get(var):
+            overrides.setdefault(section, {})[key] = environ[var]
+    for var, value in environ.items():
+        if not var.startswith(_GENERIC_PREFIX):
+            continue
+        parts = var[len(_GENERIC_PREFIX):].lower().split("__")
+        if len(parts) != 2 or parts[0] not in _SECTIONS:
+            raise SettingsError(
+                f"{var}: expected EARSHOT__<SECTION>__<KEY> with a section of {', '.join(_SECTIONS)}"
+            )
+        overrides.setdefault(parts[0], {})[parts[1]] = value
+    return overrides
+
+
+def _resolve_paths(paths: PathSettings, root: Path) -> PathSettings:
+    """Make local relative paths absolute against the checkout, so any working folder works."""
+    resolved = {}
+    for field in dataclasses.fields(paths):
+        value = getattr(paths, field.name)
+        resolved[field.name] = value if is_uri(value) or os.path.isabs(value) else str(root / value)
+    return PathSettings(**resolved)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, base_file: Path = BASE_FILE
+) -> Settings:
+    """Load and check the settings; raise :class:`SettingsError` naming the key at fault."""
+    environ = os.environ if environ is None else environ
+    raw = _read_yaml(base_file)
+    overlay = environ.get("EARSHOT_CONF")
+    if overlay:
+        overlay_path = Path(overlay)
+        if not overlay_path.is_absolute():
+            overlay_path = (Path.cwd() / overlay_path).resolve()
+        raw = _merge(raw, _read_yaml(overlay_path))
+        origin = f"{base_file.name} + {overlay_path.name}"
+    else:
+        origin = base_file.name
+    overrides = _env_overrides(environ)
+    raw = _merge(raw, overrides)
+    if overrides:
+        origin += " + environment"
+
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        if name not in raw:
+            raise SettingsError(f"{origin}: missing section {name!r}")
+        sections[name] = _build_section(name, cls, raw[name], origin)
+    settings = Settings(**sections)
+    settings = dataclasses.replace(settings, paths=_resolve_paths(settings.paths, REPO_ROOT))
+    _check_values(settings)
+    return settings
+
+
+def _check_values(s: Settings) -> None:
+    """Range checks that a type alone cannot express."""
+    checks = [
+        (s.kafka.partitions >= 1, "kafka.partitions must be >= 1"),
+        (s.kafka.replication_factor >= 1, "kafka.replication_factor must be >= 1"),
+        (bool(s.kafka.bootstrap_servers.strip()), "kafka.bootstrap_servers is empty"),
+        (
+            s.mongo.uri.startswith(("mongodb://", "mongodb+srv://")),
+            "mongo.uri must start with mongodb:// or mongodb+srv:// (set MONGO_URI)",
+        ),
+        (s.mongo.timeout_ms > 0, "mongo.timeout_ms must be > 0"),
+        (8000 <= s.extract.sample_rate <= 96000, "extract.sample_rate must be 8000..96000 Hz"),
+        (s.extract.clip_seconds > 0, "extract.clip_seconds must be > 0"),
+        (s.extract.batch_size >= 1, "extract.batch_size must be >= 1"),
+        (s.index.n_trees >= 1, "index.n_trees must be >= 1"),
+        (s.index.shards >= 1, "index.shards must be >= 1"),
+        (s.index.keep_versions >= 1, "index.keep_versions must be >= 1"),
+        (s.index.pca_components >= 0, "index.pca_components must be >= 0 (0 turns PCA off)"),
+        (s.stream.trigger_seconds > 0, "stream.trigger_seconds must be > 0"),
+        (s.stream.recommendations >= 1, "stream.recommendations must be >= 1"),
+        (s.stream.half_life_hours > 0, "stream.half_life_hours must be > 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise SettingsError(message)

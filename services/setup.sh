@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs everything Earshot needs on a fresh machine, from the project's own
+# files; each step is skipped when its result is already there.
+#   .venv/                      Python 3.11 with pyproject.toml's pins (pip)
+#   .earshot/kafka/libs/        the Kafka broker's jars (Maven Central, via mvn)
+#   .earshot/bin/ferretdb       the MongoDB-protocol server (Go module build)
+#   .earshot/ivy/               Spark's Kafka and Delta connector jars (Ivy, via Spark)
+#   Debian chromium             only with --browser (dashboard end-to-end tests)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+STATE="${EARSHOT_STATE_ROOT:-$ROOT/.earshot}"
+PY="$ROOT/.venv/bin/python"
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+need() { command -v "$1" >/dev/null 2>&1 || { say "missing '$1': $2"; exit 1; }; }
+need python3.11 "install Python 3.11" 2>/dev/null || need python3 "install Python 3.11"
+need java "install OpenJDK 17 (apt-get install openjdk-17-jre-headless)"
+need mvn "install Maven (apt-get install maven)"
+need go "install Go 1.22 or newer"
+
+# 1. Python environment, reinstalled when pyproject.toml changes.
+stamp="$ROOT/.venv/.earshot-installed"
+want=$(sha256sum pyproject.toml | cut -c1-16)
+if [[ ! -x "$PY" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+  say "installing the Python environment into .venv (pip)"
+  pybin=$(command -v python3.11 || command -v python3)
+  [[ -x "$PY" ]] || "$pybin" -m venv "$ROOT/.venv"
+  "$PY" -m pip install -q --upgrade pip
+  "$PY" -m pip install -q -e '.[dev]'
+  echo "$want" > "$stamp"
+fi
+
+# 2. Kafka broker jars.
+if ! compgen -G "$STATE/kafka/libs/kafka_2.13-*.jar" >/dev/null; then
+  say "resolving the Kafka broker's jars (mvn)"
+  mvn -q -f services/kafka/pom.xml dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$STATE/kafka/libs"
+fi
+
+# 3. FerretDB.
+if [[ ! -x "$STATE/bin/ferretdb" ]]; then
+  say "building FerretDB v1.24.2 (go build, about two minutes once)"
+  mkdir -p "$STATE/bin"
+  (cd services/ferretdb && go build -trimpath -o "$STATE/bin/ferretdb" .)
+fi
+
+# 4. Spark connectors: one session start resolves them into the Ivy cache.
+if ! compgen -G "$STATE/ivy/jars/io.delta_delta-spark_*.jar" >/dev/null \
+   || ! compgen -G "$STATE/ivy/jars/org.apache.spark_spark-sql-kafka-*.jar" >/dev/null; then
+  say "resolving the Spark Kafka and Delta connectors (Ivy, once)"
+  "$PY" -m spark_jobs.session warm-cache
+fi
+
+# 5. A browser for the dashboard's end-to-end tests.
+if [[ "${1:-}" == "--browser" ]] && ! command -v chromium >/dev/null; then
+  say "installing Debian's chromium (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null
+fi
+say "ready"

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Earshot's launcher: ./spark-submit.sh [spark-submit options] <job> [job options]
+#
+# Runs a job of spark_jobs/ through the real spark-submit of the installed
+# pyspark, with the Kafka and Delta connectors resolved once into a local Ivy
+# cache (then offline). spark-submit's own options pass through, before or
+# after the job name, so the same command runs on local[*], a standalone
+# master, YARN or Kubernetes. ./spark-submit.sh --help lists the jobs.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PY="$ROOT/.venv/bin/python"
+
+"$ROOT/services/setup.sh" 2> >(grep -v '^setup: ready$' >&2)
+if [[ $# -eq 0 || "$1" == "-h" || "$1" == "--help" ]]; then
+  exec "$PY" "$ROOT/spark_jobs/main.py" --help
+fi
+launcher_env=$("$PY" "$ROOT/spark_jobs/main.py" --launcher-env) || exit 2
+eval "$launcher_env"
+
+# spark-submit options that take a value; the rest of its flags take none.
+valued=" --master --deploy-mode --conf --name --jars --packages --exclude-packages --repositories
+ --py-files --files --archives --properties-file --driver-memory --driver-java-options
+ --driver-library-path --driver-class-path --driver-cores --executor-memory --executor-cores
+ --total-executor-cores --num-executors --queue --principal --keytab --proxy-user "
+flags=" --verbose --supervise "
+spark_opts=() job="" job_args=() master="$EARSHOT_MASTER"
+while [[ $# -gt 0 ]]; do
+  arg="$1"; opt="${arg%%=*}"
+  if [[ "$valued" == *" $opt "* ]]; then
+    if [[ "$arg" == *=* ]]; then value="${arg#*=}"; shift
+    else [[ $# -ge 2 ]] || { echo "earshot: $arg needs a value" >&2; exit 2; }; value="$2"; shift 2; fi
+    if [[ "$opt" == "--master" ]]; then master="$value"; else spark_opts+=("$opt" "$value"); fi
+  elif [[ "$flags" == *" $arg "* ]]; then
+    spark_opts+=("$arg"); shift
+  elif [[ -z "$job" && "$arg" != -* ]]; then
+    job="$arg"; shift
+  else
+    job_args+=("$arg"); shift
+  fi
+done
+[[ -n "$job" ]] || { echo "earshot: no job named; see ./spark-submit.sh --help" >&2; exit 2; }
+if [[ " $EARSHOT_JOBS " != *" $job "* ]]; then
+  echo "earshot: unknown job '$job'; jobs: $EARSHOT_JOBS" >&2; exit 2
+fi
+
+export NUMBA_CACHE_DIR
+mkdir -p "$NUMBA_CACHE_DIR"
+export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
+
+# Orchestrating jobs (the demo) run in plain Python and call spark-submit per step.
+if [[ " $EARSHOT_PLAIN_PYTHON_JOBS " == *" $job "* ]]; then
+  exec "$PY" "$ROOT/spark_jobs/main.py" "$job" ${job_args[@]+"${job_args[@]}"}
+fi
+
+extra=()
+if [[ "$master" == local* ]]; then
+  # Local mode: the driver and its Python workers use the project's venv.
+  export PYSPARK_PYTHON="$PY" PYSPARK_DRIVER_PYTHON="$PY"
+  extra+=(--driver-memory "$EARSHOT_DRIVER_MEMORY")
+else
+  # A cluster: ship the project's code; the Python environment comes from the
+  # cluster (see README, "Running on a cluster").
+  mkdir -p "$ROOT/.earshot/dist"
+  (cd "$ROOT" && rm -f .earshot/dist/earshot.zip \
+    && zip -qr .earshot/dist/earshot.zip conf spark_jobs udfs index -x '*__pycache__*')
+  extra+=(--py-files "$ROOT/.earshot/dist/earshot.zip" --files "$ROOT/conf/base.yaml")
+fi
+
+exec "$ROOT/.venv/bin/spark-submit" \
+  --master "$master" \
+  --packages "$EARSHOT_PACKAGES" \
+  --conf "spark.jars.ivySettings=$EARSHOT_IVY_SETTINGS" \
+  --conf "spark.jars.ivy=$EARSHOT_IVY_HOME" \
+  --driver-java-options "-Dlog4j2.configurationFile=$EARSHOT_LOG4J_CONFIG" \
+  ${extra[@]+"${extra[@]}"} ${spark_opts[@]+"${spark_opts[@]}"} \
+  "$ROOT/spark_jobs/main.py" "$job" ${job_args[@]+"${job_args[@]}"}

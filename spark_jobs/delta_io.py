@@ -1,0 +1,39 @@
+"""Every read and write of Delta tables: plain reads, appends, and idempotent MERGEs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+
+
+def table_exists(spark: SparkSession, location: str) -> bool:
+    return DeltaTable.isDeltaTable(spark, location)
+
+
+def read_table(spark: SparkSession, location: str) -> DataFrame:
+    return spark.read.format("delta").load(location)
+
+
+def write_table(df: DataFrame, location: str, *, mode: str = "overwrite") -> None:
+    df.write.format("delta").mode(mode).option("overwriteSchema", "true").save(location)
+
+
+def merge_upsert(
+    spark: SparkSession, df: DataFrame, location: str, *, keys: Sequence[str], update: bool = True
+) -> None:
+    """MERGE ``df`` into the table on ``keys``: a replayed batch changes nothing.
+
+    The table is created from ``df``'s schema the first time. With ``update``
+    False, existing rows are kept as they are (insert-only, for append logs).
+    """
+    if not table_exists(spark, location):
+        # An empty first batch still creates the table, so readers find it.
+        df.limit(0).write.format("delta").mode("append").save(location)
+    target = DeltaTable.forPath(spark, location)
+    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    merge = target.alias("t").merge(df.alias("s"), condition)
+    if update:
+        merge = merge.whenMatchedUpdateAll()
+    merge.whenNotMatchedInsertAll().execute()

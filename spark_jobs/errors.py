@@ -1,0 +1,15 @@
+"""Errors a job reports as one plain line (no stack trace) before exiting with status 2."""
+
+from __future__ import annotations
+
+
+class EarshotError(RuntimeError):
+    """Base of the errors an operator can fix: the message says what and how."""
+
+
+class ServiceUnavailable(EarshotError):
+    """Kafka or MongoDB does not answer at the configured address."""
+
+
+class JobInputError(EarshotError):
+    """A job was given input it cannot use (missing table, bad argument, empty library)."""

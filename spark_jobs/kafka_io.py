@@ -1,0 +1,58 @@
+"""Every read and write of Kafka: topic admin, Spark sources and sinks, plain clients."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+
+from conf.settings import Settings
+
+
+def ensure_topic(settings: Settings, name: str, *, partitions: int | None = None) -> bool:
+    """Create topic ``name`` if it is missing; True when it was created."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    try:
+        if name in set(admin.list_topics()):
+            return False
+        topic = NewTopic(name, partitions or settings.kafka.partitions, settings.kafka.replication_factor)
+        try:
+            admin.create_topics([topic])
+        except TopicAlreadyExistsError:
+            return False
+        return True
+    finally:
+        admin.close()
+
+
+def write_batch(df: DataFrame, settings: Settings, *, topic: str) -> None:
+    """Write a batch DataFrame with ``key`` and ``value`` columns to ``topic``."""
+    (
+        df.write.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+        .option("topic", topic)
+        .save()
+    )
+
+
+def read_stream(
+    spark: SparkSession,
+    settings: Settings,
+    *,
+    topic: str,
+    starting_offsets: str = "earliest",
+    max_offsets_per_trigger: int | None = None,
+) -> DataFrame:
+    """A streaming DataFrame over ``topic`` (key, value, topic, partition, offset, timestamp)."""
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+        .option("subscribe", topic)
+        .option("startingOffsets", starting_offsets)
+        .option("failOnDataLoss", "false")
+    )
+    if max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
+    return reader.load()

@@ -1,0 +1,96 @@
+"""The one entry point spark-submit runs: ``main.py <job> [job args]``.
+
+Each job is a module of ``spark_jobs`` with ``add_arguments(parser)`` and
+``main(settings, args) -> int``. Settings are loaded here, once, and passed
+down. Errors an operator can fix (a bad setting, a service that does not
+answer, bad input) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file by spark-submit: make the checkout importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from conf.settings import SettingsError, load_settings  # noqa: E402
+from spark_jobs.errors import EarshotError  # noqa: E402
+
+# name -> (module, one line for --help). The launcher and the README list these.
+JOBS: dict[str, tuple[str, str]] = {
+    "smoke": ("spark_jobs.smoke", "prove the wiring: Delta write/read, Kafka via Structured Streaming, Mongo upsert"),
+}
+# Jobs that orchestrate other jobs and run in plain Python, not under spark-submit.
+PLAIN_PYTHON_JOBS: set[str] = set()
+
+
+def usage() -> str:
+    width = max(len(name) for name in JOBS)
+    lines = [
+        "usage: ./spark-submit.sh [spark-submit options] <job> [job options]",
+        "",
+        "Runs an Earshot job through spark-submit with the Kafka and Delta connectors.",
+        "spark-submit options (--master, --conf, --executor-memory, ...) pass through;",
+        "the master defaults to spark.master in the settings (local[*]).",
+        "",
+        "jobs:",
+        *(f"  {name:<{width}}  {summary}" for name, (_, summary) in JOBS.items()),
+        "",
+        "./spark-submit.sh <job> --help shows a job's own options.",
+    ]
+    return "\n".join(lines)
+
+
+def launcher_env() -> str:
+    """Shell assignments the launcher evaluates (it fails here, in one line, on a bad setting)."""
+    from spark_jobs.session import IVY_SETTINGS, LOG4J_CONFIG, PACKAGES, ivy_home
+
+    settings = load_settings()
+    values = {
+        "EARSHOT_MASTER": settings.spark.master,
+        "EARSHOT_PACKAGES": ",".join(PACKAGES),
+        "EARSHOT_IVY_SETTINGS": str(IVY_SETTINGS),
+        "EARSHOT_IVY_HOME": ivy_home(settings),
+        "EARSHOT_LOG4J_CONFIG": str(LOG4J_CONFIG),
+        "EARSHOT_DRIVER_MEMORY": settings.spark.driver_memory,
+        "NUMBA_CACHE_DIR": settings.paths.numba_cache_dir,
+        "EARSHOT_PLAIN_PYTHON_JOBS": " ".join(sorted(PLAIN_PYTHON_JOBS)),
+        "EARSHOT_JOBS": " ".join(JOBS),
+    }
+    return "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())
+
+
+def run(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        sys.stdout.write(usage() + "\n")
+        return 0
+    if argv[0] == "--launcher-env":
+        sys.stdout.write(launcher_env())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in JOBS:
+        sys.stderr.write(f"earshot: unknown job {name!r}; jobs: {', '.join(JOBS)}\n")
+        return 2
+    module = importlib.import_module(JOBS[name][0])
+    parser = argparse.ArgumentParser(prog=f"./spark-submit.sh {name}", description=JOBS[name][1])
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    for noisy in ("py4j", "kafka", "pymongo", "numba"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return int(module.main(load_settings(), args) or 0)
+    except (SettingsError, EarshotError) as exc:
+        sys.stderr.write(f"earshot {name}: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,60 @@
+"""Every read and write of MongoDB (the serving store), through pymongo only.
+
+FerretDB v1 (the local server) rejects NaN/Inf doubles and keys with ``.`` or a
+leading ``$``; :func:`clean_document` makes documents safe for any server.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pymongo import MongoClient, ReplaceOne
+from pymongo.database import Database
+
+from conf.settings import Settings
+
+
+def connect(settings: Settings) -> MongoClient:
+    return MongoClient(
+        settings.mongo.uri,
+        serverSelectionTimeoutMS=settings.mongo.timeout_ms,
+        tz_aware=True,
+    )
+
+
+def database(client: MongoClient, settings: Settings) -> Database:
+    return client[settings.mongo.database]
+
+
+def clean_value(value: Any) -> Any:
+    """NaN and Inf become None; numpy scalars and arrays become plain Python values."""
+    if hasattr(value, "tolist"):  # numpy scalar or array
+        value = value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return clean_document(value)
+    if isinstance(value, (list, tuple)):
+        return [clean_value(v) for v in value]
+    return value
+
+
+def clean_document(doc: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in doc.items():
+        key = str(key)
+        if "." in key or key.startswith("$"):
+            raise ValueError(f"field name {key!r} is not allowed in MongoDB documents")
+        out[key] = clean_value(value)
+    return out
+
+
+def upsert_many(db: Database, collection: str, docs: Iterable[Mapping[str, Any]]) -> int:
+    """Replace-or-insert each document by its ``_id``; returns how many were written."""
+    ops = [ReplaceOne({"_id": d["_id"]}, clean_document(d), upsert=True) for d in docs]
+    if not ops:
+        return 0
+    db[collection].bulk_write(ops, ordered=False)
+    return len(ops)
