@@ -24,9 +24,10 @@ from spark_jobs.errors import EarshotError  # noqa: E402
 # name -> (module, one line for --help). The launcher and the README list these.
 JOBS: dict[str, tuple[str, str]] = {
     "smoke": ("spark_jobs.smoke", "prove the wiring: Delta write/read, Kafka via Structured Streaming, Mongo upsert"),
+    "demo": ("spark_jobs.demo", "start the local stack and run the pipeline end to end (the README's main command)"),
 }
 # Jobs that orchestrate other jobs and run in plain Python, not under spark-submit.
-PLAIN_PYTHON_JOBS: set[str] = set()
+PLAIN_PYTHON_JOBS: set[str] = {"demo"}
 
 
 def usage() -> str:
@@ -70,7 +71,11 @@ def run(argv: list[str]) -> int:
         sys.stdout.write(usage() + "\n")
         return 0
     if argv[0] == "--launcher-env":
-        sys.stdout.write(launcher_env())
+        try:
+            sys.stdout.write(launcher_env())
+        except SettingsError as exc:
+            sys.stderr.write(f"earshot: {exc}\n")
+            return 2
         return 0
     name, rest = argv[0], argv[1:]
     if name not in JOBS:

@@ -1,0 +1,98 @@
+"""The local stack with plain clients: pymongo and kafka-python against the real servers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conf.settings import REPO_ROOT, load_settings
+
+pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
+
+
+def test_status_exits_zero_when_both_are_healthy(stack):
+    result = subprocess.run(
+        [str(REPO_ROOT / "services" / "local-stack.sh"), "status"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "kafka: healthy" in result.stdout and "mongodb: healthy" in result.stdout
+
+
+def test_plain_pymongo_inserts_and_finds(mongo_db):
+    mongo_db.things.insert_one({"_id": "a", "n": 1, "tags": ["x", "y"]})
+    assert mongo_db.things.find_one({"_id": "a"}) == {"_id": "a", "n": 1, "tags": ["x", "y"]}
+
+
+def test_plain_kafka_python_round_trips_a_message(stack):
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from spark_jobs.kafka_io import ensure_topic
+
+    topic = f"test.roundtrip.{uuid.uuid4().hex[:8]}"
+    assert ensure_topic(stack, topic, partitions=1)
+    producer = KafkaProducer(bootstrap_servers=stack.kafka.bootstrap_servers)
+    producer.send(topic, key=b"k", value=b"hello earshot").get(timeout=30)
+    producer.close()
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=stack.kafka.bootstrap_servers,
+        auto_offset_reset="earliest", consumer_timeout_ms=15000,
+    )
+    values = [m.value for m in consumer]
+    consumer.close()
+    assert values == [b"hello earshot"]
+
+
+def _our_processes(marker: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_a_second_stack_comes_up_and_down_leaves_nothing_behind(stack, tmp_path: Path):
+    """A whole separate stack on other ports: up, status, down, and no process of it left."""
+    state = tmp_path / "state"
+    (state / "kafka").mkdir(parents=True)
+    main_state = Path(stack.paths.state_root)
+    # Reuse the installed binaries instead of building them again.
+    (state / "bin").symlink_to(main_state / "bin")
+    (state / "kafka" / "libs").symlink_to(main_state / "kafka" / "libs")
+    env = {
+        **os.environ,
+        "EARSHOT_STATE_ROOT": str(state),
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
+        "MONGO_URI": "mongodb://127.0.0.1:27018/",
+    }
+    script = str(REPO_ROOT / "services" / "local-stack.sh")
+
+    def run(cmd: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([script, cmd], capture_output=True, text=True, timeout=180, env=env)
+
+    try:
+        up = run("up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "started a KRaft broker at 127.0.0.1:19092" in up.stdout
+        assert run("status").returncode == 0
+        again = run("up")  # idempotent: reuses what is running
+        assert "reusing the broker" in again.stdout and "reusing the server" in again.stdout
+    finally:
+        down = run("down")
+    assert down.returncode == 0
+    deadline = time.monotonic() + 30
+    while _our_processes(str(state)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _our_processes(str(state)) == []
+    assert run("status").returncode == 1
+    # The main stack was not touched.
+    assert load_settings({}).kafka.bootstrap_servers == "127.0.0.1:9092"
+    assert subprocess.run([script, "status"], capture_output=True, timeout=60).returncode == 0

@@ -1,0 +1,42 @@
+"""The launcher's command line: listing jobs and failing fast, without starting Spark."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from conf.settings import REPO_ROOT
+from spark_jobs.main import JOBS
+
+pytestmark = pytest.mark.unit
+
+
+def launch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [str(REPO_ROOT / "spark-submit.sh"), *args],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
+    )
+
+
+def test_help_lists_every_job():
+    result = launch("--help")
+    assert result.returncode == 0
+    for name, (_, summary) in JOBS.items():
+        assert f"  {name}" in result.stdout
+        assert summary in result.stdout
+
+
+def test_unknown_job_fails_with_the_job_list():
+    result = launch("--master", "local[2]", "no-such-job")
+    assert result.returncode == 2
+    assert "unknown job 'no-such-job'" in result.stderr
+    assert "smoke" in result.stderr
+
+
+def test_bad_setting_is_one_clear_line():
+    result = launch("smoke", env={"EARSHOT__INDEX__N_TREES": "lots"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["earshot: index.n_trees: expected int, got 'lots'"]

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import pytest
+
+from services.stack import kafka_service, mongo_service
+from conf.settings import load_settings
+from spark_jobs.services import kafka_hosts, mongo_hosts, parse_host_port
+
+pytestmark = pytest.mark.unit
+
+
+def test_host_port_parsing():
+    assert parse_host_port("127.0.0.1:9092", default_port=1) == ("127.0.0.1", 9092)
+    assert parse_host_port("broker", default_port=9092) == ("broker", 9092)
+    assert parse_host_port("[::1]:9093", default_port=1) == ("::1", 9093)
+
+
+def test_mongo_uri_hosts_strip_credentials_and_options():
+    assert mongo_hosts("mongodb://u:p@db1:27018,db2/earshot?replicaSet=rs") == [("db1", 27018), ("db2", 27017)]
+    assert mongo_hosts("mongodb+srv://u:p@cluster0.example.net/") == [("cluster0.example.net", 0)]
+    assert kafka_hosts("a:1, b:2") == [("a", 1), ("b", 2)]
+
+
+def test_stack_manages_only_loopback_services():
+    local = load_settings({})
+    assert kafka_service(local).managed and mongo_service(local).managed
+    remote = load_settings({"MONGO_URI": "mongodb://db.internal:27017/", "KAFKA_BOOTSTRAP_SERVERS": "k:9092"})
+    assert not kafka_service(remote).managed
+    assert not mongo_service(remote).managed

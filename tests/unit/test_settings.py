@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from conf.settings import REPO_ROOT, SettingsError, load_settings
+
+pytestmark = pytest.mark.unit
+
+
+def test_base_settings_load_with_local_defaults():
+    s = load_settings({})
+    assert s.kafka.bootstrap_servers == "127.0.0.1:9092"
+    assert s.kafka.listens_topic == "listens"
+    assert s.mongo.uri == "mongodb://127.0.0.1:27017/"
+    assert s.mongo.database == "earshot"
+    assert s.paths.lake_root == str(REPO_ROOT / ".earshot" / "lake")
+    assert s.lake_table("features") == str(REPO_ROOT / ".earshot" / "lake" / "features")
+
+
+def test_settings_are_frozen():
+    s = load_settings({})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.kafka.partitions = 9  # type: ignore[misc]
+
+
+def test_well_known_environment_variables_override():
+    s = load_settings(
+        {
+            "MONGO_URI": "mongodb://db.example:27017/",
+            "KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9092",
+            "EARSHOT_LAKE_ROOT": "s3a://bucket/lake",
+            "SPARK_MASTER": "yarn",
+        }
+    )
+    assert s.mongo.uri == "mongodb://db.example:27017/"
+    assert s.kafka.bootstrap_servers == "k1:9092,k2:9092"
+    assert s.paths.lake_root == "s3a://bucket/lake"  # URIs are left as they are
+    assert s.lake_table("events") == "s3a://bucket/lake/events"
+    assert s.spark.master == "yarn"
+
+
+def test_generic_override_is_coerced_to_the_declared_type():
+    s = load_settings({"EARSHOT__INDEX__N_TREES": "20", "EARSHOT__STREAM__TRIGGER_SECONDS": "2"})
+    assert s.index.n_trees == 20
+    assert s.stream.trigger_seconds == 2.0
+
+
+def test_wrong_type_names_the_key_and_what_is_expected():
+    with pytest.raises(SettingsError, match=r"index\.n_trees: expected int, got 'many'"):
+        load_settings({"EARSHOT__INDEX__N_TREES": "many"})
+
+
+def test_unknown_key_in_environment_is_rejected():
+    with pytest.raises(SettingsError, match=r"unknown key index\.n_tres"):
+        load_settings({"EARSHOT__INDEX__N_TRES": "20"})
+
+
+def test_unknown_key_in_overlay_names_it(tmp_path: Path):
+    overlay = tmp_path / "bad.yaml"
+    overlay.write_text("kafka:\n  bootstrap: 'x:9092'\n")
+    with pytest.raises(SettingsError, match=r"unknown key kafka\.bootstrap; known keys of kafka"):
+        load_settings({"EARSHOT_CONF": str(overlay)})
+
+
+def test_unknown_section_and_missing_overlay_are_clear(tmp_path: Path):
+    overlay = tmp_path / "bad.yaml"
+    overlay.write_text("kafak:\n  partitions: 3\n")
+    with pytest.raises(SettingsError, match=r"unknown section 'kafak'"):
+        load_settings({"EARSHOT_CONF": str(overlay)})
+    with pytest.raises(SettingsError, match=r"does not exist; check EARSHOT_CONF"):
+        load_settings({"EARSHOT_CONF": str(tmp_path / "missing.yaml")})
+
+
+def test_yaml_with_wrong_type_names_the_key(tmp_path: Path):
+    overlay = tmp_path / "bad.yaml"
+    overlay.write_text("index:\n  shards: [1, 2]\n")
+    with pytest.raises(SettingsError, match=r"index\.shards: expected int, got list"):
+        load_settings({"EARSHOT_CONF": str(overlay)})
+
+
+def test_bad_values_fail_fast():
+    with pytest.raises(SettingsError, match=r"mongo\.uri must start with mongodb://"):
+        load_settings({"MONGO_URI": "postgres://nope"})
+    with pytest.raises(SettingsError, match=r"kafka\.partitions must be >= 1"):
+        load_settings({"EARSHOT__KAFKA__PARTITIONS": "0"})
+
+
+def test_cluster_example_is_a_valid_overlay():
+    s = load_settings({"EARSHOT_CONF": str(REPO_ROOT / "conf" / "cluster.example.yaml")})
+    assert s.spark.master == "yarn"
+    assert s.paths.lake_root.startswith("s3a://")
+    assert s.kafka.replication_factor == 3
+    assert s.extract.sample_rate == 22050  # untouched keys keep the base value
