@@ -136,7 +136,7 @@ def _is_ours(pid: int, service: Service) -> bool:
     return str(service.home) in cmdline
 
 
-def _spawn(service: Service, argv: list[str]) -> int:
+def _spawn(service: Service, argv: list[str]) -> subprocess.Popen[bytes]:
     service.log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(service.log_file, "ab") as out:
         proc = subprocess.Popen(  # noqa: S603 - fixed argv built from settings
@@ -148,15 +148,17 @@ def _spawn(service: Service, argv: list[str]) -> int:
             start_new_session=True,  # survives the shell that ran `up`
         )
     service.pid_file.write_text(f"{proc.pid}\n")
-    return proc.pid
+    return proc
 
 
-def _wait_healthy(service: Service, check, pid: int) -> None:
+def _wait_healthy(service: Service, check, proc: subprocess.Popen[bytes]) -> None:
+    # Liveness comes from the Popen handle: right after fork, /proc/<pid>/cmdline may
+    # still show the parent's command line, so _is_ours() is no test of a fresh child.
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if check():
             return
-        if not _is_ours(pid, service):
+        if proc.poll() is not None:
             tail = _tail(service.log_file)
             raise StackError(f"{service.name} exited during start; last log lines:\n{tail}")
         time.sleep(0.5)
@@ -250,9 +252,9 @@ def start_kafka(settings: Settings) -> str:
             _java(libs, service, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
             what="kafka-storage format",
         )
-    pid = _spawn(service, _java(libs, service, "kafka.Kafka", str(props)))
-    _wait_healthy(service, lambda: kafka_healthy(settings, timeout_s=1.0), pid)
-    return f"kafka: started a KRaft broker at {service.host}:{service.port} (pid {pid})"
+    proc = _spawn(service, _java(libs, service, "kafka.Kafka", str(props)))
+    _wait_healthy(service, lambda: kafka_healthy(settings, timeout_s=1.0), proc)
+    return f"kafka: started a KRaft broker at {service.host}:{service.port} (pid {proc.pid})"
 
 
 def ensure_topics(settings: Settings) -> list[str]:
@@ -308,9 +310,9 @@ def start_mongo(settings: Settings) -> str:
         str(binary), f"-listen=127.0.0.1:{service.port}",
         f"-data={service.home / 'data'}", "-log-level=warn",
     ]
-    pid = _spawn(service, argv)
-    _wait_healthy(service, lambda: mongo_healthy(settings, timeout_s=0.5), pid)
-    return f"mongodb: started FerretDB (SQLite) at mongodb://{service.host}:{service.port}/ (pid {pid})"
+    proc = _spawn(service, argv)
+    _wait_healthy(service, lambda: mongo_healthy(settings, timeout_s=0.5), proc)
+    return f"mongodb: started FerretDB (SQLite) at mongodb://{service.host}:{service.port}/ (pid {proc.pid})"
 
 
 def _external(service: Service, healthy: bool) -> str:

@@ -27,3 +27,22 @@ def test_stack_manages_only_loopback_services():
     remote = load_settings({"MONGO_URI": "mongodb://db.internal:27017/", "KAFKA_BOOTSTRAP_SERVERS": "k:9092"})
     assert not kafka_service(remote).managed
     assert not mongo_service(remote).managed
+
+
+def test_wait_healthy_trusts_the_child_handle_not_its_command_line(tmp_path):
+    """Regression: a fresh child's /proc cmdline may not name the stack folder yet (fork
+    before exec); `up` took that for an early exit and left a live broker behind."""
+    from services.stack import Service, StackError, _spawn, _wait_healthy
+
+    service = Service("probe", tmp_path, "127.0.0.1", 1, managed=True)
+    calls = iter([False, False, True])
+    alive = _spawn(service, ["sleep", "5"])  # its command line never names tmp_path
+    try:
+        _wait_healthy(service, lambda: next(calls), alive)
+    finally:
+        alive.kill()
+        alive.wait()
+    dead = _spawn(service, ["false"])
+    dead.wait()
+    with pytest.raises(StackError, match="probe exited during start"):
+        _wait_healthy(service, lambda: False, dead)

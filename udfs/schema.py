@@ -1,0 +1,74 @@
+"""The feature schema: FMA's table of feature sizes crossed with statistics, declared once.
+
+Column names follow FMA's ``features.csv`` (feature, statistic, number), flattened
+as ``<feature>_<statistic>_<number>``, e.g. ``mfcc_mean_01``, in FMA's order (its
+``columns().sort_values()``: feature, then statistic, then number, alphabetically).
+Because the names match, FMA's own ``features.csv`` imports directly. Spark
+schemas, Mongo documents and the index dimension all derive from this module.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+FEATURE_SCHEMA_VERSION: Final = 1
+
+FEATURE_SIZES: Final[dict[str, int]] = {
+    "chroma_stft": 12,
+    "chroma_cqt": 12,
+    "chroma_cens": 12,
+    "tonnetz": 6,
+    "mfcc": 20,
+    "rmse": 1,
+    "zcr": 1,
+    "spectral_centroid": 1,
+    "spectral_bandwidth": 1,
+    "spectral_contrast": 7,
+    "spectral_rolloff": 1,
+}
+STATISTICS: Final = ("mean", "std", "skew", "kurtosis", "median", "min", "max")
+
+# Feature groups, used to explain why two tracks are close.
+FEATURE_GROUPS: Final[dict[str, tuple[str, ...]]] = {
+    "timbre": ("mfcc", "spectral_contrast"),
+    "harmony": ("chroma_stft", "chroma_cqt", "chroma_cens", "tonnetz"),
+    "brightness": ("spectral_centroid", "spectral_bandwidth", "spectral_rolloff", "zcr"),
+    "energy": ("rmse",),
+}
+
+
+def column_name(feature: str, statistic: str, number: int) -> str:
+    return f"{feature}_{statistic}_{number:02d}"
+
+
+def fma_columns() -> list[tuple[str, str, str]]:
+    """(feature, statistic, number) triples in FMA's sorted order."""
+    triples = [
+        (feature, statistic, f"{i + 1:02d}")
+        for feature, size in FEATURE_SIZES.items()
+        for statistic in STATISTICS
+        for i in range(size)
+    ]
+    return sorted(triples)
+
+
+FEATURE_COLUMNS: Final[tuple[str, ...]] = tuple(f"{f}_{s}_{n}" for f, s, n in fma_columns())
+N_FEATURES: Final = len(FEATURE_COLUMNS)  # 518
+EXTRA_COLUMNS: Final = ("tempo",)
+ALL_FEATURE_COLUMNS: Final = FEATURE_COLUMNS + EXTRA_COLUMNS
+COLUMN_INDEX: Final[dict[str, int]] = {name: i for i, name in enumerate(FEATURE_COLUMNS)}
+
+
+def group_of(column: str) -> str:
+    """The feature group (timbre, harmony, brightness, energy) a column belongs to."""
+    feature = column.rsplit("_", 2)[0]
+    for group, members in FEATURE_GROUPS.items():
+        if feature in members:
+            return group
+    raise KeyError(column)
+
+
+def columns_of(feature: str, statistic: str | None = None) -> list[str]:
+    """Column names of one feature (optionally one statistic), in schema order."""
+    prefix = f"{feature}_" if statistic is None else f"{feature}_{statistic}_"
+    return [c for c in FEATURE_COLUMNS if c.startswith(prefix) and c.rsplit("_", 2)[0] == feature]
