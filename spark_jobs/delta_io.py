@@ -17,7 +17,10 @@ def read_table(spark: SparkSession, location: str) -> DataFrame:
 
 
 def write_table(df: DataFrame, location: str, *, mode: str = "overwrite") -> None:
-    df.write.format("delta").mode(mode).option("overwriteSchema", "true").save(location)
+    writer = df.write.format("delta").mode(mode)
+    if mode == "overwrite":
+        writer = writer.option("overwriteSchema", "true")
+    writer.save(location)
 
 
 def merge_upsert(
@@ -37,3 +40,11 @@ def merge_upsert(
     if update:
         merge = merge.whenMatchedUpdateAll()
     merge.whenNotMatchedInsertAll().execute()
+
+
+def delete_matching(spark: SparkSession, location: str, keys_df: DataFrame, *, keys: Sequence[str]) -> None:
+    """Delete the rows of the table whose ``keys`` appear in ``keys_df`` (no-op without a table)."""
+    if not table_exists(spark, location):
+        return
+    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    DeltaTable.forPath(spark, location).alias("t").merge(keys_df.alias("s"), condition).whenMatchedDelete().execute()

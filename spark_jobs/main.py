@@ -24,6 +24,10 @@ from spark_jobs.errors import EarshotError  # noqa: E402
 # name -> (module, one line for --help). The launcher and the README list these.
 JOBS: dict[str, tuple[str, str]] = {
     "smoke": ("spark_jobs.smoke", "prove the wiring: Delta write/read, Kafka via Structured Streaming, Mongo upsert"),
+    "sample-library": ("spark_jobs.sample_library", "write a synthetic music library in the FMA layout, with planted broken files"),
+    "ingest": ("spark_jobs.ingest", "catalogue from FMA metadata (or any folder of music) into Delta and Mongo `tracks`"),
+    "extract": ("spark_jobs.extract", "audio features (FMA's 518 + tempo) with a pandas UDF into Delta `features` and Mongo"),
+    "import-fma-features": ("spark_jobs.import_fma_features", "load FMA's own features.csv into Delta `features` (no audio needed)"),
     "demo": ("spark_jobs.demo", "start the local stack and run the pipeline end to end (the README's main command)"),
 }
 # Jobs that orchestrate other jobs and run in plain Python, not under spark-submit.
@@ -95,6 +99,14 @@ def run(argv: list[str]) -> int:
     except (SettingsError, EarshotError) as exc:
         sys.stderr.write(f"earshot {name}: {exc}\n")
         return 2
+    finally:
+        # Jobs leave their session open (tests call them in-process); the entry point ends it.
+        if name not in PLAIN_PYTHON_JOBS:
+            from pyspark.sql import SparkSession
+
+            active = SparkSession.getActiveSession()
+            if active is not None:
+                active.stop()
 
 
 if __name__ == "__main__":

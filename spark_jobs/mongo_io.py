@@ -58,3 +58,17 @@ def upsert_many(db: Database, collection: str, docs: Iterable[Mapping[str, Any]]
         return 0
     db[collection].bulk_write(ops, ordered=False)
     return len(ops)
+
+
+def set_fields_many(db: Database, collection: str, docs: Iterable[Mapping[str, Any]]) -> int:
+    """``$set`` each document's fields by ``_id`` (upsert), leaving its other fields as they are."""
+    from pymongo import UpdateOne
+
+    ops = []
+    for d in docs:
+        fields = clean_document({k: v for k, v in d.items() if k != "_id"})
+        ops.append(UpdateOne({"_id": d["_id"]}, {"$set": fields}, upsert=True))
+    if not ops:
+        return 0
+    db[collection].bulk_write(ops, ordered=False)
+    return len(ops)

@@ -85,5 +85,4 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     print("smoke: all wiring works")  # noqa: T201 - command-line output
     for name, what, seconds in results:
         print(f"  {name:<8} ok  {seconds:6.2f} s  {what}")  # noqa: T201
-    spark.stop()
     return 0

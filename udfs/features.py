@@ -105,8 +105,14 @@ def _compute(y: np.ndarray, sr: int) -> FeatureRow:
             tuning=tuning,
         )
     )
-    blocks["chroma_cqt"] = librosa.feature.chroma_cqt(C=cqt, n_chroma=12, n_octaves=CQT_OCTAVES)
-    cens = librosa.feature.chroma_cens(C=cqt, n_chroma=12, n_octaves=CQT_OCTAVES)
+    # bins_per_octave must be the CQT's: librosa 0.11 defaults to 36, which misplaces every
+    # pitch class of a 12-bin CQT (a regression test pins A4 to the A bin).
+    blocks["chroma_cqt"] = librosa.feature.chroma_cqt(
+        C=cqt, n_chroma=12, n_octaves=CQT_OCTAVES, bins_per_octave=CQT_BINS_PER_OCTAVE
+    )
+    cens = librosa.feature.chroma_cens(
+        C=cqt, n_chroma=12, n_octaves=CQT_OCTAVES, bins_per_octave=CQT_BINS_PER_OCTAVE
+    )
     blocks["chroma_cens"] = cens
     blocks["tonnetz"] = librosa.feature.tonnetz(chroma=cens, sr=sr)
     del cqt

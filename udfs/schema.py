@@ -72,3 +72,23 @@ def columns_of(feature: str, statistic: str | None = None) -> list[str]:
     """Column names of one feature (optionally one statistic), in schema order."""
     prefix = f"{feature}_" if statistic is None else f"{feature}_{statistic}_"
     return [c for c in FEATURE_COLUMNS if c.startswith(prefix) and c.rsplit("_", 2)[0] == feature]
+
+
+def vector_to_bytes(values) -> bytes:
+    """The Mongo form of a feature row: 518 little-endian float32 in FEATURE_COLUMNS order."""
+    import numpy as np
+
+    arr = np.asarray(values, dtype="<f4")
+    if arr.shape != (N_FEATURES,):
+        raise ValueError(f"expected {N_FEATURES} feature values, got shape {arr.shape}")
+    return arr.tobytes()
+
+
+def vector_from_bytes(data: bytes):
+    """Inverse of :func:`vector_to_bytes`: a float32 array of shape (518,)."""
+    import numpy as np
+
+    arr = np.frombuffer(data, dtype="<f4")
+    if arr.shape != (N_FEATURES,):
+        raise ValueError(f"expected {N_FEATURES * 4} bytes of features, got {len(data)}")
+    return arr

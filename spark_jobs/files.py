@@ -1,0 +1,70 @@
+"""File listings through Spark and Hadoop's FileSystem: local disks, HDFS and S3 alike.
+
+Spark's file scans produce no row for a 0-byte file (it has no split), so a
+listing built from ``binaryFile`` rows alone misses empty files; the file
+index (``inputFiles()``) and :func:`stat` still see them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spark_jobs.fma import AUDIO_EXTENSIONS
+
+AUDIO_GLOB = "*.{" + ",".join(AUDIO_EXTENSIONS + tuple(e.upper() for e in AUDIO_EXTENSIONS)) + "}"
+
+
+def _fs_path(spark: SparkSession, path: str):
+    jvm = spark.sparkContext._jvm  # noqa: SLF001 - Hadoop's FileSystem has no Python API
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath, hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # noqa: SLF001
+
+
+def stat(spark: SparkSession, paths: Iterable[str]) -> dict[str, tuple[int, datetime] | None]:
+    """Size and modification time of each path, or None where it does not exist."""
+    out: dict[str, tuple[int, datetime] | None] = {}
+    for path in paths:
+        hpath, fs = _fs_path(spark, path)
+        if not fs.exists(hpath):
+            out[path] = None
+            continue
+        status = fs.getFileStatus(hpath)
+        out[path] = (int(status.getLen()), datetime.fromtimestamp(status.getModificationTime() / 1000, tz=UTC))
+    return out
+
+
+def existing(spark: SparkSession, paths: Iterable[str]) -> list[str]:
+    return [p for p, s in stat(spark, paths).items() if s is not None]
+
+
+def list_audio(spark: SparkSession, roots: list[str]) -> tuple[DataFrame, set[str]]:
+    """Audio files under ``roots``: (rows of path, size, mtime read without content; every path, empty ones too)."""
+    if not roots:
+        empty = spark.createDataFrame([], "path string, length long, modificationTime timestamp")
+        return empty, set()
+    df = (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .option("pathGlobFilter", AUDIO_GLOB)
+        .load(roots)
+    )
+    return df.select("path", "length", "modificationTime"), {same_form(p) for p in df.inputFiles()}
+
+
+def same_form(uri: str) -> str:
+    """The form binaryFile's ``path`` column uses (``file:/x``), for ``inputFiles()``'s ``file:///x``."""
+    return re.sub(r"^file:/+", "file:/", uri)
+
+
+def parent(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[0]
+
+
+def with_parents(df: DataFrame, column: str) -> list[str]:
+    """Distinct parent folders of the paths in ``column``."""
+    return [r.d for r in df.select(F.regexp_replace(column, "/[^/]+$", "").alias("d")).distinct().collect()]

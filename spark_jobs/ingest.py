@@ -1,0 +1,195 @@
+"""ingest: the catalogue, from FMA metadata or any folder of music, into Delta and MongoDB.
+
+FMA mode (default) reads ``tracks.csv`` and ``genres.csv``, keeps one subset
+(small, medium or large; small is in medium, medium in large), and finds each
+track's audio by listing the audio root with Spark's ``binaryFile`` source
+(``<root>/<3 digits>/<6 digits>.<ext>``; a track whose file is missing keeps a
+null ``audio_path`` and extract records it). Folder mode (``--folder``) takes
+every audio file under a folder and reads its tags with mutagen, falling back
+to ``Artist - Title`` file names; its track ids are stable hashes of the
+relative path.
+
+Rows go to the Delta table ``tracks`` (MERGE on ``track_id``) and the Mongo
+collection ``tracks`` (``$set``, so extracted features on a document stay).
+Only new or changed rows are written: a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from conf.settings import Settings, join_uri
+from spark_jobs import delta_io, mongo_io
+from spark_jobs import files as files_mod
+from spark_jobs.errors import JobInputError
+from spark_jobs.fma import FmaFormatError, catalogue_from_fma, load_genres, load_tracks
+from spark_jobs.services import require_mongo
+from spark_jobs.session import build_spark
+
+log = logging.getLogger("earshot.ingest")
+
+TRACKS_SCHEMA = T.StructType(
+    [
+        T.StructField("track_id", T.LongType(), False),
+        T.StructField("title", T.StringType()),
+        T.StructField("artist_id", T.LongType()),
+        T.StructField("artist_name", T.StringType()),
+        T.StructField("album_title", T.StringType()),
+        T.StructField("genre_top", T.StringType()),
+        T.StructField("genre_ids", T.ArrayType(T.IntegerType())),
+        T.StructField("genres_all", T.ArrayType(T.IntegerType())),
+        T.StructField("genre_names", T.ArrayType(T.StringType())),
+        T.StructField("duration_s", T.DoubleType()),
+        T.StructField("listens", T.LongType()),
+        T.StructField("subset", T.StringType()),
+    ]
+)
+FMA_PATH_RE = r"/(\d{3})/(\d{6})\.(?i:mp3|ogg|flac|wav)$"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fma-metadata", help="folder with tracks.csv and genres.csv (default: <library_root>/fma_metadata)")
+    parser.add_argument("--audio-root", help="FMA audio root (default: <library_root>/audio)")
+    parser.add_argument("--subset", default="large", choices=["small", "medium", "large"])
+    parser.add_argument("--folder", help="ingest any folder of music instead of FMA metadata")
+
+
+def fma_catalogue(spark: SparkSession, metadata_dir: str, audio_root: str, subset: str) -> DataFrame:
+    try:
+        tracks = load_tracks(Path(metadata_dir) / "tracks.csv")
+        genres = load_genres(Path(metadata_dir) / "genres.csv")
+    except (FmaFormatError, FileNotFoundError) as exc:
+        raise JobInputError(str(exc)) from None
+    rows = catalogue_from_fma(tracks, genres, subset=subset)
+    if rows.empty:
+        raise JobInputError(f"no tracks of subset {subset!r} in {metadata_dir}/tracks.csv")
+    catalogue = spark.createDataFrame(rows, schema=TRACKS_SCHEMA)
+    if not files_mod.existing(spark, [audio_root]):
+        raise JobInputError(f"audio root {audio_root} does not exist; pass --audio-root")
+    _, paths = files_mod.list_audio(spark, [audio_root])  # the file index: empty files too
+    files = (
+        spark.createDataFrame([(p,) for p in sorted(paths)], "path string")
+        .withColumn("track_id", F.regexp_extract("path", FMA_PATH_RE, 2))
+        .filter(F.col("track_id") != "")
+        .withColumn("track_id", F.col("track_id").cast("long"))
+        .groupBy("track_id")
+        .agg(F.min("path").alias("audio_path"))  # one file per id, deterministically
+    )
+    return catalogue.join(files, "track_id", "left").withColumn("source", F.lit("fma"))
+
+
+def folder_catalogue(spark: SparkSession, folder: str) -> DataFrame:
+    files = (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .option("pathGlobFilter", files_mod.AUDIO_GLOB)
+        .load(folder)
+        .select("path", "content")
+    )
+    root = folder.rstrip("/")
+    schema = T.StructType([*TRACKS_SCHEMA.fields, T.StructField("audio_path", T.StringType())])
+
+    def tag_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            yield pd.DataFrame([read_tags(p, c, root=root) for p, c in zip(batch["path"], batch["content"], strict=True)])
+
+    return files.mapInPandas(tag_batches, schema=schema).withColumn("source", F.lit("folder"))
+
+
+def stable_track_id(relative_path: str) -> int:
+    """A positive 62-bit id from a path relative to the library folder: stable across runs."""
+    return int.from_bytes(hashlib.sha1(relative_path.encode()).digest()[:8], "big") >> 2
+
+
+def read_tags(path: str, content: bytes, *, root: str) -> dict:
+    """Catalogue fields of one file from its tags (mutagen), with file-name fallbacks."""
+    import mutagen
+
+    rel = path.split(root, 1)[-1].lstrip("/") if root in path else path.rsplit("/", 1)[-1]
+    stem = rel.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    guess_artist, _, guess_title = stem.partition(" - ")
+    tags: dict[str, str] = {}
+    duration = None
+    try:
+        audio = mutagen.File(io.BytesIO(content), easy=True)
+        if audio is not None:
+            duration = float(audio.info.length) if audio.info else None
+            for key in ("title", "artist", "album", "genre"):
+                values = audio.tags.get(key) if audio.tags else None
+                if values:
+                    tags[key] = str(values[0])
+    except Exception:  # noqa: BLE001 - any unreadable tag block falls back to the file name
+        pass
+    genre = tags.get("genre")
+    return {
+        "track_id": stable_track_id(rel),
+        "title": tags.get("title") or (guess_title if guess_title else stem),
+        "artist_id": None,
+        "artist_name": tags.get("artist") or (guess_artist if guess_title else "Unknown artist"),
+        "album_title": tags.get("album") or "",
+        "genre_top": genre,
+        "genre_ids": [],
+        "genres_all": [],
+        "genre_names": [genre] if genre else [],
+        "duration_s": duration,
+        "listens": None,
+        "subset": None,
+        "audio_path": path,
+    }
+
+
+def with_content_hash(df: DataFrame) -> DataFrame:
+    """A hash of every catalogue field: the MERGE updates a row only when it changed."""
+    cols = [c for c in df.columns if c != "track_id"]
+    return df.withColumn("content_hash", F.sha2(F.to_json(F.struct(*[F.col(c) for c in sorted(cols)])), 256))
+
+
+def changed_rows(spark: SparkSession, rows: DataFrame, location: str) -> DataFrame:
+    if not delta_io.table_exists(spark, location):
+        return rows
+    existing = delta_io.read_table(spark, location).select("track_id", "content_hash")
+    return rows.join(existing, ["track_id", "content_hash"], "left_anti")
+
+
+def main(settings: Settings, args: argparse.Namespace) -> int:
+    require_mongo(settings)
+    spark = build_spark(settings, app_name="ingest")
+    if args.folder:
+        rows = folder_catalogue(spark, args.folder)
+    else:
+        metadata = args.fma_metadata or join_uri(settings.paths.library_root, "fma_metadata")
+        audio_root = args.audio_root or join_uri(settings.paths.library_root, "audio")
+        rows = fma_catalogue(spark, metadata, audio_root, args.subset)
+    rows = with_content_hash(rows).cache()
+    location = settings.lake_table("tracks")
+    changed = changed_rows(spark, rows, location).cache()
+    n_total, n_changed = rows.count(), changed.count()
+    if n_changed:
+        delta_io.merge_upsert(spark, changed, location, keys=["track_id"])
+        with mongo_io.connect(settings) as client:
+            db = mongo_io.database(client, settings)
+            docs = [tracks_document(r.asDict(recursive=True)) for r in changed.toLocalIterator()]
+            mongo_io.set_fields_many(db, "tracks", docs)
+    missing_audio = rows.filter(F.col("audio_path").isNull()).count()
+    print(  # noqa: T201 - command-line output
+        f"ingest: {n_total} tracks in the catalogue, {n_changed} new or changed written, "
+        f"{missing_audio} without an audio file"
+    )
+    return 0
+
+
+def tracks_document(row: dict) -> dict:
+    """The Mongo ``tracks`` document of one catalogue row (``_id`` = track id)."""
+    doc = {k: v for k, v in row.items() if k not in ("track_id", "content_hash")}
+    doc["_id"] = int(row["track_id"])
+    return doc
