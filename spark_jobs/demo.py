@@ -22,11 +22,17 @@ log = logging.getLogger("earshot.demo")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--master", default="local[2]", help="Spark master for the demo's jobs")
+    parser.add_argument("--tracks", type=int, default=300, help="size of the sample library")
 
 
 def steps(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
-    """The jobs the demo runs, in order, with their arguments."""
-    return [("smoke", ["--rows", "100"])]
+    """The jobs the demo runs, in order, with their arguments. Each reuses earlier work:
+    the library is made once, ingest and extract only touch new or changed tracks."""
+    return [
+        ("sample-library", ["--tracks", str(args.tracks)]),
+        ("ingest", []),
+        ("extract", []),
+    ]
 
 
 def run_job(job: str, job_args: list[str], *, master: str) -> float:

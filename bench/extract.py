@@ -1,0 +1,199 @@
+"""Extraction benchmark: our one-STFT-one-CQT recipe against a naive per-feature librosa recipe.
+
+    python -m bench.extract            # 12 clips (about two minutes)
+    python -m bench.extract --full     # 48 clips
+
+Clips are 30 s stereo MP3s at 44.1 kHz, like FMA's, rendered by the sample
+library's synthesizer. Reports per-clip decode, resample and feature time,
+clips per second per core and times realtime, the naive recipe (a file load and
+its own spectrogram for every feature) on the same clips, and throughput of a
+plain 2-process pool against Spark on 1 and 2 cores. Prints a table, then one
+JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from conf.settings import load_settings
+
+CLIP_S = 30.0
+
+
+def make_clips(folder: Path, n: int) -> list[Path]:
+    import soundfile as sf
+
+    from udfs.synth import GENRES, make_artist, render_track
+
+    rng = np.random.default_rng(11)
+    paths = []
+    for i in range(n):
+        artist = make_artist(GENRES[i % len(GENRES)], rng)
+        y = render_track(artist, seconds=CLIP_S, sr=44100, seed=i)
+        path = folder / f"{i:06d}.mp3"
+        sf.write(path, np.stack([y, 0.9 * y], axis=1), 44100, format="MP3", subtype="MPEG_LAYER_III")
+        paths.append(path)
+    return paths
+
+
+def time_ours(paths: list[Path], sr: int) -> dict[str, float]:
+    """Per-clip medians of decode (to the file's own rate), resample, and features."""
+    import soxr
+
+    from udfs.audio import decode_clip
+    from udfs.features import compute_features
+
+    decode, resample, features = [], [], []
+    for p in paths:
+        data = p.read_bytes()
+        t0 = time.perf_counter()
+        clip = decode_clip(data, sample_rate=44100, clip_seconds=CLIP_S)
+        t1 = time.perf_counter()
+        y = soxr.resample(clip.samples, 44100, sr, quality="HQ").astype(np.float32)
+        t2 = time.perf_counter()
+        compute_features(y=y, sr=sr)
+        t3 = time.perf_counter()
+        decode.append(t1 - t0), resample.append(t2 - t1), features.append(t3 - t2)
+    return {
+        "decode_s": statistics.median(decode),
+        "resample_s": statistics.median(resample),
+        "features_s": statistics.median(features),
+        "total_s": statistics.median([a + b + c for a, b, c in zip(decode, resample, features, strict=True)]),
+    }
+
+
+def naive_one(path: str, sr: int) -> None:
+    """The textbook recipe: load the file again for every feature, each computing its own transform."""
+    import librosa
+
+    calls = [
+        lambda y: librosa.feature.chroma_stft(y=y, sr=sr),
+        lambda y: librosa.feature.chroma_cqt(y=y, sr=sr),
+        lambda y: librosa.feature.chroma_cens(y=y, sr=sr),
+        lambda y: librosa.feature.tonnetz(y=y, sr=sr),
+        lambda y: librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20),
+        lambda y: librosa.feature.rms(y=y),
+        lambda y: librosa.feature.zero_crossing_rate(y),
+        lambda y: librosa.feature.spectral_centroid(y=y, sr=sr),
+        lambda y: librosa.feature.spectral_bandwidth(y=y, sr=sr),
+        lambda y: librosa.feature.spectral_contrast(y=y, sr=sr),
+        lambda y: librosa.feature.spectral_rolloff(y=y, sr=sr),
+        lambda y: librosa.feature.tempo(y=y, sr=sr),
+    ]
+    for call in calls:
+        y, _ = librosa.load(path, sr=sr, mono=True, offset=0.0, duration=CLIP_S)
+        values = call(y)
+        np.median(values, axis=-1)
+
+
+def time_naive(paths: list[Path], sr: int) -> float:
+    times = []
+    for p in paths:
+        t0 = time.perf_counter()
+        naive_one(str(p), sr)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _pool_work(args: tuple[str, int]) -> bool:
+    from udfs.analyse import analyse
+
+    path, sr = args
+    return analyse(Path(path).read_bytes(), sample_rate=sr, clip_seconds=CLIP_S).error is None
+
+
+def time_pool(paths: list[Path], sr: int, workers: int) -> float:
+    with mp.get_context("spawn").Pool(workers) as pool:
+        pool.map(_pool_work, [(str(paths[0]), sr)] * workers)  # warm: imports and numba cache
+        t0 = time.perf_counter()
+        ok = pool.map(_pool_work, [(str(p), sr) for p in paths], chunksize=1)
+        wall = time.perf_counter() - t0
+    assert all(ok)
+    return wall
+
+
+def time_spark(paths: list[Path], sr: int, cores: int) -> float:
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    from spark_jobs.session import build_spark
+    from udfs.pandas_udfs import make_analyse_udf
+
+    settings = load_settings()
+    spark = build_spark(settings, app_name=f"bench-extract-{cores}", master=f"local[{cores}]")
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "4")
+    udf = make_analyse_udf(sample_rate=sr, clip_seconds=CLIP_S)
+
+    def run(ps: list[Path]) -> float:
+        df = spark.read.format("binaryFile").load([str(p) for p in ps]).repartition(max(1, min(len(ps), cores * 4)))
+        t0 = time.perf_counter()
+        errors = df.select(udf("content").alias("a")).filter(F.col("a.error").isNotNull()).count()
+        assert errors == 0
+        return time.perf_counter() - t0
+
+    run(paths[: cores * 2])  # warm the Python workers
+    wall = run(paths)
+    spark.stop()
+    SparkSession.builder.getOrCreate  # noqa: B018 - nothing; the next call makes a fresh context
+    return wall
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.extract", description=__doc__.split("\n")[0])
+    parser.add_argument("--full", action="store_true", help="48 clips instead of 12")
+    parser.add_argument("--clips", type=int, help="number of clips (overrides --full)")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    os.environ.setdefault("NUMBA_CACHE_DIR", settings.paths.numba_cache_dir)
+    sr = settings.extract.sample_rate
+    n = args.clips or (48 if args.full else 12)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = make_clips(Path(tmp), n)
+        from udfs.analyse import analyse
+
+        analyse(paths[0].read_bytes(), sample_rate=sr, clip_seconds=CLIP_S)  # warm-up: numba, imports
+        ours = time_ours(paths, sr)
+        naive = time_naive(paths[: max(3, n // 4)], sr)
+        pool2 = time_pool(paths, sr, 2)
+        spark1 = time_spark(paths, sr, 1)
+        spark2 = time_spark(paths, sr, 2)
+    result = {
+        "bench": "extract", "clips": n, "clip_seconds": CLIP_S, "sample_rate": sr,
+        "ours_decode_s": round(ours["decode_s"], 4), "ours_resample_s": round(ours["resample_s"], 4),
+        "ours_features_s": round(ours["features_s"], 4), "ours_total_s": round(ours["total_s"], 4),
+        "ours_x_realtime_per_core": round(CLIP_S / ours["total_s"], 1),
+        "naive_total_s": round(naive, 4), "speedup_vs_naive": round(naive / ours["total_s"], 2),
+        "pool2_clips_per_s": round(n / pool2, 2), "spark1_clips_per_s": round(n / spark1, 2),
+        "spark2_clips_per_s": round(n / spark2, 2), "spark2_vs_pool2": round(pool2 / spark2, 2),
+        "spark2_vs_spark1": round(spark1 / spark2, 2),
+        "targets": {"ours_total_s": 0.20, "speedup_vs_naive": 2.0, "spark2_vs_pool2": 0.9},
+    }
+    rows = [
+        ("per clip: decode (MP3 44.1 kHz stereo)", f"{ours['decode_s'] * 1000:.1f} ms", ""),
+        ("per clip: resample to 22.05 kHz", f"{ours['resample_s'] * 1000:.1f} ms", ""),
+        ("per clip: features (518 + tempo)", f"{ours['features_s'] * 1000:.1f} ms", ""),
+        ("per clip: total, ours vs naive", f"{ours['total_s']:.3f} s", f"{naive:.3f} s"),
+        ("times realtime per core", f"{CLIP_S / ours['total_s']:.0f}x", f"{CLIP_S / naive:.0f}x"),
+        ("clips/s: Spark local[2] vs 2-process pool", f"{n / spark2:.2f}", f"{n / pool2:.2f}"),
+        ("clips/s: Spark local[1]", f"{n / spark1:.2f}", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'extraction, ' + str(n) + ' clips':<{width}}  {'ours':>10}  {'baseline':>10}")  # noqa: T201
+    for name, ours_v, base in rows:
+        print(f"{name:<{width}}  {ours_v:>10}  {base:>10}")  # noqa: T201
+    print(json.dumps(result))  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

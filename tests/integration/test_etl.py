@@ -1,0 +1,155 @@
+"""The audio ETL on a planted sample library: real Spark, Delta and the MongoDB-protocol server.
+
+Jobs run in-process on the session's Spark (their ``main(settings, args)``),
+which is how spark-submit runs them too, minus a JVM start per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from deltalake import DeltaTable
+
+from conf.settings import REPO_ROOT, Settings, load_settings
+from spark_jobs import extract, import_fma_features, ingest, sample_library
+from spark_jobs.sample_library import PLANTED
+from tests.conftest import test_environ
+from tests.unit.test_fma import write_fma_features_csv
+from udfs.schema import FEATURE_COLUMNS, N_FEATURES, vector_from_bytes
+
+pytestmark = [pytest.mark.spark, pytest.mark.mongo]
+N_TRACKS = 48
+BROKEN_REASONS = {
+    "empty": "empty file (0 bytes)",
+    # A 1.5 KB MP3 head: undecodable, no frames, or too short are all right.
+    "truncated": ("cannot decode audio", "no audio frames", "too short"),
+    "random_bytes": "cannot decode audio",
+    "text_file": "cannot decode audio",
+    "too_short": "too short",
+    "missing_file": "audio file missing",
+}
+
+
+def run_job(module, settings: Settings, *argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    return module.main(settings, parser.parse_args(list(argv)))
+
+
+@pytest.fixture(scope="module")
+def etl(stack, spark, tmp_path_factory) -> tuple[Settings, dict[str, int]]:
+    root = tmp_path_factory.mktemp("etl")
+    env = test_environ(root, EARSHOT_LIBRARY_ROOT=str(root / "library"), MONGO_DATABASE="earshot_test_etl")
+    settings = load_settings(env)
+    from spark_jobs import mongo_io
+
+    with mongo_io.connect(settings) as client:
+        client.drop_database(settings.mongo.database)
+    assert run_job(sample_library, settings, "--tracks", str(N_TRACKS)) == 0
+    assert run_job(ingest, settings) == 0
+    assert run_job(extract, settings, "--chunk-tracks", "20") == 0
+    specs, _ = sample_library.plan(N_TRACKS, seed=7, broken=True)
+    kinds = {s.kind: s.track_id for s in specs if s.kind != "music"}
+    return settings, kinds
+
+
+def table(settings: Settings, name: str):
+    return DeltaTable(settings.lake_table(name)).to_pandas()
+
+
+def test_every_good_track_has_a_finite_518_number_row_in_delta_and_mongo(etl):
+    settings, kinds = etl
+    feats = table(settings, "features")
+    broken = {kinds[k] for k, outcome in PLANTED.items() if outcome == "error"}
+    good = {s.track_id for s in sample_library.plan(N_TRACKS, seed=7, broken=True)[0]} - broken
+    assert set(feats["track_id"]) == good
+    values = feats[list(FEATURE_COLUMNS)].to_numpy(dtype=float)
+    assert values.shape == (len(good), N_FEATURES) and np.isfinite(values).all()
+    assert np.isfinite(feats["tempo"]).all()
+    from spark_jobs import mongo_io
+
+    with mongo_io.connect(settings) as client:
+        docs = list(client[settings.mongo.database]["tracks"].find({"features": {"$exists": True}}))
+    assert {d["_id"] for d in docs} == good
+    doc = next(d for d in docs if d["_id"] == kinds["silence"])
+    vector = vector_from_bytes(doc["features"]["vector"])
+    assert vector.shape == (N_FEATURES,) and np.isfinite(vector).all()
+    assert doc["title"] == "Planted silence"  # ingest's fields survive extract's $set
+
+
+def test_every_broken_file_has_an_error_row_with_its_reason(etl):
+    settings, kinds = etl
+    errors = table(settings, "extract_errors").set_index("track_id")
+    expected = {kinds[k] for k, outcome in PLANTED.items() if outcome == "error"}
+    assert set(errors.index) == expected
+    for kind, reasons in BROKEN_REASONS.items():
+        reasons = (reasons,) if isinstance(reasons, str) else reasons
+        assert any(r in errors.loc[kinds[kind], "reason"] for r in reasons), kind
+
+
+def test_odd_but_valid_audio_is_analysed(etl):
+    settings, kinds = etl
+    feats = table(settings, "features").set_index("track_id")
+    assert feats.loc[kinds["mono_8k"], "source_rate"] == 8000
+    assert feats.loc[kinds["six_channels"], "channels"] == 6
+    assert feats.loc[kinds["silence"], "rmse_mean_01"] == 0.0
+
+
+def test_a_second_run_extracts_nothing_and_ingest_changes_nothing(etl, capsys):
+    settings, _ = etl
+    versions = {n: DeltaTable(settings.lake_table(n)).version() for n in ("tracks", "features", "extract_errors")}
+    assert run_job(extract, settings) == 0
+    assert run_job(ingest, settings) == 0
+    out = capsys.readouterr().out
+    assert "extract: 0 tracks analysed" in out and "0 missing or empty files recorded" in out
+    assert "0 new or changed written" in out
+    assert {n: DeltaTable(settings.lake_table(n)).version() for n in versions} == versions
+
+
+def test_a_changed_file_is_extracted_again_and_a_fixed_one_clears_its_error(etl, capsys):
+    settings, kinds = etl
+    tracks = table(settings, "tracks").set_index("track_id")
+    before = table(settings, "features").set_index("track_id")
+    changed = next(t for t in before.index if t not in kinds.values())
+    fixed = kinds["random_bytes"]
+    for track_id in (changed, fixed):
+        path = Path(tracks.loc[track_id, "audio_path"].removeprefix("file:"))
+        t = np.arange(22050 * 5) / 22050
+        buf = io.BytesIO()
+        sf.write(buf, (0.4 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32), 22050, format="MP3")
+        path.write_bytes(buf.getvalue())
+    assert run_job(extract, settings) == 0
+    assert "extract: 2 tracks analysed (2 with features, 0 errors)" in capsys.readouterr().out
+    after = table(settings, "features").set_index("track_id")
+    assert after.loc[changed, "spectral_centroid_mean_01"] != before.loc[changed, "spectral_centroid_mean_01"]
+    assert fixed in after.index
+    assert fixed not in set(table(settings, "extract_errors")["track_id"])
+
+
+def test_import_fma_features(etl, tmp_path):
+    settings, _ = etl
+    write_fma_features_csv(tmp_path / "features.csv", [900001, 900002, 900003])
+    assert run_job(import_fma_features, settings, "--features-csv", str(tmp_path / "features.csv")) == 0
+    feats = table(settings, "features")
+    imported = feats[feats["feature_version"] == "fma-csv"]
+    assert sorted(imported["track_id"]) == [900001, 900002, 900003]
+    assert np.isfinite(imported[list(FEATURE_COLUMNS)].to_numpy(dtype=float)).all()
+
+
+def test_the_launcher_runs_the_etl_jobs(etl):
+    settings, _ = etl
+    env = {**os.environ, **test_environ(Path(settings.paths.lake_root).parent,
+           EARSHOT_LIBRARY_ROOT=settings.paths.library_root, MONGO_DATABASE=settings.mongo.database)}
+    result = subprocess.run(
+        [str(REPO_ROOT / "spark-submit.sh"), "--master", "local[2]", "extract"],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "extract: 0 tracks analysed" in result.stdout
