@@ -32,6 +32,7 @@ def steps(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
         ("sample-library", ["--tracks", str(args.tracks)]),
         ("ingest", []),
         ("extract", []),
+        ("build-index", []),
     ]
 
 

@@ -28,10 +28,12 @@ JOBS: dict[str, tuple[str, str]] = {
     "ingest": ("spark_jobs.ingest", "catalogue from FMA metadata (or any folder of music) into Delta and Mongo `tracks`"),
     "extract": ("spark_jobs.extract", "audio features (FMA's 518 + tempo) with a pandas UDF into Delta `features` and Mongo"),
     "import-fma-features": ("spark_jobs.import_fma_features", "load FMA's own features.csv into Delta `features` (no audio needed)"),
+    "build-index": ("spark_jobs.build_index", "standardise, PCA and k-means shard the features with MLlib; build Annoy shards; publish a version"),
+    "similar": ("spark_jobs.similar", "print the tracks most like a track (or its song radio) from the published index"),
     "demo": ("spark_jobs.demo", "start the local stack and run the pipeline end to end (the README's main command)"),
 }
 # Jobs that orchestrate other jobs and run in plain Python, not under spark-submit.
-PLAIN_PYTHON_JOBS: set[str] = {"demo"}
+PLAIN_PYTHON_JOBS: set[str] = {"demo", "similar"}
 
 
 def usage() -> str:

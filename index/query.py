@@ -1,0 +1,163 @@
+"""Reading an index version: memory-mapped shards, nearest-shard probing, a global top-k, reasons.
+
+Cheap to open (files are memory-mapped, not read) and safe to share between
+threads: queries only read; the lazy id lookup table is built under a lock.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from annoy import AnnoyIndex
+
+from index import store
+from index.build import group_distances, group_slices
+from index.manifest import IndexError_, Manifest
+
+TRANSFORM_FILES = ("scaler_mean.npy", "scaler_std.npy", "projection.npy")
+GROUP_WORDS = {"timbre": "timbre", "harmony": "harmony", "brightness": "brightness", "energy": "energy", "rhythm": "tempo"}
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    track_id: int
+    distance: float
+    score: float  # 1 / (1 + distance): 1 is identical
+    reason: str
+
+
+class SimilarityIndex:
+    """One published (or named) index version, ready to query."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.manifest = Manifest.read(self.folder)
+        m = self.manifest
+        try:
+            self.mean, self.std, self.projection = (np.load(self.folder / f) for f in TRANSFORM_FILES)
+            self._annoy, self._ids, self._z = [], [], []
+            for shard in m.shards:
+                index = AnnoyIndex(m.dims, m.metric)
+                index.load(str(self.folder / shard.annoy_file))  # memory-mapped
+                self._annoy.append(index)
+                self._ids.append(np.load(self.folder / shard.ids_file, mmap_mode="r"))
+                self._z.append(np.load(self.folder / shard.vectors_file, mmap_mode="r"))
+        except (OSError, ValueError) as exc:
+            raise IndexError_(f"index version {self.folder.name!r} is corrupt: {exc}") from None
+        if self.projection.shape != (len(m.columns), m.dims):
+            raise IndexError_(f"index version {self.folder.name!r} is corrupt: projection shape {self.projection.shape}")
+        self.centroids = np.asarray([s.centroid for s in m.shards], dtype=np.float32)
+        self.slices = group_slices(m.columns)
+        self._where: dict[int, tuple[int, int]] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, root: str | Path, version: str | None = None) -> SimilarityIndex:
+        return cls(store.resolve(Path(root), version))
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def __len__(self) -> int:
+        return self.manifest.count
+
+    # ------------------------------------------------------------ vectors
+
+    def standardize(self, raw: Sequence[float] | np.ndarray) -> np.ndarray:
+        x = np.asarray(raw, dtype=np.float64)
+        if x.shape != (len(self.manifest.columns),):
+            raise IndexError_(
+                f"expected a vector of {len(self.manifest.columns)} values (feature version "
+                f"{self.manifest.feature_version!r}: 518 features + tempo), got shape {x.shape}"
+            )
+        if not np.all(np.isfinite(x)):
+            raise IndexError_("the query vector contains NaN or Inf")
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+    def project(self, z: np.ndarray) -> np.ndarray:
+        return (z.astype(np.float64) @ self.projection).astype(np.float32)
+
+    def _locate(self, track_id: int) -> tuple[int, int]:
+        if self._where is None:
+            with self._lock:
+                if self._where is None:
+                    self._where = {int(t): (s, r) for s, ids in enumerate(self._ids) for r, t in enumerate(ids)}
+        try:
+            return self._where[int(track_id)]
+        except KeyError:
+            raise IndexError_(f"track {track_id} is not in index version {self.version!r}") from None
+
+    def __contains__(self, track_id: int) -> bool:
+        try:
+            self._locate(track_id)
+            return True
+        except IndexError_:
+            return False
+
+    def standardized_of(self, track_id: int) -> np.ndarray:
+        shard, row = self._locate(track_id)
+        return np.asarray(self._z[shard][row])
+
+    def projected_of(self, track_id: int) -> np.ndarray:
+        shard, row = self._locate(track_id)
+        return np.asarray(self._annoy[shard].get_item_vector(row), dtype=np.float32)
+
+    # ------------------------------------------------------------ queries
+
+    def query_vector(self, raw: Sequence[float], *, k: int = 10, probe: int | None = None, exclude: Iterable[int] = ()) -> list[Neighbour]:
+        """Nearest tracks to a raw feature vector (518 features + tempo)."""
+        z = self.standardize(raw)
+        return self.query_projected(self.project(z), k=k, probe=probe, exclude=exclude, reference=z)
+
+    def similar_to(self, track_id: int, *, k: int = 10, probe: int | None = None, exclude: Iterable[int] = ()) -> list[Neighbour]:
+        """Nearest tracks to a catalogued track, the track itself excluded."""
+        return self.query_projected(
+            self.projected_of(track_id), k=k, probe=probe,
+            exclude={int(track_id), *map(int, exclude)}, reference=self.standardized_of(track_id),
+        )
+
+    def query_projected(
+        self, p: np.ndarray, *, k: int = 10, probe: int | None = None, exclude: Iterable[int] = (),
+        reference: np.ndarray | None = None, search_k: int | None = None,
+    ) -> list[Neighbour]:
+        """Top-k over the ``probe`` shards whose centroids are nearest to ``p`` (all by default)."""
+        if k < 1:
+            raise IndexError_("k must be at least 1")
+        p = np.asarray(p, dtype=np.float32)
+        if p.shape != (self.manifest.dims,):
+            raise IndexError_(f"expected a projected vector of {self.manifest.dims} values, got shape {p.shape}")
+        excluded = {int(t) for t in exclude}
+        n_probe = len(self._annoy) if probe is None else max(1, min(probe, len(self._annoy)))
+        order = np.argsort(((self.centroids - p) ** 2).sum(axis=1))[:n_probe]
+        want = k + len(excluded)
+        sk = search_k or self.manifest.search_k
+        best: list[tuple[float, int, int, int]] = []
+        for shard in order:
+            rows, dists = self._annoy[shard].get_nns_by_vector(p, want, search_k=sk, include_distances=True)
+            ids = self._ids[shard]
+            for row, dist in zip(rows, dists, strict=True):
+                tid = int(ids[row])
+                if tid not in excluded:
+                    best.append((dist, tid, int(shard), row))
+        top = heapq.nsmallest(k, best)
+        return [
+            Neighbour(tid, float(d), round(1.0 / (1.0 + float(d)), 4), self._reason(reference, shard, row))
+            for d, tid, shard, row in top
+        ]
+
+    def _reason(self, reference: np.ndarray | None, shard: int, row: int) -> str:
+        if reference is None:
+            return "similar overall"
+        scale = self.manifest.group_scale
+        dist = group_distances(reference, np.asarray(self._z[shard][row]), self.slices)
+        ratio = {g: d / scale.get(g, 1.0) for g, d in dist.items()}
+        close = [g for g, r in sorted(ratio.items(), key=lambda kv: kv[1]) if r < 0.6][:2]
+        if not close:
+            return "similar overall"
+        return "close in " + " and ".join(GROUP_WORDS[g] for g in close)
