@@ -118,10 +118,25 @@ def render_spec(spec: TrackSpec, artists: list[ArtistSound]) -> np.ndarray:
     return mono[:, None] * gains[None, :]
 
 
-def write_spec(spec: TrackSpec, artists: list[ArtistSound], audio_root: str) -> tuple[int, str, float]:
-    """Render and write one track; returns (track_id, relative path or "", duration in s)."""
+WRITE_BLOCK_FRAMES = 32768
+
+
+def write_audio(path: Path, samples: np.ndarray, sample_rate: int, ext: str) -> None:
+    """Encode ``samples`` (frames, channels) to ``path`` in blocks.
+
+    libsndfile 1.2's Vorbis encoder segfaults on one large write (45 s of 48 kHz
+    stereo did it); block-sized writes avoid it for every format.
+    """
     import soundfile as sf
 
+    fmt, subtype = FORMATS[ext]
+    with sf.SoundFile(path, "w", sample_rate, samples.shape[1], format=fmt, subtype=subtype) as f:
+        for start in range(0, len(samples), WRITE_BLOCK_FRAMES):
+            f.write(samples[start : start + WRITE_BLOCK_FRAMES])
+
+
+def write_spec(spec: TrackSpec, artists: list[ArtistSound], audio_root: str) -> tuple[int, str, float]:
+    """Render and write one track; returns (track_id, relative path or "", duration in s)."""
     rel = audio_relpath(spec.track_id, spec.ext)
     path = Path(audio_root) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,10 +151,9 @@ def write_spec(spec: TrackSpec, artists: list[ArtistSound], audio_root: str) -> 
     if spec.kind == "text_file":
         path.write_text("This is a text file, not audio.\n" * 200)
         return spec.track_id, rel, spec.seconds
-    fmt, subtype = FORMATS[spec.ext]
     samples = render_spec(spec, artists)
     tmp = path.with_suffix(".tmp" + path.suffix)
-    sf.write(tmp, samples, spec.sample_rate, format=fmt, subtype=subtype)
+    write_audio(tmp, samples, spec.sample_rate, spec.ext)
     if spec.kind == "truncated":
         data = tmp.read_bytes()
         tmp.write_bytes(data[:1500])

@@ -153,3 +153,45 @@ def test_the_launcher_runs_the_etl_jobs(etl):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "extract: 0 tracks analysed" in result.stdout
+
+
+def test_build_index_publishes_a_version_the_query_library_opens(etl, capsys):
+    from index.query import SimilarityIndex
+    from index.radio import radio
+    from spark_jobs import build_index
+
+    settings, kinds = etl
+    assert run_job(build_index, settings, "--version", "v-test-1") == 0
+    assert "build-index: published v-test-1" in capsys.readouterr().out
+    index = SimilarityIndex.open(settings.paths.index_root)
+    feats = table(settings, "features")
+    assert index.version == "v-test-1" and len(index) == len(feats)
+    assert index.manifest.columns[-1] == "tempo" and index.manifest.dims == settings.index.pca_components
+    some = int(feats["track_id"].iloc[0])
+    hits = index.similar_to(some, k=5)
+    assert len(hits) == 5 and some not in [h.track_id for h in hits]
+    assert all(h.reason for h in hits) and all(0 < h.score <= 1 for h in hits)
+    # A raw feature row queries the same space: a track finds itself first.
+    row = feats[feats["track_id"] == some][[*FEATURE_COLUMNS, "tempo"]].to_numpy(dtype=float)[0]
+    assert index.query_vector(row, k=1)[0].track_id == some
+    tracks = table(settings, "tracks").set_index("track_id")
+    artist_of = tracks["artist_name"].to_dict()
+    for track_id in feats["track_id"]:
+        station = radio(index, int(track_id), length=5, artist_of=artist_of)
+        assert len(station) == 5 and int(track_id) not in [n.track_id for n in station]
+
+
+def test_build_index_is_deterministic_for_a_seed(etl):
+    from spark_jobs import build_index
+
+    settings, _ = etl
+    root = Path(settings.paths.index_root)
+    assert run_job(build_index, settings, "--version", "v-test-2") == 0
+    assert run_job(build_index, settings, "--version", "v-test-3") == 0
+    a, b = root / "v-test-2", root / "v-test-3"
+    names = sorted(p.name for p in a.iterdir() if p.name != "manifest.json")
+    assert names == sorted(p.name for p in b.iterdir() if p.name != "manifest.json")
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    # keep_versions (3) holds: the oldest of four builds is gone.
+    assert not (root / "v-test-1").exists()

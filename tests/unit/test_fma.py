@@ -110,3 +110,15 @@ def test_sample_library_plan_is_deterministic_and_plants_every_case():
     assert a == b
     assert sorted(s.kind for s in a if s.kind != "music") == sorted(PLANTED)
     assert len({s.track_id for s in a}) == 40
+
+
+def test_long_stereo_ogg_is_written_without_crashing(tmp_path: Path):
+    """Regression: one 45 s 48 kHz stereo write segfaulted libsndfile's Vorbis encoder."""
+    import soundfile as sf
+
+    from spark_jobs.sample_library import write_audio
+
+    samples = (np.random.default_rng(0).standard_normal((48000 * 45, 2)) * 0.1).astype(np.float32)
+    write_audio(tmp_path / "long.ogg", samples, 48000, "ogg")
+    back, rate = sf.read(tmp_path / "long.ogg")
+    assert rate == 48000 and back.shape == samples.shape

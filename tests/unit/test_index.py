@@ -1,0 +1,163 @@
+"""The index library on small known data: exactness, determinism, publishing, errors, radio."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index import store
+from index.local import build_version
+from index.manifest import IndexError_
+from index.query import SimilarityIndex
+from index.radio import radio
+from udfs.schema import FEATURE_COLUMNS
+
+pytestmark = pytest.mark.unit
+COLUMNS = [*FEATURE_COLUMNS, "tempo"]
+
+
+def clustered(n: int = 400, *, seed: int = 0, clusters: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=4.0, size=(clusters, len(COLUMNS)))
+    labels = rng.integers(0, clusters, size=n)
+    raw = centers[labels] + rng.normal(size=(n, len(COLUMNS)))
+    ids = np.arange(1000, 1000 + 3 * n, 3, dtype=np.int64)  # sparse, like FMA's ids
+    return ids, raw, labels
+
+
+def build(root: Path, **kw) -> Path:
+    ids, raw, _ = clustered()
+    opts = dict(feature_version="test", shards=4, pca_components=16, n_trees=10, search_k=100_000, seed=7)
+    opts.update(kw)
+    return build_version(root, ids, raw, COLUMNS, **opts)
+
+
+def test_all_shards_probed_equals_exact_search(tmp_path: Path):
+    folder = build(tmp_path)
+    index = SimilarityIndex(folder)
+    ids, raw, _ = clustered()
+    p = np.stack([index.project(index.standardize(r)) for r in raw])
+    for q in (0, 17, 123, 399):
+        d = np.sqrt(((p - p[q]) ** 2).sum(axis=1))
+        d[q] = np.inf
+        exact = [int(ids[i]) for i in np.argsort(d, kind="stable")[:10]]
+        got = [n.track_id for n in index.similar_to(int(ids[q]), k=10)]
+        assert got == exact
+    assert len(index) == 400 and len(index.manifest.shards) == 4
+
+
+def test_probing_fewer_shards_still_finds_the_near_cluster(tmp_path: Path):
+    index = SimilarityIndex(build(tmp_path))
+    ids, _, labels = clustered()
+    got = index.similar_to(int(ids[5]), k=10, probe=1)
+    same = sum(labels[list(ids).index(n.track_id)] == labels[5] for n in got)
+    assert same >= 9
+
+
+def test_builds_are_deterministic_for_a_seed(tmp_path: Path):
+    a = build(tmp_path / "a", version="v1")
+    b = build(tmp_path / "b", version="v1")
+    for f in sorted(p.name for p in a.iterdir() if p.name != "manifest.json"):
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
+def test_results_carry_scores_and_reasons(tmp_path: Path):
+    index = SimilarityIndex(build(tmp_path))
+    ids, raw, _ = clustered()
+    hits = index.query_vector(raw[3], k=5)
+    assert hits[0].track_id == int(ids[3]) and hits[0].score == pytest.approx(1.0, abs=1e-3)
+    assert all(a.distance <= b.distance for a, b in zip(hits, hits[1:], strict=False))
+    assert all(h.reason == "similar overall" or h.reason.startswith("close in ") for h in hits)
+    excluded = index.query_vector(raw[3], k=5, exclude=[int(ids[3])])
+    assert int(ids[3]) not in [h.track_id for h in excluded]
+
+
+def test_clear_errors_for_bad_queries_and_versions(tmp_path: Path):
+    folder = build(tmp_path)
+    index = SimilarityIndex(folder)
+    with pytest.raises(IndexError_, match="expected a vector of 519 values"):
+        index.query_vector([1.0] * 10)
+    with pytest.raises(IndexError_, match="track 5 is not in index version"):
+        index.similar_to(5)
+    with pytest.raises(IndexError_, match="index version 'nope' not found"):
+        SimilarityIndex.open(tmp_path, "nope")
+    with pytest.raises(IndexError_, match="no index published"):
+        SimilarityIndex.open(tmp_path / "empty")
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    (broken / "manifest.json").write_text("{not json")
+    with pytest.raises(IndexError_, match="is corrupt"):
+        SimilarityIndex(broken)
+    shutil.rmtree(broken)
+    shutil.copytree(folder, broken)
+    (broken / "shard-000.ann").write_bytes(b"\0" * 10)
+    with pytest.raises(IndexError_, match="is corrupt"):
+        SimilarityIndex(broken)
+
+
+def test_publishing_keeps_n_versions_and_current_points_at_the_newest(tmp_path: Path):
+    names = [build(tmp_path, keep=2, version=f"v{i}").name for i in range(4)]
+    assert store.versions(tmp_path) == names[-2:]
+    assert store.current_version(tmp_path) == "v3"
+    assert SimilarityIndex.open(tmp_path, "v2").version == "v2"
+
+
+def test_a_reader_during_publishing_never_fails(tmp_path: Path):
+    build(tmp_path, keep=2, version="v0")
+    errors: list[Exception] = []
+    stop = threading.Event()
+    ids, raw, _ = clustered()
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                idx = SimilarityIndex.open(tmp_path)
+                assert len(idx.query_vector(raw[1], k=3)) == 3
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for t in readers:
+        t.start()
+    for i in range(1, 6):
+        build(tmp_path, keep=2, version=f"v{i}")
+    stop.set()
+    for t in readers:
+        t.join()
+    assert errors == []
+
+
+def test_queries_are_thread_safe(tmp_path: Path):
+    index = SimilarityIndex(build(tmp_path))
+    ids, _, _ = clustered()
+    expected = {int(t): [n.track_id for n in index.similar_to(int(t), k=5)] for t in ids[:40]}
+    results: dict[int, list[int]] = {}
+
+    def work(chunk) -> None:
+        for t in chunk:
+            results[int(t)] = [n.track_id for n in index.similar_to(int(t), k=5)]
+
+    threads = [threading.Thread(target=work, args=(ids[i:40:4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == expected
+
+
+def test_radio_stays_near_without_repeats_or_one_artist(tmp_path: Path):
+    index = SimilarityIndex(build(tmp_path))
+    ids, _, labels = clustered()
+    artist_of = {int(t): f"artist-{i % 40}" for i, t in enumerate(ids)}
+    station = radio(index, int(ids[0]), length=12, artist_of=artist_of, max_per_artist=2, artist_gap=3)
+    played = [n.track_id for n in station]
+    assert len(played) == 12 and len(set(played)) == 12 and int(ids[0]) not in played
+    artists = [artist_of[t] for t in played]
+    assert max(artists.count(a) for a in set(artists)) <= 2
+    assert all(artists[i] not in artists[max(0, i - 3):i] for i in range(len(artists)))
+    same = sum(labels[list(ids).index(t)] == labels[0] for t in played)
+    assert same >= 10  # stays in the seed's neighbourhood
