@@ -83,6 +83,7 @@ class IndexSettings:
     n_trees: int
     search_k: int
     shards: int
+    probe: int
     pca_components: int
     keep_versions: int
     seed: int
@@ -282,6 +283,7 @@ def _check_values(s: Settings) -> None:
         (s.extract.batch_size >= 1, "extract.batch_size must be >= 1"),
         (s.index.n_trees >= 1, "index.n_trees must be >= 1"),
         (s.index.shards >= 1, "index.shards must be >= 1"),
+        (s.index.probe >= 0, "index.probe must be >= 0 (0 probes every shard)"),
         (s.index.keep_versions >= 1, "index.keep_versions must be >= 1"),
         (s.index.pca_components >= 0, "index.pca_components must be >= 0 (0 turns PCA off)"),
         (s.stream.trigger_seconds > 0, "stream.trigger_seconds must be > 0"),

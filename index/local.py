@@ -71,6 +71,7 @@ def build_version(
     search_k: int = 5000,
     seed: int = 42,
     keep: int = 3,
+    probe: int = 0,
     version: str | None = None,
 ) -> Path:
     """Fit, build every shard, and publish a version; returns its folder."""
@@ -92,5 +93,6 @@ def build_version(
         metric=METRIC, n_trees=n_trees, search_k=search_k, seed=seed, shards=shard_rows,
         created_at=datetime.now(UTC).isoformat(),
         group_scale=typical_group_scale(z, group_slices(list(columns)), seed=seed),
+        probe=probe,
     ).write(staging)
     return store.publish(root, staging, version, keep=keep)

@@ -37,6 +37,7 @@ class Manifest:
     shards: list[Shard]
     created_at: str
     group_scale: dict[str, float] = field(default_factory=dict)  # typical per-group distance
+    probe: int = 0  # shards a query visits by default; 0: all
     format: int = FORMAT
 
     @property

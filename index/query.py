@@ -126,17 +126,22 @@ class SimilarityIndex:
         self, p: np.ndarray, *, k: int = 10, probe: int | None = None, exclude: Iterable[int] = (),
         reference: np.ndarray | None = None, search_k: int | None = None,
     ) -> list[Neighbour]:
-        """Top-k over the ``probe`` shards whose centroids are nearest to ``p`` (all by default)."""
+        """Top-k over the ``probe`` shards whose centroids are nearest to ``p``.
+
+        ``probe`` defaults to the manifest's (0 or None: every shard); ``search_k``, the
+        Annoy nodes inspected per query, is shared by the probed shards.
+        """
         if k < 1:
             raise IndexError_("k must be at least 1")
         p = np.asarray(p, dtype=np.float32)
         if p.shape != (self.manifest.dims,):
             raise IndexError_(f"expected a projected vector of {self.manifest.dims} values, got shape {p.shape}")
         excluded = {int(t) for t in exclude}
-        n_probe = len(self._annoy) if probe is None else max(1, min(probe, len(self._annoy)))
+        probe = self.manifest.probe if probe is None else probe
+        n_probe = len(self._annoy) if not probe else max(1, min(probe, len(self._annoy)))
         order = np.argsort(((self.centroids - p) ** 2).sum(axis=1))[:n_probe]
         want = k + len(excluded)
-        sk = search_k or self.manifest.search_k
+        sk = max(want * 10, (search_k or self.manifest.search_k) // n_probe)
         best: list[tuple[float, int, int, int]] = []
         for shard in order:
             rows, dists = self._annoy[shard].get_nns_by_vector(p, want, search_k=sk, include_distances=True)

@@ -133,6 +133,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         metric=METRIC, n_trees=n_trees, search_k=cfg.search_k, seed=seed, shards=shards,
         created_at=datetime.now(UTC).isoformat(),
         group_scale=typical_group_scale(sample, group_slices(columns), seed=seed),
+        probe=cfg.probe,
     ).write(staging)
     store.publish(root_path, staging, version, keep=cfg.keep_versions)
     print(  # noqa: T201 - command-line output
