@@ -259,27 +259,10 @@ def start_kafka(settings: Settings) -> str:
 
 def ensure_topics(settings: Settings) -> list[str]:
     """Create the listening-event topics if they are missing; return the names created."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    from spark_jobs.kafka_io import ensure_topic
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
-    try:
-        existing = set(admin.list_topics())
-        wanted = [settings.kafka.listens_topic, settings.kafka.dlq_topic]
-        new = [
-            NewTopic(name, settings.kafka.partitions, settings.kafka.replication_factor)
-            for name in wanted
-            if name not in existing
-        ]
-        if new:
-            try:
-                admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass  # created by a concurrent `up`
-        return [t.name for t in new]
-    finally:
-        admin.close()
+    wanted = [settings.kafka.listens_topic, settings.kafka.dlq_topic]
+    return [name for name in wanted if ensure_topic(settings, name)]
 
 
 # ---------------------------------------------------------------- FerretDB

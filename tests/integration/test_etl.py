@@ -165,6 +165,7 @@ def test_build_index_publishes_a_version_the_query_library_opens(etl, capsys):
     assert "build-index: published v-test-1" in capsys.readouterr().out
     index = SimilarityIndex.open(settings.paths.index_root)
     feats = table(settings, "features")
+    feats = feats[feats["feature_version"] == settings.extract.feature_version]
     assert index.version == "v-test-1" and len(index) == len(feats)
     assert index.manifest.columns[-1] == "tempo" and index.manifest.dims == settings.index.pca_components
     some = int(feats["track_id"].iloc[0])
@@ -193,5 +194,8 @@ def test_build_index_is_deterministic_for_a_seed(etl):
     assert names == sorted(p.name for p in b.iterdir() if p.name != "manifest.json")
     for name in names:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
-    # keep_versions (3) holds: the oldest of four builds is gone.
-    assert not (root / "v-test-1").exists()
+    # keep_versions is 3: the three builds are kept, the newest is the published one.
+    from index import store
+
+    assert store.versions(root) == ["v-test-1", "v-test-2", "v-test-3"]
+    assert store.current_version(root) == "v-test-3"
