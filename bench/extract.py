@@ -105,18 +105,20 @@ def time_naive(paths: list[Path], sr: int) -> float:
     return statistics.median(times)
 
 
-def _pool_work(args: tuple[str, int]) -> bool:
+def _pool_work(args: tuple[str, int, str]) -> bool:
     from udfs.analyse import analyse
+    from udfs.numba_cache import warm_up
 
-    path, sr = args
+    path, sr, cache_dir = args
+    warm_up(cache_dir)
     return analyse(Path(path).read_bytes(), sample_rate=sr, clip_seconds=CLIP_S).error is None
 
 
-def time_pool(paths: list[Path], sr: int, workers: int) -> float:
+def time_pool(paths: list[Path], sr: int, workers: int, cache_dir: str) -> float:
     with mp.get_context("spawn").Pool(workers) as pool:
-        pool.map(_pool_work, [(str(paths[0]), sr)] * workers)  # warm: imports and numba cache
+        pool.map(_pool_work, [(str(paths[0]), sr, cache_dir)] * workers)  # warm: imports and numba cache
         t0 = time.perf_counter()
-        ok = pool.map(_pool_work, [(str(p), sr) for p in paths], chunksize=1)
+        ok = pool.map(_pool_work, [(str(p), sr, cache_dir) for p in paths], chunksize=1)
         wall = time.perf_counter() - t0
     assert all(ok)
     return wall
@@ -132,7 +134,7 @@ def time_spark(paths: list[Path], sr: int, cores: int) -> float:
     settings = load_settings()
     spark = build_spark(settings, app_name=f"bench-extract-{cores}", master=f"local[{cores}]")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "4")
-    udf = make_analyse_udf(sample_rate=sr, clip_seconds=CLIP_S)
+    udf = make_analyse_udf(sample_rate=sr, clip_seconds=CLIP_S, numba_cache_dir=settings.paths.numba_cache_dir)
 
     def run(ps: list[Path]) -> float:
         df = spark.read.format("binaryFile").load([str(p) for p in ps]).repartition(max(1, min(len(ps), cores * 4)))
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         analyse(paths[0].read_bytes(), sample_rate=sr, clip_seconds=CLIP_S)  # warm-up: numba, imports
         ours = time_ours(paths, sr)
         naive = time_naive(paths[: max(3, n // 4)], sr)
-        pool2 = time_pool(paths, sr, 2)
+        pool2 = time_pool(paths, sr, 2, settings.paths.numba_cache_dir)
         spark1 = time_spark(paths, sr, 1)
         spark2 = time_spark(paths, sr, 2)
     result = {

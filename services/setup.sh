@@ -52,7 +52,14 @@ if ! compgen -G "$STATE/ivy/jars/io.delta_delta-spark_*.jar" >/dev/null \
   "$PY" -m spark_jobs.session warm-cache
 fi
 
-# 5. A browser for the dashboard's end-to-end tests.
+# 5. librosa's numba kernels, compiled once by one process into the kept cache.
+numba_dir="$STATE/numba-cache"
+if ! compgen -G "$numba_dir/*/*.nbi" >/dev/null; then
+  say "compiling librosa's numba kernels into $numba_dir (once, about 30 s)"
+  NUMBA_CACHE_DIR="$numba_dir" "$PY" -m udfs.numba_cache "$numba_dir"
+fi
+
+# 6. A browser for the dashboard's end-to-end tests.
 if [[ "${1:-}" == "--browser" ]] && ! command -v chromium >/dev/null; then
   say "installing Debian's chromium (apt-get)"
   export DEBIAN_FRONTEND=noninteractive

@@ -120,7 +120,10 @@ def analyse_chunk(spark: SparkSession, settings: Settings, chunk: DataFrame, *, 
         .select(F.col("path").alias("audio_path"), "content")
         .repartition(parts)  # files are small: one file split would leave cores idle
     )
-    analyse_audio = make_analyse_udf(sample_rate=settings.extract.sample_rate, clip_seconds=settings.extract.clip_seconds)
+    analyse_audio = make_analyse_udf(
+        sample_rate=settings.extract.sample_rate, clip_seconds=settings.extract.clip_seconds,
+        numba_cache_dir=settings.paths.numba_cache_dir,
+    )
     return (
         audio.join(F.broadcast(chunk), "audio_path")
         .withColumn("a", analyse_audio("content"))

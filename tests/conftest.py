@@ -18,6 +18,10 @@ from conf.settings import REPO_ROOT, Settings, load_settings
 
 TEST_DATABASE = "earshot_test"
 
+# Before any test module imports librosa: numba reads its cache folder at import, and this
+# process must share the kept cache (and its lock) with the Spark workers, not a second one.
+os.environ.setdefault("NUMBA_CACHE_DIR", load_settings().paths.numba_cache_dir)
+
 
 def test_environ(tmp_root: Path, **extra: str) -> dict[str, str]:
     """The environment a test job runs with: real services, isolated data."""
@@ -69,7 +73,6 @@ def stack(settings: Settings) -> Iterator[Settings]:
 def spark(settings: Settings):
     from spark_jobs.session import build_spark
 
-    os.environ.setdefault("NUMBA_CACHE_DIR", settings.paths.numba_cache_dir)
     session = build_spark(settings, app_name="tests", master="local[2]")
     yield session
     session.stop()

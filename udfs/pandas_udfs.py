@@ -23,13 +23,17 @@ ANALYSIS_TYPE = T.StructType(
 )
 
 
-def make_analyse_udf(*, sample_rate: int, clip_seconds: float):
+def make_analyse_udf(*, sample_rate: int, clip_seconds: float, numba_cache_dir: str):
     """An iterator pandas UDF: audio bytes -> ANALYSIS_TYPE struct, a bad file -> error, not a failed batch."""
 
     @pandas_udf(ANALYSIS_TYPE)  # type: ignore[call-overload]
     def analyse_audio(contents: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        # Imported here, once per Python worker: librosa and numba load slowly.
+        # Imported here, once per Python worker: librosa and numba load slowly. The warm-up
+        # compiles under a lock so that concurrent workers never write the cache at once.
         from udfs.analyse import analyse
+        from udfs.numba_cache import warm_up
+
+        warm_up(numba_cache_dir)
 
         for batch in contents:
             rows = [
