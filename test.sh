@@ -8,6 +8,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$ROOT"
 services/setup.sh
+.venv/bin/ruff check --quiet . || { echo "test.sh: ruff found problems (see above)" >&2; exit 1; }
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?

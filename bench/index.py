@@ -1,3 +1,4 @@
+# ruff: noqa: T201 - a command-line tool: it prints its table
 """Index benchmark: recall, latency, build time and size, with exact search and hnswlib beside ours.
 
     python -m bench.index              # 106,574 vectors (FMA large), 500 queries
@@ -54,10 +55,14 @@ def exact_topk(x: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 
 def _build_one(args: tuple) -> dict:
     folder, shard, ids, vectors, n_trees, seed = args
-    return build_shard(Path(folder), shard, ids=ids, projected=vectors, standardized=vectors[:, :1], n_trees=n_trees, seed=seed)
+    return build_shard(
+        Path(folder), shard, ids=ids, projected=vectors, standardized=vectors[:, :1], n_trees=n_trees, seed=seed
+    )
 
 
-def build_ours(root: Path, x: np.ndarray, *, shards: int, n_trees: int, search_k: int, seed: int, workers: int) -> tuple[float, Path]:
+def build_ours(
+    root: Path, x: np.ndarray, *, shards: int, n_trees: int, search_k: int, seed: int, workers: int
+) -> tuple[float, Path]:
     """A partitioned version of ``x`` (already in index space); shards built in parallel like executors."""
     started = time.perf_counter()
     ids = np.arange(len(x), dtype=np.int64)
@@ -74,9 +79,20 @@ def build_ours(root: Path, x: np.ndarray, *, shards: int, n_trees: int, search_k
     dims = x.shape[1]
     write_transform(staging, np.zeros(1), np.ones(1), np.eye(1, dims))
     Manifest(
-        version=version, feature_version="bench", columns=["x"], dims=dims, metric=METRIC, n_trees=n_trees,
-        search_k=search_k, seed=seed, created_at="", probe=0,
-        shards=[Shard(shard=s, count=int((labels == s).sum()), centroid=centroids[s].tolist(), **f) for s, f in enumerate(files)],
+        version=version,
+        feature_version="bench",
+        columns=["x"],
+        dims=dims,
+        metric=METRIC,
+        n_trees=n_trees,
+        search_k=search_k,
+        seed=seed,
+        created_at="",
+        probe=0,
+        shards=[
+            Shard(shard=s, count=int((labels == s).sum()), centroid=centroids[s].tolist(), **f)
+            for s, f in enumerate(files)
+        ],
     ).write(staging)
     folder = store.publish(root, staging, version, keep=1)
     return time.perf_counter() - started, folder
@@ -107,16 +123,26 @@ def run_scale(n: int, dims: int, *, n_queries: int, settings, workers: int, with
     cfg = settings.index
     x = clustered_vectors(n, dims)
     rng = np.random.default_rng(1)
-    queries = x[rng.choice(n, size=n_queries, replace=False)] + rng.normal(scale=0.05, size=(n_queries, dims)).astype(np.float32)
+    queries = x[rng.choice(n, size=n_queries, replace=False)] + rng.normal(scale=0.05, size=(n_queries, dims)).astype(
+        np.float32
+    )
     truth = exact_topk(x, queries, 10)
     out: dict = {"n": n, "dims": dims}
     with tempfile.TemporaryDirectory() as tmp:
-        build_s, folder = build_ours(Path(tmp), x, shards=cfg.shards, n_trees=cfg.n_trees, search_k=cfg.search_k, seed=cfg.seed, workers=workers)
+        build_s, folder = build_ours(
+            Path(tmp), x, shards=cfg.shards, n_trees=cfg.n_trees, search_k=cfg.search_k, seed=cfg.seed, workers=workers
+        )
         index = SimilarityIndex(folder)
         for probe in (1, 2, 4):
-            found, times = latency(lambda q, p=probe: [h.track_id for h in index.query_projected(q, k=10, probe=p)], queries)
-            out[f"ours_probe{probe}"] = {"recall10": round(recall(found, truth), 4), "p50_ms": round(pct(times, 50), 3),
-                                         "p99_ms": round(pct(times, 99), 3), "qps": round(len(times) / sum(times), 1)}
+            found, times = latency(
+                lambda q, p=probe: [h.track_id for h in index.query_projected(q, k=10, probe=p)], queries
+            )
+            out[f"ours_probe{probe}"] = {
+                "recall10": round(recall(found, truth), 4),
+                "p50_ms": round(pct(times, 50), 3),
+                "p99_ms": round(pct(times, 99), 3),
+                "qps": round(len(times) / sum(times), 1),
+            }
         out["ours_build_s"] = round(build_s, 2)
         out["ours_size_mb"] = round(folder_size(folder) / 2**20, 1)
     if not with_baselines:
@@ -133,8 +159,12 @@ def run_scale(n: int, dims: int, *, n_queries: int, settings, workers: int, with
     single.build(cfg.n_trees, n_jobs=workers)
     annoy_build = time.perf_counter() - t0
     found, times = latency(lambda q: single.get_nns_by_vector(q, 10, search_k=cfg.search_k), queries)
-    out["annoy_single"] = {"recall10": round(recall(found, truth), 4), "p50_ms": round(pct(times, 50), 3),
-                           "p99_ms": round(pct(times, 99), 3), "build_s": round(annoy_build, 2)}
+    out["annoy_single"] = {
+        "recall10": round(recall(found, truth), 4),
+        "p50_ms": round(pct(times, 50), 3),
+        "p99_ms": round(pct(times, 99), 3),
+        "build_s": round(annoy_build, 2),
+    }
     import hnswlib
 
     t0 = time.perf_counter()
@@ -145,8 +175,12 @@ def run_scale(n: int, dims: int, *, n_queries: int, settings, workers: int, with
     h.set_num_threads(1)
     hnsw_build = time.perf_counter() - t0
     found, times = latency(lambda q: h.knn_query(q, k=10)[0][0], queries)
-    out["hnswlib"] = {"recall10": round(recall(found, truth), 4), "p50_ms": round(pct(times, 50), 3),
-                      "p99_ms": round(pct(times, 99), 3), "build_s": round(hnsw_build, 2)}
+    out["hnswlib"] = {
+        "recall10": round(recall(found, truth), 4),
+        "p50_ms": round(pct(times, 50), 3),
+        "p99_ms": round(pct(times, 99), 3),
+        "build_s": round(hnsw_build, 2),
+    }
     return out
 
 
@@ -187,8 +221,13 @@ def genre_precision(settings) -> dict | None:
         return float(np.mean(scores))
 
     chance = float(np.mean([np.mean(genres == g) for g in genres]))
-    return {"tracks": len(data), "genres": int(len(set(genres))), "ours": round(precision(ours), 3),
-            "original_recipe": round(precision(original), 3), "chance": round(chance, 3)}
+    return {
+        "tracks": len(data),
+        "genres": int(len(set(genres))),
+        "ours": round(precision(ours), 3),
+        "original_recipe": round(precision(original), 3),
+        "chance": round(chance, 3),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,31 +238,55 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings()
     dims = settings.index.pca_components or 519
-    result = {"bench": "index", "shards": settings.index.shards, "n_trees": settings.index.n_trees,
-              "search_k": settings.index.search_k,
-              "fma_scale": run_scale(args.n, dims, n_queries=args.queries, settings=settings, workers=2, with_baselines=True)}
+    result = {
+        "bench": "index",
+        "shards": settings.index.shards,
+        "n_trees": settings.index.n_trees,
+        "search_k": settings.index.search_k,
+        "fma_scale": run_scale(args.n, dims, n_queries=args.queries, settings=settings, workers=2, with_baselines=True),
+    }
     if args.full:
-        result["million"] = run_scale(1_000_000, dims, n_queries=200, settings=settings, workers=2, with_baselines=False)
+        result["million"] = run_scale(
+            1_000_000, dims, n_queries=200, settings=settings, workers=2, with_baselines=False
+        )
     result["genre_precision"] = genre_precision(settings)
-    result["targets"] = {"recall10": 0.98, "p99_ms": 0.5, "build_s_fma": 10, "build_s_million": 120, "genre_precision": 0.5}
+    result["targets"] = {
+        "recall10": 0.98,
+        "p99_ms": 0.5,
+        "build_s_fma": 10,
+        "build_s_million": 120,
+        "genre_precision": 0.5,
+    }
 
     f = result["fma_scale"]
-    print(f"index over {f['n']:,} x {dims} (shards {settings.index.shards}, {settings.index.n_trees} trees, search_k {settings.index.search_k})")  # noqa: T201
+    print(
+        f"index over {f['n']:,} x {dims} (shards {settings.index.shards}, "
+        f"{settings.index.n_trees} trees, search_k {settings.index.search_k})"
+    )
     print(f"{'':<24}{'recall@10':>10}{'p50 ms':>9}{'p99 ms':>9}{'build s':>9}")  # noqa: T201
-    for name, key, build in (("ours, probe 1 shard", "ours_probe1", f["ours_build_s"]), ("ours, probe 2 shards", "ours_probe2", f["ours_build_s"]),
-                             ("ours, probe 4 shards", "ours_probe4", f["ours_build_s"]),
-                             ("annoy, one index", "annoy_single", f["annoy_single"]["build_s"]), ("hnswlib", "hnswlib", f["hnswlib"]["build_s"]),
-                             ("exact numpy", "exact", 0.0)):
+    for name, key, build in (
+        ("ours, probe 1 shard", "ours_probe1", f["ours_build_s"]),
+        ("ours, probe 2 shards", "ours_probe2", f["ours_build_s"]),
+        ("ours, probe 4 shards", "ours_probe4", f["ours_build_s"]),
+        ("annoy, one index", "annoy_single", f["annoy_single"]["build_s"]),
+        ("hnswlib", "hnswlib", f["hnswlib"]["build_s"]),
+        ("exact numpy", "exact", 0.0),
+    ):
         r = f[key]
         print(f"{name:<24}{r['recall10']:>10.4f}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}{build:>9.2f}")  # noqa: T201
     print(f"ours: {f['ours_size_mb']} MB on disk")  # noqa: T201
     if "million" in result:
         m = result["million"]
-        print(f"1,000,000 x {dims}: build {m['ours_build_s']} s, recall@10 {m['ours_probe2']['recall10']} (probe 2), p99 {m['ours_probe2']['p99_ms']} ms")  # noqa: T201
+        print(
+            f"1,000,000 x {dims}: build {m['ours_build_s']} s, recall@10 {m['ours_probe2']['recall10']} "
+            f"(probe 2), p99 {m['ours_probe2']['p99_ms']} ms"
+        )
     g = result["genre_precision"]
     if g:
-        print(f"same-genre precision@10, artist excluded ({g['tracks']} tracks, {g['genres']} genres): "  # noqa: T201
-              f"ours {g['ours']}, original recipe {g['original_recipe']}, chance {g['chance']}")
+        print(
+            f"same-genre precision@10, artist excluded ({g['tracks']} tracks, {g['genres']} genres): "  # noqa: T201
+            f"ours {g['ours']}, original recipe {g['original_recipe']}, chance {g['chance']}"
+        )
     else:
         print("same-genre precision: no extracted library under paths.lake_root (run the demo first)")  # noqa: T201
     print(json.dumps(result))  # noqa: T201

@@ -131,9 +131,7 @@ ENV_ALIASES: dict[str, tuple[str, str]] = {
     "NUMBA_CACHE_DIR": ("paths", "numba_cache_dir"),
 }
 _GENERIC_PREFIX = "EARSHOT__"
-_SECTIONS: dict[str, type] = {
-    f.name: typing.get_type_hints(Settings)[f.name] for f in dataclasses.fields(Settings)
-}
+_SECTIONS: dict[str, type] = {f.name: typing.get_type_hints(Settings)[f.name] for f in dataclasses.fields(Settings)}
 
 
 def join_uri(root: str, name: str) -> str:
@@ -153,15 +151,11 @@ def _coerce(value: Any, expected: type, where: str) -> Any:
         try:
             return expected(value)
         except ValueError:
-            raise SettingsError(
-                f"{where}: expected {expected.__name__}, got {value!r}"
-            ) from None
+            raise SettingsError(f"{where}: expected {expected.__name__}, got {value!r}") from None
     if expected is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
-        raise SettingsError(
-            f"{where}: expected {expected.__name__}, got {type(value).__name__} {value!r}"
-        )
+        raise SettingsError(f"{where}: expected {expected.__name__}, got {type(value).__name__} {value!r}")
     return value
 
 
@@ -195,9 +189,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"{path}: expected a mapping of sections at the top level")
     for section, body in data.items():
         if section not in _SECTIONS:
-            raise SettingsError(
-                f"{path}: unknown section {section!r}; known sections: {', '.join(_SECTIONS)}"
-            )
+            raise SettingsError(f"{path}: unknown section {section!r}; known sections: {', '.join(_SECTIONS)}")
         if not isinstance(body, dict):
             raise SettingsError(f"{path}: section {section!r} must be a mapping")
     return data
@@ -218,11 +210,9 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
     for var, value in environ.items():
         if not var.startswith(_GENERIC_PREFIX):
             continue
-        parts = var[len(_GENERIC_PREFIX):].lower().split("__")
+        parts = var[len(_GENERIC_PREFIX) :].lower().split("__")
         if len(parts) != 2 or parts[0] not in _SECTIONS:
-            raise SettingsError(
-                f"{var}: expected EARSHOT__<SECTION>__<KEY> with a section of {', '.join(_SECTIONS)}"
-            )
+            raise SettingsError(f"{var}: expected EARSHOT__<SECTION>__<KEY> with a section of {', '.join(_SECTIONS)}")
         overrides.setdefault(parts[0], {})[parts[1]] = value
     return overrides
 
@@ -236,9 +226,7 @@ def _resolve_paths(paths: PathSettings, root: Path) -> PathSettings:
     return PathSettings(**resolved)
 
 
-def load_settings(
-    environ: Mapping[str, str] | None = None, *, base_file: Path = BASE_FILE
-) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, *, base_file: Path = BASE_FILE) -> Settings:
     """Load and check the settings; raise :class:`SettingsError` naming the key at fault."""
     environ = os.environ if environ is None else environ
     raw = _read_yaml(base_file)

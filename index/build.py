@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
-from udfs.schema import FEATURE_GROUPS, FEATURE_COLUMNS
+from udfs.schema import FEATURE_COLUMNS, FEATURE_GROUPS
 
 METRIC = "euclidean"
 
@@ -71,7 +71,9 @@ def group_distances(a: np.ndarray, b: np.ndarray, slices: dict[str, np.ndarray])
     return {g: float(np.sqrt(np.mean((a[idx] - b[idx]) ** 2))) for g, idx in slices.items()}
 
 
-def typical_group_scale(standardized: np.ndarray, slices: dict[str, np.ndarray], *, seed: int, pairs: int = 2000) -> dict[str, float]:
+def typical_group_scale(
+    standardized: np.ndarray, slices: dict[str, np.ndarray], *, seed: int, pairs: int = 2000
+) -> dict[str, float]:
     """The median per-group distance between random pairs: what "close" is measured against."""
     rng = np.random.default_rng(seed)
     n = len(standardized)

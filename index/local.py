@@ -86,11 +86,20 @@ def build_version(
     shard_rows = []
     for s in range(len(centroids)):
         mask = labels == s
-        files = build_shard(staging, s, ids=ids[mask], projected=p[mask], standardized=z[mask], n_trees=n_trees, seed=seed)
+        files = build_shard(
+            staging, s, ids=ids[mask], projected=p[mask], standardized=z[mask], n_trees=n_trees, seed=seed
+        )
         shard_rows.append(Shard(shard=s, count=int(mask.sum()), centroid=centroids[s].astype(float).tolist(), **files))
     Manifest(
-        version=version, feature_version=feature_version, columns=list(columns), dims=int(p.shape[1]),
-        metric=METRIC, n_trees=n_trees, search_k=search_k, seed=seed, shards=shard_rows,
+        version=version,
+        feature_version=feature_version,
+        columns=list(columns),
+        dims=int(p.shape[1]),
+        metric=METRIC,
+        n_trees=n_trees,
+        search_k=search_k,
+        seed=seed,
+        shards=shard_rows,
         created_at=datetime.now(UTC).isoformat(),
         group_scale=typical_group_scale(z, group_slices(list(columns)), seed=seed),
         probe=probe,

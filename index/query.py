@@ -20,7 +20,13 @@ from index.build import group_distances, group_slices
 from index.manifest import IndexError_, Manifest
 
 TRANSFORM_FILES = ("scaler_mean.npy", "scaler_std.npy", "projection.npy")
-GROUP_WORDS = {"timbre": "timbre", "harmony": "harmony", "brightness": "brightness", "energy": "energy", "rhythm": "tempo"}
+GROUP_WORDS = {
+    "timbre": "timbre",
+    "harmony": "harmony",
+    "brightness": "brightness",
+    "energy": "energy",
+    "rhythm": "tempo",
+}
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,9 @@ class SimilarityIndex:
         except (OSError, ValueError) as exc:
             raise IndexError_(f"index version {self.folder.name!r} is corrupt: {exc}") from None
         if self.projection.shape != (len(m.columns), m.dims):
-            raise IndexError_(f"index version {self.folder.name!r} is corrupt: projection shape {self.projection.shape}")
+            raise IndexError_(
+                f"index version {self.folder.name!r} is corrupt: projection shape {self.projection.shape}"
+            )
         self.centroids = np.asarray([s.centroid for s in m.shards], dtype=np.float32)
         self.slices = group_slices(m.columns)
         self._where: dict[int, tuple[int, int]] | None = None
@@ -110,21 +118,34 @@ class SimilarityIndex:
 
     # ------------------------------------------------------------ queries
 
-    def query_vector(self, raw: Sequence[float], *, k: int = 10, probe: int | None = None, exclude: Iterable[int] = ()) -> list[Neighbour]:
+    def query_vector(
+        self, raw: Sequence[float], *, k: int = 10, probe: int | None = None, exclude: Iterable[int] = ()
+    ) -> list[Neighbour]:
         """Nearest tracks to a raw feature vector (518 features + tempo)."""
         z = self.standardize(raw)
         return self.query_projected(self.project(z), k=k, probe=probe, exclude=exclude, reference=z)
 
-    def similar_to(self, track_id: int, *, k: int = 10, probe: int | None = None, exclude: Iterable[int] = ()) -> list[Neighbour]:
+    def similar_to(
+        self, track_id: int, *, k: int = 10, probe: int | None = None, exclude: Iterable[int] = ()
+    ) -> list[Neighbour]:
         """Nearest tracks to a catalogued track, the track itself excluded."""
         return self.query_projected(
-            self.projected_of(track_id), k=k, probe=probe,
-            exclude={int(track_id), *map(int, exclude)}, reference=self.standardized_of(track_id),
+            self.projected_of(track_id),
+            k=k,
+            probe=probe,
+            exclude={int(track_id), *map(int, exclude)},
+            reference=self.standardized_of(track_id),
         )
 
     def query_projected(
-        self, p: np.ndarray, *, k: int = 10, probe: int | None = None, exclude: Iterable[int] = (),
-        reference: np.ndarray | None = None, search_k: int | None = None,
+        self,
+        p: np.ndarray,
+        *,
+        k: int = 10,
+        probe: int | None = None,
+        exclude: Iterable[int] = (),
+        reference: np.ndarray | None = None,
+        search_k: int | None = None,
     ) -> list[Neighbour]:
         """Top-k over the ``probe`` shards whose centroids are nearest to ``p``.
 

@@ -45,7 +45,7 @@ def radio(
         counts = Counter(a for a in artists if a is not None)
         recent = set(artists[-artist_gap:])
 
-        def allowed(n: Neighbour) -> bool:
+        def allowed(n: Neighbour, recent: set = recent, counts: Counter = counts) -> bool:
             a = artist_of.get(n.track_id)
             return a is None or (a not in recent and counts[a] < max_per_artist)
 

@@ -54,7 +54,9 @@ def versions(root: Path) -> list[str]:
     """Published versions, oldest first."""
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST_FILE).exists())
+    return sorted(
+        p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST_FILE).exists()
+    )
 
 
 def current_version(root: Path) -> str:

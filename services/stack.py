@@ -190,8 +190,12 @@ def _kafka_libs(service: Service) -> Path:
         log.info("resolving the Kafka broker's jars from Maven Central (once)")
         _run_checked(
             [
-                "mvn", "-q", "-f", str(SERVICES_DIR / "kafka" / "pom.xml"),
-                "dependency:copy-dependencies", "-DincludeScope=runtime",
+                "mvn",
+                "-q",
+                "-f",
+                str(SERVICES_DIR / "kafka" / "pom.xml"),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
                 f"-DoutputDirectory={libs}",
             ],
             what="mvn dependency:copy-dependencies",
@@ -230,10 +234,15 @@ def _kafka_properties(service: Service, settings: Settings) -> Path:
 
 def _java(libs: Path, service: Service, *args: str) -> list[str]:
     return [
-        "java", "-Xms256m", "-Xmx1g", "-XX:+UseG1GC",
+        "java",
+        "-Xms256m",
+        "-Xmx1g",
+        "-XX:+UseG1GC",
         f"-Dlog4j2.configurationFile={SERVICES_DIR / 'kafka' / 'log4j2.properties'}",
         f"-Dkafka.logs.dir={service.home / 'logs'}",
-        "-cp", f"{libs}/*", *args,
+        "-cp",
+        f"{libs}/*",
+        *args,
     ]
 
 
@@ -290,8 +299,10 @@ def start_mongo(settings: Settings) -> str:
     service.home.mkdir(parents=True, exist_ok=True)
     binary = _ferretdb_binary(settings)
     argv = [
-        str(binary), f"-listen=127.0.0.1:{service.port}",
-        f"-data={service.home / 'data'}", "-log-level=warn",
+        str(binary),
+        f"-listen=127.0.0.1:{service.port}",
+        f"-data={service.home / 'data'}",
+        "-log-level=warn",
     ]
     proc = _spawn(service, argv)
     _wait_healthy(service, lambda: mongo_healthy(settings, timeout_s=0.5), proc)

@@ -107,11 +107,13 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     def build(pdf: pd.DataFrame) -> pd.DataFrame:
         shard = int(pdf["shard"].iloc[0])
         files = build_shard(
-            Path(staging_str), shard,
+            Path(staging_str),
+            shard,
             ids=pdf["track_id"].to_numpy(dtype=np.int64),
             projected=np.stack(pdf["p"].to_numpy()).astype(np.float32),
             standardized=np.stack(pdf["z"].to_numpy()).astype(np.float32),
-            n_trees=n_trees, seed=seed,
+            n_trees=n_trees,
+            seed=seed,
         )
         return pd.DataFrame([{"shard": shard, "count": len(pdf), **files}])
 
@@ -122,15 +124,28 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     )
     centroids = [c.tolist() for c in km.clusterCenters()]
     shards = [
-        Shard(shard=r.shard, count=r["count"], annoy_file=r.annoy_file, ids_file=r.ids_file,
-              vectors_file=r.vectors_file, centroid=[float(x) for x in centroids[r.shard]])
+        Shard(
+            shard=r.shard,
+            count=r["count"],
+            annoy_file=r.annoy_file,
+            ids_file=r.ids_file,
+            vectors_file=r.vectors_file,
+            centroid=[float(x) for x in centroids[r.shard]],
+        )
         for r in sorted(built, key=lambda r: r.shard)
     ]
     sample = np.stack([np.asarray(r.z) for r in vectors.select("z").limit(4000).collect()])
     write_transform(staging, mean, std, projection)
     Manifest(
-        version=version, feature_version=version_of_features, columns=columns, dims=int(projection.shape[1]),
-        metric=METRIC, n_trees=n_trees, search_k=cfg.search_k, seed=seed, shards=shards,
+        version=version,
+        feature_version=version_of_features,
+        columns=columns,
+        dims=int(projection.shape[1]),
+        metric=METRIC,
+        n_trees=n_trees,
+        search_k=cfg.search_k,
+        seed=seed,
+        shards=shards,
         created_at=datetime.now(UTC).isoformat(),
         group_scale=typical_group_scale(sample, group_slices(columns), seed=seed),
         probe=cfg.probe,

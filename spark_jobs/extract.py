@@ -58,7 +58,8 @@ def pending(spark: SparkSession, settings: Settings, version: str) -> tuple[Data
     folders = files.existing(spark, files.with_parents(located, "audio_path"))
     rows, all_paths = files.list_audio(spark, folders)
     listing = rows.select(
-        F.col("path").alias("audio_path"), F.col("length").alias("source_size"),
+        F.col("path").alias("audio_path"),
+        F.col("length").alias("source_size"),
         F.col("modificationTime").alias("source_mtime"),
     )
     present = located.join(listing, "audio_path")
@@ -66,19 +67,19 @@ def pending(spark: SparkSession, settings: Settings, version: str) -> tuple[Data
     unlisted = [r.audio_path for r in located.join(listing, "audio_path", "left_anti").collect()]
     status = files.stat(spark, [p for p in unlisted if p in all_paths])
     blanks = [
-        (p, status[p][0], status[p][1], "empty file (0 bytes)") if status.get(p) else
-        (p, None, None, "audio file missing: catalogued path does not exist")
+        (p, status[p][0], status[p][1], "empty file (0 bytes)")
+        if status.get(p)
+        else (p, None, None, "audio file missing: catalogued path does not exist")
         for p in unlisted
     ]
-    blank_df = spark.createDataFrame(blanks, "audio_path string, source_size long, source_mtime timestamp, reason string")
-    unusable = (
-        tracks.join(blank_df, "audio_path")
-        .unionByName(
-            tracks.filter(F.col("audio_path").isNull())
-            .withColumn("source_size", F.lit(None).cast("long"))
-            .withColumn("source_mtime", F.lit(None).cast("timestamp"))
-            .withColumn("reason", F.lit("audio file missing: no file for this track under the audio root"))
-        )
+    blank_df = spark.createDataFrame(
+        blanks, "audio_path string, source_size long, source_mtime timestamp, reason string"
+    )
+    unusable = tracks.join(blank_df, "audio_path").unionByName(
+        tracks.filter(F.col("audio_path").isNull())
+        .withColumn("source_size", F.lit(None).cast("long"))
+        .withColumn("source_mtime", F.lit(None).cast("timestamp"))
+        .withColumn("reason", F.lit("audio file missing: no file for this track under the audio root"))
     )
     done = outcomes(spark, settings, version)
     if done is not None:
@@ -116,12 +117,14 @@ def analyse_chunk(spark: SparkSession, settings: Settings, chunk: DataFrame, *, 
     paths = [r.audio_path for r in chunk.select("audio_path").collect()]
     parts = max(1, min(len(paths), spark.sparkContext.defaultParallelism * 4))
     audio = (
-        spark.read.format("binaryFile").load(paths)
+        spark.read.format("binaryFile")
+        .load(paths)
         .select(F.col("path").alias("audio_path"), "content")
         .repartition(parts)  # files are small: one file split would leave cores idle
     )
     analyse_audio = make_analyse_udf(
-        sample_rate=settings.extract.sample_rate, clip_seconds=settings.extract.clip_seconds,
+        sample_rate=settings.extract.sample_rate,
+        clip_seconds=settings.extract.clip_seconds,
         numba_cache_dir=settings.paths.numba_cache_dir,
     )
     return (
@@ -129,8 +132,12 @@ def analyse_chunk(spark: SparkSession, settings: Settings, chunk: DataFrame, *, 
         .withColumn("a", analyse_audio("content"))
         .drop("content")
         .select(
-            "track_id", "audio_path", "source_size", "source_mtime",
-            F.lit(version).alias("feature_version"), "a.*",
+            "track_id",
+            "audio_path",
+            "source_size",
+            "source_mtime",
+            F.lit(version).alias("feature_version"),
+            "a.*",
         )
     )
 
@@ -138,19 +145,29 @@ def analyse_chunk(spark: SparkSession, settings: Settings, chunk: DataFrame, *, 
 def feature_rows(analysed: DataFrame) -> DataFrame:
     values = F.col("values")
     return analysed.filter(F.col("error").isNull()).select(
-        "track_id", "feature_version",
+        "track_id",
+        "feature_version",
         *[values[i].alias(name) for i, name in enumerate(FEATURE_COLUMNS)],
         "tempo",
-        F.col("audio_path").alias("source_path"), "source_size", "source_mtime",
-        "source_rate", "channels", "clip_s",
+        F.col("audio_path").alias("source_path"),
+        "source_size",
+        "source_mtime",
+        "source_rate",
+        "channels",
+        "clip_s",
         F.current_timestamp().alias("extracted_at"),
     )
 
 
 def error_rows(analysed: DataFrame) -> DataFrame:
     return analysed.filter(F.col("error").isNotNull()).select(
-        "track_id", "feature_version", F.col("audio_path").alias("path"), F.col("error").alias("reason"),
-        "source_size", "source_mtime", F.current_timestamp().alias("failed_at"),
+        "track_id",
+        "feature_version",
+        F.col("audio_path").alias("path"),
+        F.col("error").alias("reason"),
+        "source_size",
+        "source_mtime",
+        F.current_timestamp().alias("failed_at"),
     )
 
 
@@ -213,8 +230,13 @@ def mongo_features(row: dict, *, version: str, binary=bytes) -> dict:
 
 def record_unusable(spark: SparkSession, settings: Settings, unusable: DataFrame, *, version: str) -> int:
     rows = unusable.select(
-        "track_id", F.lit(version).alias("feature_version"), F.col("audio_path").alias("path"), "reason",
-        "source_size", "source_mtime", F.current_timestamp().alias("failed_at"),
+        "track_id",
+        F.lit(version).alias("feature_version"),
+        F.col("audio_path").alias("path"),
+        "reason",
+        "source_size",
+        "source_mtime",
+        F.current_timestamp().alias("failed_at"),
     ).cache()
     n = rows.count()
     if n:
@@ -249,7 +271,9 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         analysed.unpersist()
         done, n_errors = done + n_chunk, n_errors + n_err
         rate = done / max(time.perf_counter() - started, 1e-9)
-        log.info("extract: %d/%d tracks (%.0f%%), %.2f tracks/s, %d errors", done, total, 100 * done / total, rate, n_errors)
+        log.info(
+            "extract: %d/%d tracks (%.0f%%), %.2f tracks/s, %d errors", done, total, 100 * done / total, rate, n_errors
+        )
     print(  # noqa: T201 - command-line output
         f"extract: {done} tracks analysed ({done - n_errors} with features, {n_errors} errors), "
         f"{n_missing} missing or empty files recorded, in {time.perf_counter() - started:.1f} s"

@@ -19,6 +19,7 @@ from pyspark.sql import types as T
 from conf.settings import Settings, join_uri
 from spark_jobs import delta_io, mongo_io
 from spark_jobs.errors import JobInputError
+from spark_jobs.extract import mongo_features
 from spark_jobs.fma import FmaFormatError, load_features_csv
 from spark_jobs.services import require_mongo
 from spark_jobs.session import build_spark
@@ -30,7 +31,7 @@ log = logging.getLogger("earshot.import_fma_features")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--features-csv", help="default: <library_root>/fma_metadata/features.csv")
     parser.add_argument("--feature-version", default="fma-csv")
-    parser.add_argument("--no-mongo", action="store_true", help="write Delta only (Mongo gets features from extract)")
+    parser.add_argument("--no-mongo", action="store_true", help="write Delta only")
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
@@ -48,8 +49,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     frame = frame.reset_index()
     spark = build_spark(settings, app_name="import-fma-features")
     schema = T.StructType(
-        [T.StructField("track_id", T.LongType(), False)]
-        + [T.StructField(c, T.DoubleType()) for c in FEATURE_COLUMNS]
+        [T.StructField("track_id", T.LongType(), False)] + [T.StructField(c, T.DoubleType()) for c in FEATURE_COLUMNS]
     )
     rows = (
         spark.createDataFrame(frame, schema=schema)
@@ -62,16 +62,33 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         .withColumn("channels", F.lit(None).cast("int"))
         .withColumn("clip_s", F.lit(30.0))
         .withColumn("extracted_at", F.current_timestamp())
-        .select("track_id", "feature_version", *FEATURE_COLUMNS, "tempo", "source_path", "source_size",
-                "source_mtime", "source_rate", "channels", "clip_s", "extracted_at")
+        .select(
+            "track_id",
+            "feature_version",
+            *FEATURE_COLUMNS,
+            "tempo",
+            "source_path",
+            "source_size",
+            "source_mtime",
+            "source_rate",
+            "channels",
+            "clip_s",
+            "extracted_at",
+        )
     )
     delta_io.merge_upsert(spark, rows, settings.lake_table("features"), keys=["track_id", "feature_version"])
     if not args.no_mongo:
+        # Same subdocument shape as extract's (the vector as a float32 blob), under its own
+        # field so that it never overwrites features extracted from audio.
+        from bson.binary import Binary
+
         with mongo_io.connect(settings) as client:
             db = mongo_io.database(client, settings)
             batch = []
             for rec in frame.to_dict("records"):
-                batch.append({"_id": int(rec["track_id"]), "features_fma": {c: rec[c] for c in FEATURE_COLUMNS}})
+                rec["tempo"] = None
+                doc = mongo_features(rec, version=args.feature_version, binary=Binary)
+                batch.append({"_id": int(rec["track_id"]), "features_fma": doc})
                 if len(batch) == 1000:
                     mongo_io.set_fields_many(db, "tracks", batch)
                     batch = []

@@ -58,7 +58,9 @@ FMA_PATH_RE = r"/(\d{3})/(\d{6})\.(?i:mp3|ogg|flac|wav)$"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--fma-metadata", help="folder with tracks.csv and genres.csv (default: <library_root>/fma_metadata)")
+    parser.add_argument(
+        "--fma-metadata", help="folder with tracks.csv and genres.csv (default: <library_root>/fma_metadata)"
+    )
     parser.add_argument("--audio-root", help="FMA audio root (default: <library_root>/audio)")
     parser.add_argument("--subset", default="large", choices=["small", "medium", "large"])
     parser.add_argument("--folder", help="ingest any folder of music instead of FMA metadata")
@@ -101,7 +103,9 @@ def folder_catalogue(spark: SparkSession, folder: str) -> DataFrame:
 
     def tag_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
-            yield pd.DataFrame([read_tags(p, c, root=root) for p, c in zip(batch["path"], batch["content"], strict=True)])
+            yield pd.DataFrame(
+                [read_tags(p, c, root=root) for p, c in zip(batch["path"], batch["content"], strict=True)]
+            )
 
     return files.mapInPandas(tag_batches, schema=schema).withColumn("source", F.lit("folder"))
 

@@ -24,12 +24,30 @@ from spark_jobs.errors import EarshotError  # noqa: E402
 # name -> (module, one line for --help). The launcher and the README list these.
 JOBS: dict[str, tuple[str, str]] = {
     "smoke": ("spark_jobs.smoke", "prove the wiring: Delta write/read, Kafka via Structured Streaming, Mongo upsert"),
-    "sample-library": ("spark_jobs.sample_library", "write a synthetic music library in the FMA layout, with planted broken files"),
-    "ingest": ("spark_jobs.ingest", "catalogue from FMA metadata (or any folder of music) into Delta and Mongo `tracks`"),
-    "extract": ("spark_jobs.extract", "audio features (FMA's 518 + tempo) with a pandas UDF into Delta `features` and Mongo"),
-    "import-fma-features": ("spark_jobs.import_fma_features", "load FMA's own features.csv into Delta `features` (no audio needed)"),
-    "build-index": ("spark_jobs.build_index", "standardise, PCA and k-means shard the features with MLlib; build Annoy shards; publish a version"),
-    "similar": ("spark_jobs.similar", "print the tracks most like a track (or its song radio) from the published index"),
+    "sample-library": (
+        "spark_jobs.sample_library",
+        "write a synthetic music library in the FMA layout, with planted broken files",
+    ),
+    "ingest": (
+        "spark_jobs.ingest",
+        "catalogue from FMA metadata (or any folder of music) into Delta and Mongo `tracks`",
+    ),
+    "extract": (
+        "spark_jobs.extract",
+        "audio features (FMA's 518 + tempo) with a pandas UDF into Delta `features` and Mongo",
+    ),
+    "import-fma-features": (
+        "spark_jobs.import_fma_features",
+        "load FMA's own features.csv into Delta `features` (no audio needed)",
+    ),
+    "build-index": (
+        "spark_jobs.build_index",
+        "standardise, PCA and k-means shard the features with MLlib; build Annoy shards; publish a version",
+    ),
+    "similar": (
+        "spark_jobs.similar",
+        "print the tracks most like a track (or its song radio) from the published index",
+    ),
     "demo": ("spark_jobs.demo", "start the local stack and run the pipeline end to end (the README's main command)"),
 }
 # Jobs that orchestrate other jobs and run in plain Python, not under spark-submit.

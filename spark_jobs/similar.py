@@ -1,3 +1,4 @@
+# ruff: noqa: T201 - a command-line tool: it prints its table
 """similar: ask the published index what sounds like a track, or play its song radio.
 
 A plain-Python job (no Spark): it opens the index, reads titles from Mongo
@@ -37,10 +38,14 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     except IndexError_ as exc:
         raise JobInputError(str(exc)) from None
     seed = meta.get(args.track_id, {})
-    print(f"{'radio from' if args.radio else 'like'} {args.track_id}: {seed.get('title')} "  # noqa: T201
-          f"by {seed.get('artist_name')} [{seed.get('genre_top')}]  (index {index.version})")
+    print(
+        f"{'radio from' if args.radio else 'like'} {args.track_id}: {seed.get('title')} "  # noqa: T201
+        f"by {seed.get('artist_name')} [{seed.get('genre_top')}]  (index {index.version})"
+    )
     for n in rows:
         d = meta.get(n.track_id, {})
-        print(f"  {n.track_id:>8}  {n.score:6.3f}  {str(d.get('genre_top')):<13} "  # noqa: T201
-              f"{str(d.get('artist_name')):<22} {str(d.get('title')):<28} {n.reason}")
+        print(
+            f"  {n.track_id:>8}  {n.score:6.3f}  {str(d.get('genre_top')):<13} "  # noqa: T201
+            f"{str(d.get('artist_name')):<22} {str(d.get('title')):<28} {n.reason}"
+        )
     return 0

@@ -36,9 +36,16 @@ def analyse(data: bytes, *, sample_rate: int, clip_seconds: float) -> Analysis:
     try:
         row = compute_features(y=clip.samples, sr=clip.sample_rate)
     except Exception as exc:  # noqa: BLE001 - a track that breaks the analysis is recorded, not fatal
-        return Analysis(None, None, f"feature computation failed: {exc.__class__.__name__}: {exc}",
-                        clip.source_rate, clip.channels, clip.seconds, decoded - started,
-                        time.perf_counter() - decoded)
+        return Analysis(
+            None,
+            None,
+            f"feature computation failed: {exc.__class__.__name__}: {exc}",
+            clip.source_rate,
+            clip.channels,
+            clip.seconds,
+            decoded - started,
+            time.perf_counter() - decoded,
+        )
     if not np.all(np.isfinite(row.values)):
         return Analysis(None, None, "features contain NaN or Inf", clip.source_rate, clip.channels, clip.seconds)
     return Analysis(

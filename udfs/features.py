@@ -110,9 +110,7 @@ def _compute(y: np.ndarray, sr: int) -> FeatureRow:
     blocks["chroma_cqt"] = librosa.feature.chroma_cqt(
         C=cqt, n_chroma=12, n_octaves=CQT_OCTAVES, bins_per_octave=CQT_BINS_PER_OCTAVE
     )
-    cens = librosa.feature.chroma_cens(
-        C=cqt, n_chroma=12, n_octaves=CQT_OCTAVES, bins_per_octave=CQT_BINS_PER_OCTAVE
-    )
+    cens = librosa.feature.chroma_cens(C=cqt, n_chroma=12, n_octaves=CQT_OCTAVES, bins_per_octave=CQT_BINS_PER_OCTAVE)
     blocks["chroma_cens"] = cens
     blocks["tonnetz"] = librosa.feature.tonnetz(chroma=cens, sr=sr)
     del cqt

@@ -37,7 +37,9 @@ def make_analyse_udf(*, sample_rate: int, clip_seconds: float, numba_cache_dir: 
 
         for batch in contents:
             rows = [
-                dataclasses.asdict(analyse(bytes(c) if c is not None else b"", sample_rate=sample_rate, clip_seconds=clip_seconds))
+                dataclasses.asdict(
+                    analyse(bytes(c) if c is not None else b"", sample_rate=sample_rate, clip_seconds=clip_seconds)
+                )
                 for c in batch
             ]
             yield pd.DataFrame(rows, columns=[f.name for f in ANALYSIS_TYPE.fields])

@@ -141,15 +141,34 @@ def test_import_fma_features(etl, tmp_path):
     imported = feats[feats["feature_version"] == "fma-csv"]
     assert sorted(imported["track_id"]) == [900001, 900002, 900003]
     assert np.isfinite(imported[list(FEATURE_COLUMNS)].to_numpy(dtype=float)).all()
+    from spark_jobs import mongo_io
+
+    with mongo_io.connect(settings) as client:
+        doc = client[settings.mongo.database]["tracks"].find_one({"_id": 900002})
+    assert doc["features_fma"]["version"] == "fma-csv"
+    np.testing.assert_allclose(
+        vector_from_bytes(doc["features_fma"]["vector"]),
+        imported[imported["track_id"] == 900002][list(FEATURE_COLUMNS)].to_numpy(dtype=float)[0],
+        rtol=1e-6,
+    )
 
 
 def test_the_launcher_runs_the_etl_jobs(etl):
     settings, _ = etl
-    env = {**os.environ, **test_environ(Path(settings.paths.lake_root).parent,
-           EARSHOT_LIBRARY_ROOT=settings.paths.library_root, MONGO_DATABASE=settings.mongo.database)}
+    env = {
+        **os.environ,
+        **test_environ(
+            Path(settings.paths.lake_root).parent,
+            EARSHOT_LIBRARY_ROOT=settings.paths.library_root,
+            MONGO_DATABASE=settings.mongo.database,
+        ),
+    }
     result = subprocess.run(
         [str(REPO_ROOT / "spark-submit.sh"), "--master", "local[2]", "extract"],
-        capture_output=True, text=True, timeout=600, env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "extract: 0 tracks analysed" in result.stdout

@@ -14,7 +14,10 @@ pytestmark = [pytest.mark.spark, pytest.mark.kafka, pytest.mark.mongo]
 def test_smoke_job_passes_on_local_2(stack, job_env):
     result = subprocess.run(
         [str(REPO_ROOT / "spark-submit.sh"), "--master", "local[2]", "smoke", "--rows", "10"],
-        capture_output=True, text=True, timeout=600, env=job_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=job_env,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "smoke: all wiring works" in result.stdout
@@ -26,7 +29,10 @@ def test_unreachable_broker_is_one_clear_line(job_env):
     env = {**job_env, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
     result = subprocess.run(
         [str(REPO_ROOT / "spark-submit.sh"), "--master", "local[1]", "smoke"],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert result.returncode == 2
     # spark-submit's PythonRunner merges the driver's stderr into stdout.

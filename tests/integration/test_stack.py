@@ -39,8 +39,10 @@ def test_plain_kafka_python_round_trips_a_message(stack):
     producer.send(topic, key=b"k", value=b"hello earshot").get(timeout=30)
     producer.close()
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=stack.kafka.bootstrap_servers,
-        auto_offset_reset="earliest", consumer_timeout_ms=15000,
+        topic,
+        bootstrap_servers=stack.kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=15000,
     )
     values = [m.value for m in consumer]
     consumer.close()

@@ -15,8 +15,14 @@ from udfs.analyse import analyse
 from udfs.audio import AudioError, decode_clip
 from udfs.features import compute_features, summarize
 from udfs.schema import (
-    COLUMN_INDEX, FEATURE_COLUMNS, FEATURE_SIZES, N_FEATURES, STATISTICS, group_of,
-    vector_from_bytes, vector_to_bytes,
+    COLUMN_INDEX,
+    FEATURE_COLUMNS,
+    FEATURE_SIZES,
+    N_FEATURES,
+    STATISTICS,
+    group_of,
+    vector_from_bytes,
+    vector_to_bytes,
 )
 
 pytestmark = pytest.mark.unit
@@ -51,10 +57,17 @@ def test_schema_has_fmas_518_columns_in_fmas_order():
 def test_summary_statistics_match_numpy_and_scipy():
     x = np.random.default_rng(0).gamma(2.0, size=(3, 500))
     got = summarize(x)
-    want = np.stack([
-        x.mean(axis=1), x.std(axis=1), scipy.stats.skew(x, axis=1), scipy.stats.kurtosis(x, axis=1),
-        np.median(x, axis=1), x.min(axis=1), x.max(axis=1),
-    ])
+    want = np.stack(
+        [
+            x.mean(axis=1),
+            x.std(axis=1),
+            scipy.stats.skew(x, axis=1),
+            scipy.stats.kurtosis(x, axis=1),
+            np.median(x, axis=1),
+            x.min(axis=1),
+            x.max(axis=1),
+        ]
+    )
     np.testing.assert_allclose(got, want, rtol=1e-9)
 
 

@@ -9,8 +9,17 @@ import pandas as pd
 import pytest
 
 from spark_jobs.fma import (
-    FmaFormatError, audio_relpath, catalogue_from_fma, in_subset, load_features_csv, load_genres,
-    load_tracks, parse_list, track_id_from_path, write_genres_csv, write_tracks_csv,
+    FmaFormatError,
+    audio_relpath,
+    catalogue_from_fma,
+    in_subset,
+    load_features_csv,
+    load_genres,
+    load_tracks,
+    parse_list,
+    track_id_from_path,
+    write_genres_csv,
+    write_tracks_csv,
 )
 from spark_jobs.sample_library import PLANTED, genres_frame, plan, tracks_frame
 from udfs.schema import FEATURE_COLUMNS, FEATURE_SIZES, STATISTICS

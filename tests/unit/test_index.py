@@ -158,6 +158,6 @@ def test_radio_stays_near_without_repeats_or_one_artist(tmp_path: Path):
     assert len(played) == 12 and len(set(played)) == 12 and int(ids[0]) not in played
     artists = [artist_of[t] for t in played]
     assert max(artists.count(a) for a in set(artists)) <= 2
-    assert all(artists[i] not in artists[max(0, i - 3):i] for i in range(len(artists)))
+    assert all(artists[i] not in artists[max(0, i - 3) : i] for i in range(len(artists)))
     same = sum(labels[list(ids).index(t)] == labels[0] for t in played)
     assert same >= 10  # stays in the seed's neighbourhood

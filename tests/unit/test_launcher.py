@@ -17,7 +17,10 @@ def launch(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
     return subprocess.run(
         [str(REPO_ROOT / "spark-submit.sh"), *args],
-        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
     )
 
 

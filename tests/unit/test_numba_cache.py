@@ -30,7 +30,9 @@ def test_concurrent_first_compiles_leave_a_cache_others_can_load(tmp_path: Path)
     cache = tmp_path / "numba"
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO_ROOT)}
     cmd = [sys.executable, "-c", SCRIPT, str(cache)]
-    first = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    first = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)
+    ]
     outs = [p.communicate(timeout=300) for p in first]
     assert [p.returncode for p in first] == [0, 0, 0], [o[1][-2000:] for o in outs]
     later = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.stack import kafka_service, mongo_service
 from conf.settings import load_settings
+from services.stack import kafka_service, mongo_service
 from spark_jobs.services import kafka_hosts, mongo_hosts, parse_host_port
 
 pytestmark = pytest.mark.unit
