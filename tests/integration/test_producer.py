@@ -1,0 +1,35 @@
+"""The producer helper against the real broker: keyed by user, JSON values, nothing sent when invalid."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from events.contract import InvalidEvent
+from events.producer import ListenProducer, new_event
+from spark_jobs.kafka_io import ensure_topic
+
+pytestmark = pytest.mark.kafka
+
+
+def test_valid_events_arrive_keyed_by_user_and_invalid_ones_are_never_sent(stack):
+    from kafka import KafkaConsumer
+
+    topic = f"test.listens.{uuid.uuid4().hex[:8]}"
+    ensure_topic(stack, topic, partitions=2)
+    sent = [new_event(user_id=f"u{i % 2}", track_id=10 + i, type="play") for i in range(4)]
+    with ListenProducer(stack.kafka.bootstrap_servers, topic=topic) as producer:
+        for e in sent:
+            producer.send(e)
+        with pytest.raises(InvalidEvent, match="unknown type"):
+            producer.send({**new_event(user_id="u9", track_id=1, type="play"), "type": "love"})
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=stack.kafka.bootstrap_servers, auto_offset_reset="earliest", consumer_timeout_ms=15000
+    )
+    got = [(m.key.decode(), json.loads(m.value)) for m in consumer]
+    consumer.close()
+    assert sorted(e["event_id"] for _, e in got) == sorted(e["event_id"] for e in sent)
+    assert all(key == e["user_id"] for key, e in got)
+    assert {key for key, _ in got} == {"u0", "u1"}

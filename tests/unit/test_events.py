@@ -1,0 +1,76 @@
+"""The listening-event contract: reasons for bad events, and the published JSON Schema in step."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import jsonschema
+import pytest
+
+from events.contract import SCHEMA_FILE, InvalidEvent, check_event, json_schema, spark_schema
+from events.producer import new_event
+
+pytestmark = pytest.mark.unit
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def event(**changes):
+    e = new_event(user_id="u1", track_id=42, type="like", position_ms=1200, at=NOW)
+    e.update(changes)
+    return {k: v for k, v in e.items() if v != "<drop>"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"user_id": "<drop>"}, "missing field user_id"),
+        ({"track_id": "42"}, "track_id must be an integer, got str"),
+        ({"track_id": True}, "track_id must be an integer, got bool"),
+        ({"track_id": 0}, "track_id must be positive"),
+        ({"type": "love"}, "unknown type 'love'"),
+        ({"ts": "yesterday"}, "is not an ISO-8601 time"),
+        ({"ts": "2026-11-24T12:00:00"}, "must be in UTC"),
+        ({"ts": "2026-11-24T13:00:00Z"}, "more than 300 s in the future"),
+        ({"position_ms": -5}, "position_ms must be >= 0"),
+        ({"event_id": " "}, "event_id is empty"),
+    ],
+)
+def test_bad_events_have_a_reason(changes, reason):
+    with pytest.raises(InvalidEvent, match=reason.replace("(", r"\(")):
+        check_event(event(**changes), now=NOW, max_future_s=300)
+
+
+def test_good_events_pass_and_extra_fields_are_allowed():
+    assert check_event(event(), now=NOW, max_future_s=300)["type"] == "like"
+    assert check_event(event(app_version="3.1"), now=NOW, max_future_s=300)
+    assert check_event(event(ts="2026-11-24T12:03:00+00:00"), now=NOW, max_future_s=300)
+    with pytest.raises(InvalidEvent, match="must be a JSON object"):
+        check_event(["not", "an", "object"], now=NOW, max_future_s=300)
+
+
+def test_new_event_has_a_unique_id_and_utc_time():
+    a, b = new_event(user_id="u", track_id=1, type="play"), new_event(user_id="u", track_id=1, type="play")
+    assert a["event_id"] != b["event_id"] and a["ts"].endswith("Z")
+
+
+def test_published_schema_file_is_generated_from_the_contract():
+    assert json.loads(SCHEMA_FILE.read_text()) == json_schema()  # python -m events.contract rewrites it
+
+
+@pytest.mark.parametrize(
+    "changes", [{}, {"user_id": "<drop>"}, {"type": "love"}, {"track_id": "42"}, {"ts": "2026-11-24T12:00:00"}]
+)
+def test_json_schema_agrees_with_the_validator(changes):
+    e = event(**changes)
+    try:
+        check_event(e, now=NOW, max_future_s=300)
+        ours_ok = True
+    except InvalidEvent:
+        ours_ok = False
+    validator = jsonschema.Draft202012Validator(json_schema())
+    assert validator.is_valid(e) == ours_ok
+
+
+def test_spark_schema_has_every_field():
+    assert [f.name for f in spark_schema().fields] == list(json_schema()["properties"])
