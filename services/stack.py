@@ -256,9 +256,10 @@ def start_kafka(settings: Settings) -> str:
     libs = _kafka_libs(service)
     props = _kafka_properties(service, settings)
     if not (service.home / "data" / "meta.properties").exists():
+        # A base64 id may begin with "-"; "--cluster-id=ID" keeps the tool's parser from reading it as an option.
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         _run_checked(
-            _java(libs, service, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
+            _java(libs, service, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props)),
             what="kafka-storage format",
         )
     proc = _spawn(service, _java(libs, service, "kafka.Kafka", str(props)))

@@ -23,7 +23,7 @@ TEST_DATABASE = "earshot_test"
 os.environ.setdefault("NUMBA_CACHE_DIR", load_settings().paths.numba_cache_dir)
 
 
-def test_environ(tmp_root: Path, **extra: str) -> dict[str, str]:
+def isolated_environ(tmp_root: Path, **extra: str) -> dict[str, str]:
     """The environment a test job runs with: real services, isolated data."""
     env = dict(os.environ)
     env.update(
@@ -46,7 +46,7 @@ def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def job_env(tmp_root: Path) -> dict[str, str]:
-    return test_environ(tmp_root)
+    return isolated_environ(tmp_root)
 
 
 @pytest.fixture(scope="session")

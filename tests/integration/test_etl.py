@@ -20,7 +20,7 @@ from deltalake import DeltaTable
 from conf.settings import REPO_ROOT, Settings, load_settings
 from spark_jobs import extract, import_fma_features, ingest, sample_library
 from spark_jobs.sample_library import PLANTED
-from tests.conftest import test_environ
+from tests.conftest import isolated_environ
 from tests.unit.test_fma import write_fma_features_csv
 from udfs.schema import FEATURE_COLUMNS, N_FEATURES, vector_from_bytes
 
@@ -46,7 +46,7 @@ def run_job(module, settings: Settings, *argv: str) -> int:
 @pytest.fixture(scope="module")
 def etl(stack, spark, tmp_path_factory) -> tuple[Settings, dict[str, int]]:
     root = tmp_path_factory.mktemp("etl")
-    env = test_environ(root, EARSHOT_LIBRARY_ROOT=str(root / "library"), MONGO_DATABASE="earshot_test_etl")
+    env = isolated_environ(root, EARSHOT_LIBRARY_ROOT=str(root / "library"), MONGO_DATABASE="earshot_test_etl")
     settings = load_settings(env)
     from spark_jobs import mongo_io
 
@@ -157,7 +157,7 @@ def test_the_launcher_runs_the_etl_jobs(etl):
     settings, _ = etl
     env = {
         **os.environ,
-        **test_environ(
+        **isolated_environ(
             Path(settings.paths.lake_root).parent,
             EARSHOT_LIBRARY_ROOT=settings.paths.library_root,
             MONGO_DATABASE=settings.mongo.database,
