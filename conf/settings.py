@@ -96,6 +96,7 @@ class StreamSettings:
     recommendations: int
     half_life_hours: float
     max_future_seconds: int
+    archive_trigger_seconds: float
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,7 @@ def _check_values(s: Settings) -> None:
         (s.stream.trigger_seconds > 0, "stream.trigger_seconds must be > 0"),
         (s.stream.recommendations >= 1, "stream.recommendations must be >= 1"),
         (s.stream.half_life_hours > 0, "stream.half_life_hours must be > 0"),
+        (s.stream.archive_trigger_seconds > 0, "stream.archive_trigger_seconds must be > 0"),
     ]
     for ok, message in checks:
         if not ok:

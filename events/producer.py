@@ -57,14 +57,17 @@ class ListenProducer:
             acks="all",
             enable_idempotence=True,  # a retried send is written once
             linger_ms=5,
-            key_serializer=lambda k: k.encode("utf-8"),
-            value_serializer=lambda v: json.dumps(v, separators=(",", ":")).encode("utf-8"),
         )
 
     def send(self, event: dict[str, Any]):
         """Check and send one event (key = user id); returns kafka-python's future."""
         check_event(event, now=datetime.now(UTC), max_future_s=self.max_future_s)
-        return self._producer.send(self.topic, key=event["user_id"], value=event)
+        value = json.dumps(event, separators=(",", ":")).encode("utf-8")
+        return self._producer.send(self.topic, key=event["user_id"].encode("utf-8"), value=value)
+
+    def send_raw(self, key: str | None, value: bytes):
+        """Send bytes unchecked: for simulators and tests that exercise the dead-letter path."""
+        return self._producer.send(self.topic, key=key.encode("utf-8") if key is not None else None, value=value)
 
     def flush(self, timeout: float | None = None) -> None:
         self._producer.flush(timeout)

@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from index import store
 from index.build import METRIC, build_shard, group_slices, typical_group_scale
+from index.catalogue import write_catalogue
 from index.manifest import Manifest, Shard
 
 
@@ -73,8 +75,12 @@ def build_version(
     keep: int = 3,
     probe: int = 0,
     version: str | None = None,
+    catalogue: pd.DataFrame | None = None,
 ) -> Path:
-    """Fit, build every shard, and publish a version; returns its folder."""
+    """Fit, build every shard, and publish a version; returns its folder.
+
+    ``catalogue`` (track_id, title, artist_name, genre_top) is published with it.
+    """
     version = version or store.new_version_name()
     staging = store.staging_dir(root, version)
     mean, std = fit_scaler(raw)
@@ -104,4 +110,6 @@ def build_version(
         group_scale=typical_group_scale(z, group_slices(list(columns)), seed=seed),
         probe=probe,
     ).write(staging)
+    if catalogue is not None:
+        write_catalogue(staging, catalogue)
     return store.publish(root, staging, version, keep=keep)

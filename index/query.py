@@ -16,7 +16,8 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from index import store
-from index.build import group_distances, group_slices
+from index.build import group_slices
+from index.catalogue import Catalogue
 from index.manifest import IndexError_, Manifest
 
 TRANSFORM_FILES = ("scaler_mean.npy", "scaler_std.npy", "projection.npy")
@@ -61,7 +62,14 @@ class SimilarityIndex:
             )
         self.centroids = np.asarray([s.centroid for s in m.shards], dtype=np.float32)
         self.slices = group_slices(m.columns)
+        # Per-group RMS distance as one matrix product: row g averages the squared differences of group g.
+        self._group_names = list(self.slices)
+        self._group_mean = np.zeros((len(self.slices), len(m.columns)))
+        for i, idx in enumerate(self.slices.values()):
+            self._group_mean[i, idx] = 1.0 / len(idx)
+        self._group_scale = np.asarray([m.group_scale.get(g, 1.0) for g in self._group_names])
         self._where: dict[int, tuple[int, int]] | None = None
+        self._catalogue: Catalogue | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -74,6 +82,18 @@ class SimilarityIndex:
 
     def __len__(self) -> int:
         return self.manifest.count
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The catalogue snapshot published with this version (loaded on first use)."""
+        if self._catalogue is None:
+            with self._lock:
+                if self._catalogue is None:
+                    self._catalogue = Catalogue.load(self.folder, self.track_ids())
+        return self._catalogue
+
+    def track_ids(self) -> np.ndarray:
+        return np.concatenate([np.asarray(ids) for ids in self._ids]) if self._ids else np.empty(0, np.int64)
 
     # ------------------------------------------------------------ vectors
 
@@ -111,6 +131,10 @@ class SimilarityIndex:
     def standardized_of(self, track_id: int) -> np.ndarray:
         shard, row = self._locate(track_id)
         return np.asarray(self._z[shard][row])
+
+    def raw_of(self, track_id: int) -> np.ndarray:
+        """The track's feature vector in raw (unstandardized) units: the same in every version."""
+        return self.standardized_of(track_id).astype(np.float64) * self.std + self.mean
 
     def projected_of(self, track_id: int) -> np.ndarray:
         shard, row = self._locate(track_id)
@@ -180,10 +204,16 @@ class SimilarityIndex:
     def _reason(self, reference: np.ndarray | None, shard: int, row: int) -> str:
         if reference is None:
             return "similar overall"
-        scale = self.manifest.group_scale
-        dist = group_distances(reference, np.asarray(self._z[shard][row]), self.slices)
-        ratio = {g: d / scale.get(g, 1.0) for g, d in dist.items()}
-        close = [g for g, r in sorted(ratio.items(), key=lambda kv: kv[1]) if r < 0.6][:2]
+        return self.explain(reference, np.asarray(self._z[shard][row]))
+
+    def reason_for(self, reference: np.ndarray, track_id: int) -> str:
+        """Why ``track_id`` is near the standardized vector ``reference``: its closest feature groups."""
+        return self.explain(reference, self.standardized_of(track_id))
+
+    def explain(self, reference: np.ndarray, other: np.ndarray) -> str:
+        diff = (np.asarray(reference, np.float64) - np.asarray(other, np.float64)) ** 2
+        ratio = np.sqrt(self._group_mean @ diff) / self._group_scale
+        close = [self._group_names[i] for i in np.argsort(ratio, kind="stable") if ratio[i] < 0.6][:2]
         if not close:
             return "similar overall"
         return "close in " + " and ".join(GROUP_WORDS[g] for g in close)

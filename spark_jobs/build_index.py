@@ -29,6 +29,8 @@ from pyspark.sql import functions as F
 from conf.settings import Settings, is_uri
 from index import store
 from index.build import METRIC, build_shard, group_slices, typical_group_scale
+from index.catalogue import COLUMNS as CATALOGUE_COLUMNS
+from index.catalogue import write_catalogue
 from index.local import write_transform
 from index.manifest import Manifest, Shard
 from spark_jobs import delta_io
@@ -150,6 +152,11 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         group_scale=typical_group_scale(sample, group_slices(columns), seed=seed),
         probe=cfg.probe,
     ).write(staging)
+    tracks_loc = settings.lake_table("tracks")
+    if delta_io.table_exists(spark, tracks_loc):
+        # Every catalogued track, with or without features: events for any of them are valid.
+        tracks = delta_io.read_table(spark, tracks_loc).select(*CATALOGUE_COLUMNS)
+        write_catalogue(staging, tracks.toPandas())
     store.publish(root_path, staging, version, keep=cfg.keep_versions)
     print(  # noqa: T201 - command-line output
         f"build-index: published {version} ({n} tracks, {len(shards)} shards of "

@@ -48,10 +48,18 @@ JOBS: dict[str, tuple[str, str]] = {
         "spark_jobs.similar",
         "print the tracks most like a track (or its song radio) from the published index",
     ),
+    "stream": (
+        "spark_jobs.stream",
+        "listening events from Kafka -> taste vectors in Spark state -> recommendations in Mongo",
+    ),
+    "simulate": (
+        "spark_jobs.simulate",
+        "synthetic listeners who play, finish, skip, like and dislike at a target rate (plus bad events)",
+    ),
     "demo": ("spark_jobs.demo", "start the local stack and run the pipeline end to end (the README's main command)"),
 }
 # Jobs that orchestrate other jobs and run in plain Python, not under spark-submit.
-PLAIN_PYTHON_JOBS: set[str] = {"demo", "similar"}
+PLAIN_PYTHON_JOBS: set[str] = {"demo", "similar", "simulate"}
 
 
 def usage() -> str:

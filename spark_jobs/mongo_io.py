@@ -1,7 +1,10 @@
 """Every read and write of MongoDB (the serving store), through pymongo only.
 
 FerretDB v1 (the local server) rejects NaN/Inf doubles and keys with ``.`` or a
-leading ``$``; :func:`clean_document` makes documents safe for any server.
+leading ``$``; :func:`clean_document` makes documents safe for any server. It
+also stalls for good on one bulk command of 100 or more upserts into a SQLite
+database (each takes a connection of a 100-connection pool): bulk writes go
+in commands of :data:`BULK_CHUNK` operations.
 """
 
 from __future__ import annotations
@@ -51,13 +54,19 @@ def clean_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+BULK_CHUNK = 50
+
+
+def bulk_write(db: Database, collection: str, ops: list) -> int:
+    """Run ``ops`` unordered, :data:`BULK_CHUNK` to a command; returns how many were sent."""
+    for start in range(0, len(ops), BULK_CHUNK):
+        db[collection].bulk_write(ops[start : start + BULK_CHUNK], ordered=False)
+    return len(ops)
+
+
 def upsert_many(db: Database, collection: str, docs: Iterable[Mapping[str, Any]]) -> int:
     """Replace-or-insert each document by its ``_id``; returns how many were written."""
-    ops = [ReplaceOne({"_id": d["_id"]}, clean_document(d), upsert=True) for d in docs]
-    if not ops:
-        return 0
-    db[collection].bulk_write(ops, ordered=False)
-    return len(ops)
+    return bulk_write(db, collection, [ReplaceOne({"_id": d["_id"]}, clean_document(d), upsert=True) for d in docs])
 
 
 def set_fields_many(db: Database, collection: str, docs: Iterable[Mapping[str, Any]]) -> int:
@@ -68,7 +77,4 @@ def set_fields_many(db: Database, collection: str, docs: Iterable[Mapping[str, A
     for d in docs:
         fields = clean_document({k: v for k, v in d.items() if k != "_id"})
         ops.append(UpdateOne({"_id": d["_id"]}, {"$set": fields}, upsert=True))
-    if not ops:
-        return 0
-    db[collection].bulk_write(ops, ordered=False)
-    return len(ops)
+    return bulk_write(db, collection, ops)

@@ -1,0 +1,210 @@
+"""A listener's taste: what they pulled toward and pushed away from, decaying with event time.
+
+The taste lives in raw feature units (518 FMA features + tempo), so it stays
+meaningful when a new index version brings a new scaler and projection; the
+recommender standardizes and projects it with whatever version is current.
+
+- like, complete and play pull toward a track; skip and dislike push away
+  (:data:`WEIGHTS`).
+- Both sums decay with a half-life in event time. An event older than the
+  newest one seen is weighted down by its age instead, so the result does not
+  depend on arrival order.
+- Recent history (excluded from recommendations), dislikes, the last liked or
+  finished tracks (for reasons and cold start), counters per type, a signed
+  score per genre, and the event ids of a dedup window are kept beside it.
+
+:meth:`Taste.to_bytes` / :meth:`Taste.from_bytes` are the state store format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+WEIGHTS: dict[str, float] = {"like": 3.0, "complete": 1.5, "play": 0.3, "skip": -1.0, "dislike": -3.0}
+HISTORY = 50  # recent tracks excluded from recommendations
+DISLIKES = 200
+POSITIVES = 20
+DEDUP_WINDOW_MS = 15 * 60 * 1000  # event ids remembered for 15 minutes of event time ...
+DEDUP_MAX = 5000  # ... and at most this many per listener
+FORMAT = 1
+
+
+def event_hash(event_id: str) -> int:
+    """A 63-bit hash of an event id (the dedup window stores hashes, not strings)."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode("utf-8"), digest_size=8).digest(), "little") >> 1
+
+
+@dataclass
+class Taste:
+    dims: int = 0
+    pos: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    pos_w: float = 0.0
+    neg: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    neg_w: float = 0.0
+    last_ts_ms: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    genre_score: dict[str, float] = field(default_factory=dict)
+    genre_skips: dict[str, int] = field(default_factory=dict)
+    recent: list[int] = field(default_factory=list)
+    disliked: list[int] = field(default_factory=list)
+    positives: list[int] = field(default_factory=list)
+    seen: dict[int, int] = field(default_factory=dict)  # event id hash -> event time (ms)
+
+    # ------------------------------------------------------------ events
+
+    def is_duplicate(self, event_id: str) -> bool:
+        return event_hash(event_id) in self.seen
+
+    def remember(self, event_id: str, ts_ms: int) -> None:
+        self.seen[event_hash(event_id)] = ts_ms
+
+    def forget_old_ids(self) -> None:
+        """Keep the ids of the dedup window (newest first when over the cap)."""
+        oldest = self.last_ts_ms - DEDUP_WINDOW_MS
+        kept = [(h, t) for h, t in self.seen.items() if t >= oldest]
+        if len(kept) > DEDUP_MAX:
+            kept = sorted(kept, key=lambda ht: ht[1])[-DEDUP_MAX:]
+        self.seen = dict(kept)
+
+    def apply(
+        self,
+        kind: str,
+        track_id: int,
+        ts_ms: int,
+        vector: np.ndarray | None,
+        *,
+        genre: str | None,
+        half_life_ms: float,
+    ) -> None:
+        """Fold one valid event in (``vector`` is None for a track without features)."""
+        scale = 1.0
+        if ts_ms > self.last_ts_ms:
+            if self.last_ts_ms and half_life_ms > 0:
+                self._decay(0.5 ** ((ts_ms - self.last_ts_ms) / half_life_ms))
+            self.last_ts_ms = ts_ms
+        elif half_life_ms > 0:
+            scale = 0.5 ** ((self.last_ts_ms - ts_ms) / half_life_ms)
+        weight = WEIGHTS[kind]
+        if vector is not None:
+            vector = np.asarray(vector, dtype=np.float64)
+            if vector.shape[0] != self.dims:  # first vector, or a version with other columns
+                self.dims, self.pos, self.neg, self.pos_w, self.neg_w = vector.shape[0], 0 * vector, 0 * vector, 0, 0
+            if weight > 0:
+                self.pos = self.pos + weight * scale * vector
+                self.pos_w += weight * scale
+            else:
+                self.neg = self.neg - weight * scale * vector
+                self.neg_w -= weight * scale
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        if genre:
+            self.genre_score[genre] = round(self.genre_score.get(genre, 0.0) + weight, 6)
+            if kind == "skip":
+                self.genre_skips[genre] = self.genre_skips.get(genre, 0) + 1
+        if kind != "dislike":
+            self.recent = _push(self.recent, track_id, HISTORY)
+        else:
+            self.disliked = _push(self.disliked, track_id, DISLIKES)
+        if kind in ("like", "complete"):
+            self.positives = _push(self.positives, track_id, POSITIVES)
+
+    def _decay(self, factor: float) -> None:
+        self.pos, self.neg = self.pos * factor, self.neg * factor
+        self.pos_w, self.neg_w = self.pos_w * factor, self.neg_w * factor
+
+    # ------------------------------------------------------------ reading
+
+    @property
+    def events(self) -> int:
+        return sum(self.counts.values())
+
+    def centre(self, which: str) -> np.ndarray | None:
+        """The weighted mean of the pulled (``pos``) or pushed (``neg``) tracks, raw units."""
+        total, acc = (self.pos_w, self.pos) if which == "pos" else (self.neg_w, self.neg)
+        return acc / total if total > 1e-12 else None
+
+    def negative_share(self) -> float:
+        total = self.pos_w + self.neg_w
+        return self.neg_w / total if total > 1e-12 else 0.0
+
+    def skip_rate(self) -> float:
+        skips = self.counts.get("skip", 0)
+        started = max(self.counts.get("play", 0), skips + self.counts.get("complete", 0))
+        return round(skips / started, 4) if started else 0.0
+
+    def top_genres(self, n: int = 3) -> list[str]:
+        ranked = sorted(((s, g) for g, s in self.genre_score.items() if s > 0), key=lambda sg: (-sg[0], sg[1]))
+        return [g for _, g in ranked[:n]]
+
+    def profile(self) -> dict:
+        """The listener's profile document body (counts, skip rate, top genres)."""
+        return {
+            "events": self.events,
+            "counts": {k: self.counts.get(k, 0) for k in WEIGHTS},
+            "skip_rate": self.skip_rate(),
+            "top_genres": self.top_genres(),
+            "genre_score": dict(sorted(self.genre_score.items())),
+            "skips_by_genre": dict(sorted(self.genre_skips.items())),
+            "last_event_at_ms": self.last_ts_ms,
+        }
+
+    # ------------------------------------------------------------ state store format
+
+    def to_bytes(self) -> bytes:
+        header = {
+            "format": FORMAT,
+            "dims": self.dims,
+            "pos_w": self.pos_w,
+            "neg_w": self.neg_w,
+            "last_ts_ms": self.last_ts_ms,
+            "counts": self.counts,
+            "genre_score": self.genre_score,
+            "genre_skips": self.genre_skips,
+            "recent": self.recent,
+            "disliked": self.disliked,
+            "positives": self.positives,
+            "seen": len(self.seen),
+        }
+        head = json.dumps(header, separators=(",", ":")).encode("utf-8")
+        arrays = [
+            np.asarray(self.pos, np.float64).reshape(-1)[: self.dims],
+            np.asarray(self.neg, np.float64).reshape(-1)[: self.dims],
+            np.fromiter(self.seen.keys(), dtype=np.int64, count=len(self.seen)),
+            np.fromiter(self.seen.values(), dtype=np.int64, count=len(self.seen)),
+        ]
+        return struct.pack("<I", len(head)) + head + b"".join(a.tobytes() for a in arrays)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> Taste:
+        (n,) = struct.unpack_from("<I", blob)
+        header = json.loads(blob[4 : 4 + n])
+        if header.get("format") != FORMAT:
+            raise ValueError(f"unknown taste state format {header.get('format')!r}")
+        dims, seen = header["dims"], header["seen"]
+        body = np.frombuffer(blob, dtype=np.uint8, offset=4 + n)
+        floats = np.frombuffer(body[: 16 * dims].tobytes(), dtype=np.float64)
+        ints = np.frombuffer(body[16 * dims :].tobytes(), dtype=np.int64)
+        return cls(
+            dims=dims,
+            pos=floats[:dims].copy(),
+            pos_w=header["pos_w"],
+            neg=floats[dims:].copy(),
+            neg_w=header["neg_w"],
+            last_ts_ms=header["last_ts_ms"],
+            counts=header["counts"],
+            genre_score=header["genre_score"],
+            genre_skips=header["genre_skips"],
+            recent=header["recent"],
+            disliked=header["disliked"],
+            positives=header["positives"],
+            seen=dict(zip(ints[:seen].tolist(), ints[seen : 2 * seen].tolist(), strict=True)),
+        )
+
+
+def _push(items: list[int], track_id: int, limit: int) -> list[int]:
+    """Append ``track_id`` as the newest (moving it if present), keeping the last ``limit``."""
+    return [t for t in items if t != track_id][-(limit - 1) :] + [int(track_id)]

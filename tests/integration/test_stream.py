@@ -1,0 +1,241 @@
+"""The recommender stream on the real broker, FerretDB and Spark, over a synthetic genre-structured index."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conf.settings import Settings, load_settings
+from events.producer import ListenProducer, new_event
+from index.local import build_version
+from index.query import SimilarityIndex
+from index.synthetic import COLUMNS, synthetic_catalogue
+from spark_jobs import mongo_io
+from tests.conftest import isolated_environ
+
+pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.spark]
+
+
+def stream_settings(root: Path, tag: str) -> Settings:
+    suffix = uuid.uuid4().hex[:8]
+    return load_settings(
+        isolated_environ(
+            root,
+            MONGO_DATABASE=f"earshot_test_{tag}_{suffix}",
+            EARSHOT__KAFKA__LISTENS_TOPIC=f"listens-{tag}-{suffix}",
+            EARSHOT__KAFKA__DLQ_TOPIC=f"listens-{tag}-{suffix}.dlq",
+            EARSHOT__STREAM__ARCHIVE_TRIGGER_SECONDS="2",
+        )
+    )
+
+
+def publish_synthetic_index(settings: Settings, *, seed: int = 0, version: str | None = None) -> Path:
+    ids, raw, frame = synthetic_catalogue(per_genre=80, artists_per_genre=8, seed=0)
+    return build_version(
+        Path(settings.paths.index_root),
+        ids,
+        raw,
+        COLUMNS,
+        feature_version="fma-v1",
+        catalogue=frame,
+        shards=2,
+        pca_components=32,
+        seed=seed,
+        version=version,
+    )
+
+
+def wait_for(check: Callable[[], object], *, timeout: float = 90.0, what: str = "the stream") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def live(stack, spark, tmp_path_factory):
+    """A running recommender (and archive) over its own topic, database and synthetic index."""
+    from spark_jobs import stream
+
+    root = tmp_path_factory.mktemp("stream")
+    settings = stream_settings(root, "stream")
+    publish_synthetic_index(settings)
+    queries, sink = stream.start(spark, settings)
+    client = mongo_io.connect(settings)
+    db = mongo_io.database(client, settings)
+    producer = ListenProducer(settings.kafka.bootstrap_servers, topic=settings.kafka.listens_topic)
+    try:
+        yield settings, db, producer, SimilarityIndex.open(settings.paths.index_root)
+    finally:
+        producer.close()
+        stream.stop(spark, queries, sink)
+        client.drop_database(settings.mongo.database)
+        client.close()
+
+
+def rec_doc(db, user: str, *, events: int) -> dict:
+    """The user's recommendations once ``events`` of theirs have been applied."""
+    return wait_for(
+        lambda: (d := db["recommendations"].find_one({"_id": user})) and d["events_total"] >= events and d,
+        what=f"recommendations of {user} after {events} events",
+    )
+
+
+def genre_share(doc: dict, genre: str, k: int = 10) -> float:
+    items = doc["items"][:k]
+    return sum(i["genre"] == genre for i in items) / max(1, len(items))
+
+
+def send(producer: ListenProducer, user: str, tracks: list[int], *types: str) -> int:
+    n = 0
+    for t in tracks:
+        for kind in types:
+            producer.send(new_event(user_id=user, track_id=int(t), type=kind))
+            n += 1
+    producer.flush()
+    return n
+
+
+def test_a_listener_who_likes_one_genre_gets_mostly_that_genre(live):
+    settings, db, producer, index = live
+    jazz = index.catalogue.ids_of_genre("Jazz")
+    n = send(producer, "liker", jazz[:6], "play", "complete", "like")
+    doc = rec_doc(db, "liker", events=n)
+    assert doc["source"] == "taste"
+    assert len(doc["items"]) == settings.stream.recommendations
+    assert genre_share(doc, "Jazz") >= 0.7, [i["genre"] for i in doc["items"][:10]]
+    assert not {i["track_id"] for i in doc["items"]} & set(jazz[:6]), "tracks already heard are left out"
+    assert all(i["reason"] for i in doc["items"])
+    assert doc["index_version"] == index.version
+    assert doc["written_at"].timestamp() * 1000 >= doc["trigger_event_ms"] - 5  # FerretDB keeps milliseconds
+    profile = db["profiles"].find_one({"_id": "liker"})
+    assert profile["counts"]["like"] == 6 and profile["top_genres"][0] == "Jazz"
+
+
+def test_a_listener_who_skips_a_genre_sees_less_of_it(live):
+    _, db, producer, index = live
+    rock, folk = index.catalogue.ids_of_genre("Rock"), index.catalogue.ids_of_genre("Folk")
+    n = 0
+    for r, f in zip(rock[:6], folk[:6], strict=True):
+        n += send(producer, "skipper", [r, f], "play", "complete")
+    before = genre_share(rec_doc(db, "skipper", events=n), "Folk", k=20)
+    n += send(producer, "skipper", folk[6:16], "play", "skip")
+    after_doc = rec_doc(db, "skipper", events=n)
+    after = genre_share(after_doc, "Folk", k=20)
+    assert before >= 0.1, ("both genres were liked at first", before)
+    assert after < before / 2, (before, after)
+    profile = db["profiles"].find_one({"_id": "skipper"})
+    assert profile["skips_by_genre"] == {"Folk": 10}
+    assert profile["skip_rate"] == pytest.approx(10 / 22, abs=1e-3)
+
+
+def test_one_like_and_no_history_gets_a_radio_around_that_track(live):
+    _, db, producer, index = live
+    seed = index.catalogue.ids_of_genre("Classical")[3]
+    send(producer, "newcomer", [seed], "like")
+    doc = rec_doc(db, "newcomer", events=1)
+    assert doc["source"] == "radio"
+    assert doc["items"] and doc["items"][0]["reason"].startswith("song radio from")
+    assert seed not in {i["track_id"] for i in doc["items"]}
+    assert genre_share(doc, "Classical") >= 0.7
+
+
+def test_malformed_events_go_to_the_dead_letter_topic_and_the_stream_goes_on(live):
+    from kafka import KafkaConsumer
+
+    settings, db, producer, index = live
+    bad = {
+        "not JSON": b"{not json",
+        "missing field track_id": json.dumps(
+            {"event_id": "e1", "user_id": "bad", "type": "play", "ts": "2026-01-01T00:00:00Z"}
+        ),
+        "track_id must be an integer": json.dumps(
+            {"event_id": "e2", "user_id": "bad", "track_id": "7", "type": "play", "ts": "2026-01-01T00:00:00Z"}
+        ),
+        "unknown type 'rewind'": json.dumps(
+            {"event_id": "e3", "user_id": "bad", "track_id": 7, "type": "rewind", "ts": "2026-01-01T00:00:00Z"}
+        ),
+        "is not in the catalogue": json.dumps(
+            {"event_id": "e4", "user_id": "bad", "track_id": 999999, "type": "play", "ts": "2026-01-01T00:00:00Z"}
+        ),
+        "in the future": json.dumps(
+            {"event_id": "e5", "user_id": "bad", "track_id": 7, "type": "play", "ts": "2099-01-01T00:00:00Z"}
+        ),
+    }
+    for value in bad.values():
+        producer.send_raw("bad", value if isinstance(value, bytes) else value.encode())
+    send(producer, "after-bad", index.catalogue.ids_of_genre("Pop")[:1], "like")
+    consumer = KafkaConsumer(
+        settings.kafka.dlq_topic,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=1000,
+    )
+    letters: list[dict] = []
+    deadline = time.monotonic() + 90
+    try:
+        while len(letters) < len(bad) and time.monotonic() < deadline:
+            letters += [json.loads(m.value) for m in consumer]
+    finally:
+        consumer.close()
+    reasons = [letter["reason"] for letter in letters]
+    for expected in bad:
+        assert any(expected in r for r in reasons), (expected, reasons)
+    assert all(letter["raw"] and "offset" in letter["source"] for letter in letters)
+    rec_doc(db, "after-bad", events=1)  # the stream kept going
+
+
+def test_a_duplicate_event_is_applied_once(live):
+    _, db, producer, index = live
+    event = new_event(user_id="twice", track_id=int(index.catalogue.ids_of_genre("Rock")[0]), type="like")
+    producer.send(event)
+    producer.send(event)
+    producer.send(new_event(user_id="twice", track_id=int(index.catalogue.ids_of_genre("Rock")[1]), type="like"))
+    producer.flush()
+    rec_doc(db, "twice", events=2)
+    time.sleep(2)
+    assert db["profiles"].find_one({"_id": "twice"})["counts"]["like"] == 2
+    assert sum(b.get("duplicates", 0) for b in db["stream_batches"].find()) >= 1
+
+
+def test_batches_are_recorded_for_the_dashboard(live):
+    _, db, _, _ = live
+    batches = wait_for(lambda: [b for b in db["stream_batches"].find() if "duration_ms" in b], what="batch progress")
+    b = batches[-1]
+    assert b["input_rows"] == b["applied"] + b["dlq"] + b["duplicates"]
+    assert "p50" in b["latency_ms"] and b["offsets_behind"]
+
+
+def test_a_new_index_version_is_picked_up_without_a_restart(live):
+    settings, db, producer, index = live
+    newer = publish_synthetic_index(settings, seed=5, version="v99990101T000000000000Z")
+    time.sleep(3)  # longer than the stream's index recheck
+    send(producer, "late", index.catalogue.ids_of_genre("Rock")[:2], "like")
+    doc = rec_doc(db, "late", events=2)
+    assert doc["index_version"] == newer.name
+
+
+def test_valid_events_are_archived_in_delta_once(live, spark):
+    settings, _, _, _ = live
+    from spark_jobs import delta_io
+
+    location = settings.lake_table("events")
+
+    def liker_rows():
+        if not delta_io.table_exists(spark, location):
+            return None
+        rows = delta_io.read_table(spark, location).filter("user_id = 'liker'").count()
+        return rows == 18 and rows
+
+    wait_for(liker_rows, what="the events archive")
+    twice = delta_io.read_table(spark, location).filter("user_id = 'twice'").count()
+    assert twice == 2
+    assert delta_io.read_table(spark, location).filter("user_id = 'bad'").count() == 0
