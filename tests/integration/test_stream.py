@@ -21,17 +21,21 @@ from tests.conftest import isolated_environ
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.spark]
 
 
-def stream_settings(root: Path, tag: str) -> Settings:
+def stream_environ(root: Path, tag: str, **extra: str) -> dict[str, str]:
+    """Real services; this test's own topics, database, lake, index and checkpoints."""
     suffix = uuid.uuid4().hex[:8]
-    return load_settings(
-        isolated_environ(
-            root,
-            MONGO_DATABASE=f"earshot_test_{tag}_{suffix}",
-            EARSHOT__KAFKA__LISTENS_TOPIC=f"listens-{tag}-{suffix}",
-            EARSHOT__KAFKA__DLQ_TOPIC=f"listens-{tag}-{suffix}.dlq",
-            EARSHOT__STREAM__ARCHIVE_TRIGGER_SECONDS="2",
-        )
+    return isolated_environ(
+        root,
+        MONGO_DATABASE=f"earshot_test_{tag}_{suffix}",
+        EARSHOT__KAFKA__LISTENS_TOPIC=f"listens-{tag}-{suffix}",
+        EARSHOT__KAFKA__DLQ_TOPIC=f"listens-{tag}-{suffix}.dlq",
+        EARSHOT__STREAM__ARCHIVE_TRIGGER_SECONDS="2",
+        **extra,
     )
+
+
+def stream_settings(root: Path, tag: str) -> Settings:
+    return load_settings(stream_environ(root, tag))
 
 
 def publish_synthetic_index(settings: Settings, *, seed: int = 0, version: str | None = None) -> Path:

@@ -1,0 +1,106 @@
+"""kill -9 in the middle of the stream, restart from the checkpoint: the same profiles as an undisturbed run."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conf.settings import load_settings
+from events.producer import ListenProducer, new_event
+from index.query import SimilarityIndex
+from spark_jobs import mongo_io
+from tests.integration.test_stream import publish_synthetic_index, stream_environ, wait_for
+
+pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.spark]
+
+USERS = [f"r{i}" for i in range(5)]
+TYPES = ["play", "complete", "skip", "like", "dislike"]
+
+
+def send_phase(producer: ListenProducer, ids: list[int], rng: random.Random, n: int) -> None:
+    for _ in range(n):
+        producer.send(new_event(user_id=rng.choice(USERS), track_id=rng.choice(ids), type=rng.choice(TYPES)))
+    producer.flush()
+
+
+def applied(db) -> int:
+    return sum(p.get("events", 0) for p in db["profiles"].find({}, {"events": 1}))
+
+
+def profiles(db) -> dict[str, dict]:
+    return {p.pop("_id"): {k: v for k, v in p.items() if k not in ("updated_at", "batch_id")} for p in db["profiles"].find()}
+
+
+def start_stream(repo_root: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(repo_root / "spark-submit.sh"), "--master", "local[2]", "stream"],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: kill -9 reaches the JVM and its Python workers
+    )
+
+
+def test_kill_9_and_restart_leaves_the_profiles_of_an_undisturbed_run(stack, spark, tmp_path, repo_root):
+    from spark_jobs import stream
+
+    env = stream_environ(tmp_path / "killed", "restart")
+    killed = load_settings(env)
+    publish_synthetic_index(killed)
+    from spark_jobs.kafka_io import ensure_topic
+
+    ensure_topic(killed, killed.kafka.listens_topic)  # events are sent before the stream first starts
+    ids = sorted(SimilarityIndex.open(killed.paths.index_root).catalogue.tracks)
+    rng = random.Random(11)
+    client = mongo_io.connect(killed)
+    db = mongo_io.database(client, killed)
+    log = tmp_path / "stream.log"
+    proc = None
+    try:
+        with ListenProducer(killed.kafka.bootstrap_servers, topic=killed.kafka.listens_topic) as producer:
+            send_phase(producer, ids, rng, 60)
+            proc = start_stream(repo_root, env, log)
+            wait_for(lambda: applied(db) == 60, timeout=180, what=f"the first phase (log: {log})")
+            send_phase(producer, ids, rng, 60)
+            wait_for(lambda: applied(db) > 60, timeout=60, what="the second phase to start")
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            send_phase(producer, ids, rng, 60)
+        proc = start_stream(repo_root, env, log)
+        wait_for(lambda: applied(db) >= 180, timeout=180, what=f"the restarted stream (log: {log})")
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        after_restart = profiles(db)
+
+        # The same topic from the start, with a fresh checkpoint and database, undisturbed.
+        calm = load_settings(
+            {
+                **env,
+                "MONGO_DATABASE": killed.mongo.database + "_calm",
+                "EARSHOT_CHECKPOINT_ROOT": str(tmp_path / "calm-checkpoints"),
+            }
+        )
+        calm_db = client[calm.mongo.database]
+        queries, sink = stream.start(spark, calm, archive=False)
+        try:
+            wait_for(lambda: applied(calm_db) >= 180, timeout=120, what="the undisturbed run")
+        finally:
+            stream.stop(spark, queries, sink)
+        undisturbed = profiles(calm_db)
+    finally:
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        client.drop_database(killed.mongo.database)
+        client.drop_database(killed.mongo.database + "_calm")
+        client.close()
+    assert applied_total(after_restart) == 180
+    assert after_restart == undisturbed
+
+
+def applied_total(profiles_by_user: dict[str, dict]) -> int:
+    return sum(p["events"] for p in profiles_by_user.values())
