@@ -33,7 +33,8 @@ def applied(db) -> int:
 
 
 def profiles(db) -> dict[str, dict]:
-    return {p.pop("_id"): {k: v for k, v in p.items() if k not in ("updated_at", "batch_id")} for p in db["profiles"].find()}
+    skip = ("updated_at", "batch_id")
+    return {p.pop("_id"): {k: v for k, v in p.items() if k not in skip} for p in db["profiles"].find()}
 
 
 def start_stream(repo_root: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
