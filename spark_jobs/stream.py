@@ -117,6 +117,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where a new checkpoint starts reading (default: earliest, so nothing sent before is lost)",
     )
     parser.add_argument("--run-seconds", type=float, help="stop after this long (default: run until stopped)")
+    parser.add_argument(
+        "--no-archive", action="store_true", help="do not run the Delta `events` archive query beside the recommender"
+    )
 
 
 # ---------------------------------------------------------------- the index, cached per Python worker
@@ -656,7 +659,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     require_kafka(settings)
     require_mongo(settings)
     spark = build_spark(settings, app_name="stream")
-    queries, sink = start(spark, settings, starting_offsets=args.starting_offsets)
+    queries, sink = start(spark, settings, starting_offsets=args.starting_offsets, archive=not args.no_archive)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
