@@ -1,17 +1,25 @@
-"""The demo: the local stack, then the pipeline's jobs in order, each through the launcher.
+"""The demo: the local stack, the pipeline's jobs in order, then the stream, a gentle simulator and the dashboard.
 
 Runs in plain Python (not under spark-submit): each step is its own
 ``./spark-submit.sh <job>`` so that a step's Spark session ends with it.
-A second run reuses what is there (the stack, the library, extracted features).
+A second run reuses what is there (the stack, the library, extracted features,
+the stream's checkpoint). After the pipeline it starts, in the background,
+``stream``, ``simulate`` (a few listeners at a few events per second) and the
+Streamlit dashboard on 127.0.0.1, prints the address, and stops all three
+(and the stack, if it started it) on Ctrl-C. ``--no-serve`` stops after the
+pipeline. Their logs go to ``<state_root>/logs``.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from conf.settings import REPO_ROOT, Settings
 from services import stack
@@ -23,6 +31,9 @@ log = logging.getLogger("earshot.demo")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--master", default="local[2]", help="Spark master for the demo's jobs")
     parser.add_argument("--tracks", type=int, default=300, help="size of the sample library")
+    parser.add_argument("--port", type=int, default=8501, help="the dashboard's port on 127.0.0.1")
+    parser.add_argument("--rate", type=float, default=3.0, help="the background simulator's events per second")
+    parser.add_argument("--no-serve", action="store_true", help="run the pipeline, then stop")
 
 
 def steps(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
@@ -46,12 +57,79 @@ def run_job(job: str, job_args: list[str], *, master: str) -> float:
     return time.perf_counter() - started
 
 
+def background(settings: Settings, args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """The long-running parts the demo starts after the pipeline: (name, command)."""
+    launcher = str(REPO_ROOT / "spark-submit.sh")
+    return [
+        ("stream", [launcher, "--master", args.master, "stream"]),
+        ("simulate", [launcher, "simulate", "--listeners", "6", "--rate", str(args.rate), "--duration", "0"]),
+        (
+            "dashboard",
+            [
+                sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "dashboard" / "app.py"),
+                "--server.address", "127.0.0.1", "--server.port", str(args.port), "--server.headless", "true",
+                "--browser.gatherUsageStats", "false",
+            ],
+        ),
+    ]  # fmt: skip
+
+
+def start_background(settings: Settings, args: argparse.Namespace) -> list[tuple[str, subprocess.Popen]]:
+    logs = Path(settings.paths.state_root) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    started = []
+    for name, cmd in background(settings, args):
+        proc = subprocess.Popen(  # noqa: S603 - our own commands
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=(logs / f"demo-{name}.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, stopped as a whole
+        )
+        started.append((name, proc))
+        log.info("started %s (pid %s), log %s", name, proc.pid, logs / f"demo-{name}.log")
+    return started
+
+
+def stop_background(started: list[tuple[str, subprocess.Popen]]) -> None:
+    for _, proc in reversed(started):
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for name, proc in reversed(started):
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        print(f"demo: stopped {name}")  # noqa: T201
+
+
 def main(settings: Settings, args: argparse.Namespace) -> int:
+    services_were_up = stack.kafka_healthy(settings) and stack.mongo_healthy(settings)
     for line in stack.up(settings):
         print(line)  # noqa: T201 - command-line output
     timings = [(job, run_job(job, job_args, master=args.master)) for job, job_args in steps(args)]
-    print("demo: done")  # noqa: T201
+    print("demo: pipeline done")  # noqa: T201
     for job, seconds in timings:
         print(f"  {job:<20} {seconds:7.1f} s")  # noqa: T201
     sys.stdout.flush()
+    if args.no_serve:
+        return 0
+    started = start_background(settings, args)
+    print(  # noqa: T201
+        f"demo: the dashboard is at http://127.0.0.1:{args.port}/ (the stream needs about 30 s to start); "
+        "Ctrl-C stops everything the demo started",
+        flush=True,
+    )
+    try:
+        while all(proc.poll() is None for _, proc in started):
+            time.sleep(1.0)
+        failed = [name for name, proc in started if proc.poll() is not None]
+        raise EarshotError(f"demo: {', '.join(failed)} stopped on its own; see {settings.paths.state_root}/logs")
+    except KeyboardInterrupt:
+        print("demo: stopping", flush=True)  # noqa: T201
+    finally:
+        stop_background(started)
+        if not services_were_up:
+            for line in stack.down(settings):
+                print(line)  # noqa: T201
     return 0

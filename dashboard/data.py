@@ -1,0 +1,216 @@
+"""What the dashboard reads and sends: Mongo, the index, the Delta lake (without Spark), Kafka.
+
+Every function fails soft: a service that does not answer raises
+:class:`Unavailable` with a sentence the page shows as it is, and the next
+rerun tries again, so the pages recover when the service is back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from conf.settings import Settings, is_uri, load_settings
+from index import store
+from index.manifest import IndexError_
+from index.query import SimilarityIndex
+from spark_jobs.services import any_reachable, kafka_hosts, mongo_hosts
+
+AUDIO_TYPES = {".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".flac": "audio/flac", ".wav": "audio/wav"}
+STREAM_FRESH_S = 60.0  # a stream whose last batch is older than this is shown as idle
+
+
+class Unavailable(RuntimeError):
+    """A service or dataset the page needs is not there; the message says which and what to do."""
+
+
+class AudioRefused(ValueError):
+    """An audio request that is not a catalogued track id (a path, a traversal, an unknown id)."""
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def mongo_db(s: Settings):
+    from pymongo import MongoClient
+
+    if not any_reachable(mongo_hosts(s.mongo.uri), 0.5):
+        raise Unavailable(f"the database at {s.mongo.uri} does not answer; start it with services/local-stack.sh up")
+    client = MongoClient(s.mongo.uri, serverSelectionTimeoutMS=1500, socketTimeoutMS=5000, tz_aware=True)
+    return client, client[s.mongo.database]
+
+
+def kafka_up(s: Settings) -> bool:
+    return any_reachable(kafka_hosts(s.kafka.bootstrap_servers), 0.5)
+
+
+def open_index(s: Settings) -> SimilarityIndex:
+    try:
+        return SimilarityIndex.open(s.paths.index_root)
+    except IndexError_ as exc:
+        raise Unavailable(f"{exc}; run ./spark-submit.sh build-index") from None
+
+
+def index_versions(s: Settings) -> list[dict]:
+    root = Path(s.paths.index_root)
+    try:
+        current = store.resolve(root).name
+    except IndexError_:
+        current = None
+    rows = []
+    for version in store.versions(root):
+        try:
+            m = SimilarityIndex(root / version).manifest
+            rows.append(
+                {
+                    "version": version,
+                    "current": version == current,
+                    "tracks": m.count,
+                    "dims": m.dims,
+                    "shards": len(m.shards),
+                    "created_at": m.created_at,
+                }
+            )
+        except IndexError_ as exc:
+            rows.append({"version": version, "current": False, "error": str(exc)})
+    return rows
+
+
+# ------------------------------------------------------------ catalogue and audio
+
+
+def catalogue_frame(index: SimilarityIndex) -> pd.DataFrame:
+    rows = [(t.track_id, t.title, t.artist, t.genre) for t in index.catalogue.tracks.values()]
+    return pd.DataFrame(rows, columns=["track_id", "title", "artist", "genre"]).sort_values("track_id")
+
+
+def search(frame: pd.DataFrame, text: str, limit: int = 50) -> pd.DataFrame:
+    """Tracks whose title, artist or genre contains every word of ``text`` (case-insensitive)."""
+    if not text.strip():
+        return frame.head(limit)
+    hay = (frame["title"] + " " + frame["artist"] + " " + frame["genre"]).str.lower()
+    mask = np.ones(len(frame), dtype=bool)
+    for word in text.lower().split():
+        mask &= hay.str.contains(word, regex=False).to_numpy()
+    return frame[mask].head(limit)
+
+
+def audio_for(db, s: Settings, track_id: object) -> tuple[bytes, str]:
+    """The audio of a catalogued track, by id only: its bytes and MIME type.
+
+    The path comes from the catalogue, never from the request, and must lie under
+    the library root; anything else is refused with :class:`AudioRefused`.
+    """
+    if isinstance(track_id, bool) or not isinstance(track_id, (int, np.integer)):
+        if not (isinstance(track_id, str) and track_id.isdigit()):
+            raise AudioRefused(f"audio is served by catalogue id only, not {track_id!r}")
+    tid = int(track_id)
+    doc = db["tracks"].find_one({"_id": tid}, {"audio_path": 1})
+    if not doc or not doc.get("audio_path"):
+        raise AudioRefused(f"track {tid} is not in the catalogue")
+    location = doc["audio_path"]
+    if is_uri(location) and not location.startswith("file:"):
+        raise AudioRefused(f"track {tid}'s audio is at {location}, which this dashboard cannot read")
+    path = Path(location.removeprefix("file:")).resolve()
+    library = Path(s.paths.library_root).resolve()
+    if library not in path.parents or path.suffix.lower() not in AUDIO_TYPES or not path.is_file():
+        raise AudioRefused(f"track {tid}'s audio file is not available")
+    return path.read_bytes(), AUDIO_TYPES[path.suffix.lower()]
+
+
+# ------------------------------------------------------------ listening
+
+
+@dataclass
+class Sent:
+    ok: bool
+    message: str
+
+
+def send_event(s: Settings, user_id: str, track_id: int, kind: str, position_ms: int | None = None) -> Sent:
+    from events.producer import ListenProducer, new_event
+
+    if not kafka_up(s):
+        return Sent(False, f"the broker at {s.kafka.bootstrap_servers} does not answer; your {kind} was not sent")
+    try:
+        with ListenProducer(s.kafka.bootstrap_servers, topic=s.kafka.listens_topic) as producer:
+            event = new_event(
+                user_id=user_id, track_id=int(track_id), type=kind, position_ms=position_ms, client="dashboard"
+            )
+            producer.send(event).get(timeout=5)
+    except Exception as exc:  # noqa: BLE001 - the page says what happened and carries on
+        return Sent(False, f"could not send your {kind}: {exc}")
+    return Sent(True, f"sent {kind} of track {track_id} at {event['ts']}")
+
+
+def freshness_line(doc: dict | None, now: datetime | None = None) -> str:
+    """ "updated 0.8 s after your like" (or why there is nothing yet)."""
+    if not doc:
+        return "no recommendations yet: play, like or finish a track"
+    written = doc["written_at"]
+    lag = written.timestamp() - doc["trigger_event_ms"] / 1000
+    age = ((now or datetime.now(UTC)) - written).total_seconds()
+    return (
+        f"updated {lag:.1f} s after your {doc['trigger_type']} · {age:.0f} s ago · "
+        f"{doc['source']} · index {doc['index_version']}"
+    )
+
+
+# ------------------------------------------------------------ steering
+
+
+STEERING = {
+    "tempo": ["tempo"],
+    "energy": ["rmse_mean_01"],
+    "brightness": ["spectral_centroid_mean_01"],
+}
+
+
+def steer(items: list[dict], index: SimilarityIndex, weights: dict[str, float]) -> list[dict]:
+    """Re-rank ``items``: each slider (-1..1) favours tracks high (or low) in its feature."""
+    if not items or not any(weights.values()):
+        return items
+    columns = index.manifest.columns
+    scored = []
+    for rank, item in enumerate(items):
+        boost = 0.0
+        if item["track_id"] in index:
+            z = index.standardized_of(item["track_id"])
+            for name, w in weights.items():
+                cols = [columns.index(c) for c in STEERING[name] if c in columns]
+                if cols and w:
+                    boost += w * float(np.mean(z[cols]))
+        scored.append((-boost + rank * 0.05, rank, item))
+    return [item for _, _, item in sorted(scored, key=lambda t: (t[0], t[1]))]
+
+
+# ------------------------------------------------------------ the map and the lake
+
+
+def library_map(index: SimilarityIndex) -> pd.DataFrame:
+    """Every indexed track at the first two principal axes of the index space."""
+    frames = []
+    for shard in range(len(index.manifest.shards)):
+        ids = np.asarray(index._ids[shard])  # noqa: SLF001 - read-only view of the index
+        z = np.asarray(index._z[shard], dtype=np.float64)  # noqa: SLF001
+        p = z @ index.projection[:, :2]
+        frames.append(pd.DataFrame({"track_id": ids, "x": p[:, 0], "y": p[:, 1]}))
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["track_id", "x", "y"])
+    cat = catalogue_frame(index)
+    return out.merge(cat, on="track_id", how="left")
+
+
+def read_delta(s: Settings, table: str) -> pd.DataFrame:
+    """A Delta table as pandas, with the ``deltalake`` package (no Spark)."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return DeltaTable(s.lake_table(table)).to_pandas()
+    except TableNotFoundError:
+        raise Unavailable(f"no Delta table {table!r} at {s.lake_table(table)} yet") from None

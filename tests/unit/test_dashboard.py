@@ -1,0 +1,110 @@
+"""Dashboard pages under Streamlit's own app tests, and its pure helpers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dashboard import data
+
+pytestmark = pytest.mark.unit
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+PAGES = ("player", "monitoring", "library_map", "analytics")
+
+
+@pytest.fixture()
+def nothing_running(monkeypatch, tmp_path):
+    """Settings that point at services nobody runs and an empty lake and index."""
+    monkeypatch.setenv("MONGO_URI", "mongodb://127.0.0.1:1/")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("EARSHOT_INDEX_ROOT", str(tmp_path / "index"))
+    monkeypatch.setenv("EARSHOT_LAKE_ROOT", str(tmp_path / "lake"))
+
+
+def page_script(name: str) -> None:
+    """Run one page function as a Streamlit script (AppTest runs this function's source)."""
+    from dashboard import pages
+
+    getattr(pages, name)()
+
+
+def run_page(name: str):
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_function(page_script, args=(name,), default_timeout=60)
+    app.run()
+    return app
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_says_plainly_what_is_missing_instead_of_crashing(nothing_running, page):
+    app = run_page(page)
+    assert not app.exception, app.exception
+    said = " ".join(m.value for m in [*app.error, *app.warning, *app.info, *app.caption])
+    assert any(word in said for word in ("does not answer", "build-index", "no Delta table", "no index")), said
+
+
+def test_the_app_file_builds_its_navigation(nothing_running):
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    assert not app.exception, app.exception
+    assert app.title[0].value.endswith("Earshot")
+
+
+class FakeTracks:
+    """Just enough of a collection for the audio lookup: ``find_one`` by ``_id``."""
+
+    def __init__(self, docs: dict[int, dict]):
+        self.docs = docs
+
+    def find_one(self, query: dict, _projection=None):
+        return self.docs.get(query["_id"])
+
+
+def test_audio_is_served_by_catalogue_id_only(tmp_path, monkeypatch):
+    library = tmp_path / "library"
+    (library / "000").mkdir(parents=True)
+    song = library / "000" / "000002.wav"
+    song.write_bytes(b"RIFF....WAVE")
+    secret = tmp_path / "secret.wav"
+    secret.write_bytes(b"no")
+    monkeypatch.setenv("EARSHOT_LIBRARY_ROOT", str(library))
+    s = data.settings()
+    db = {"tracks": FakeTracks({2: {"audio_path": str(song)}, 3: {"audio_path": str(library / ".." / "secret.wav")}})}
+    assert data.audio_for(db, s, 2) == (b"RIFF....WAVE", "audio/wav")
+    for bad in ("../../etc/passwd", "/etc/passwd", str(song), "2/../3", 99, 3, True, 2.0):
+        with pytest.raises(data.AudioRefused):
+            data.audio_for(db, s, bad)
+
+
+def test_search_matches_every_word_in_title_artist_or_genre():
+    frame = pd.DataFrame(
+        {
+            "track_id": [1, 2, 3],
+            "title": ["Blue Moon", "Red Sun", "Blue Sky"],
+            "artist": ["A", "B", "C"],
+            "genre": ["Jazz", "Rock", "Rock"],
+        }
+    )
+    assert data.search(frame, "blue rock")["track_id"].tolist() == [3]
+    assert data.search(frame, "")["track_id"].tolist() == [1, 2, 3]
+
+
+def test_freshness_says_how_long_after_the_action_it_was_updated():
+    written = datetime(2026, 1, 1, 12, 0, 1, tzinfo=UTC)
+    doc = {
+        "written_at": written,
+        "trigger_event_ms": int((written - timedelta(seconds=0.8)).timestamp() * 1000),
+        "trigger_type": "like",
+        "source": "taste",
+        "index_version": "v1",
+    }
+    assert data.freshness_line(doc, now=written + timedelta(seconds=3)).startswith(
+        "updated 0.8 s after your like · 3 s ago"
+    )
+    assert "no recommendations yet" in data.freshness_line(None)
