@@ -89,15 +89,15 @@ def catalogue_frame(index: SimilarityIndex) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["track_id", "title", "artist", "genre"]).sort_values("track_id")
 
 
-def search(frame: pd.DataFrame, text: str, limit: int = 50) -> pd.DataFrame:
+def search(frame: pd.DataFrame, text: str) -> pd.DataFrame:
     """Tracks whose title, artist or genre contains every word of ``text`` (case-insensitive)."""
     if not text.strip():
-        return frame.head(limit)
+        return frame
     hay = (frame["title"] + " " + frame["artist"] + " " + frame["genre"]).str.lower()
     mask = np.ones(len(frame), dtype=bool)
     for word in text.lower().split():
         mask &= hay.str.contains(word, regex=False).to_numpy()
-    return frame[mask].head(limit)
+    return frame[mask]
 
 
 def audio_for(db, s: Settings, track_id: object) -> tuple[bytes, str]:

@@ -12,6 +12,7 @@ import streamlit as st
 from dashboard import data
 from index.radio import radio
 
+SHOWN = 50  # search results listed at once
 EVENT_BUTTONS = (("👍 Like", "like"), ("👎 Dislike", "dislike"), ("⏭ Skip", "skip"), ("✅ Finished", "complete"))
 
 
@@ -69,16 +70,18 @@ def player() -> None:
     left, right = st.columns([3, 2])
     with left:
         query = st.text_input("Search title, artist or genre", key="search")
-        results = data.search(frame, query)
-        st.caption(f"{len(results)} tracks shown of {len(frame)}")
-        picked = st.dataframe(
-            results, key="results", hide_index=True, on_select="rerun", selection_mode="single-row", height=260
+        matches = data.search(frame, query)
+        results = matches.head(SHOWN)
+        st.caption(
+            f"{len(matches)} matches of {len(frame)} tracks"
+            + (f", first {SHOWN} shown" if len(matches) > SHOWN else "")
         )
-        rows = picked.selection.rows if picked else []
-        if rows:
-            track = int(results.iloc[rows[0]]["track_id"])
-            if st.button(f"▶ Play track {track}", key="play_selected", type="primary"):
-                _start(s, user, track)
+        st.dataframe(results, key="results", hide_index=True, height=220)
+        labels = {int(r.track_id): f"{r.title} — {r.artist} [{r.genre}]" for r in results.itertuples()}
+        if labels:
+            choice = st.selectbox("Track", list(labels), format_func=labels.get, key="choice")
+            if st.button("▶ Play", key="play_selected", type="primary"):
+                _start(s, user, int(choice))
         _now_playing(s, db, index, frame, user)
     with right:
         _for_you(s, db, index, user, weights)
@@ -142,15 +145,22 @@ def _for_you(s, db, index, user: str, weights: dict) -> None:
             return
         items = data.steer(doc["items"], index, weights)
         table = pd.DataFrame(items)[["track_id", "title", "artist", "genre", "score", "reason"]]
-        picked = st.dataframe(
-            table, key="for_you", hide_index=True, on_select="rerun", selection_mode="single-row", height=420
-        )
-        rows = picked.selection.rows if picked else []
-        if rows and st.button("▶ Play this", key="play_for_you"):
-            _start(s, user, int(table.iloc[rows[0]]["track_id"]))
-            st.rerun()
+        st.dataframe(table, key="for_you", hide_index=True, height=420)
 
     panel()
+    doc_items = {}
+    try:
+        doc = db["recommendations"].find_one({"_id": user}, {"items": 1})
+        doc_items = {
+            i["track_id"]: f"{i['title']} — {i['artist']} [{i['genre']}]" for i in (doc or {}).get("items", [])
+        }
+    except Exception:  # noqa: BLE001, S110 - the panel above already says the database is down
+        pass
+    if doc_items:
+        pick = st.selectbox("Play from For you", list(doc_items), format_func=doc_items.get, key="for_you_pick")
+        if st.button("▶ Play this", key="play_for_you"):
+            _start(s, user, int(pick))
+            st.rerun()
 
 
 # ------------------------------------------------------------ monitoring

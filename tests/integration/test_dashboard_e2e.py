@@ -1,0 +1,145 @@
+"""The real dashboard in headless Chromium: search, play, like, and watch "For you" change.
+
+Runs the Streamlit server as a subprocess on the real Kafka broker, FerretDB and a
+running stream (in this test's Spark session), over a synthetic index whose
+tracks all point at one small WAV file in the test's library. Screenshots of
+every page go to ``$EARSHOT_SCREENSHOTS`` (default: the test's temporary folder).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conf.settings import REPO_ROOT, load_settings
+from index.query import SimilarityIndex
+from spark_jobs import mongo_io
+from tests.integration.test_stream import publish_synthetic_index, stream_environ
+
+pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.mongo, pytest.mark.spark]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_tone(path: Path, seconds: float = 3.0, rate: int = 22050) -> None:
+    import soundfile
+
+    t = np.arange(int(seconds * rate)) / rate
+    soundfile.write(path, 0.2 * np.sin(2 * np.pi * 440 * t), rate)
+
+
+@pytest.fixture(scope="module")
+def dashboard(stack, spark, tmp_path_factory):
+    if CHROMIUM is None:
+        pytest.fail("no chromium on this machine: run services/setup.sh --browser")
+    from spark_jobs import stream
+
+    root = tmp_path_factory.mktemp("ui")
+    library = root / "library"
+    (library / "000").mkdir(parents=True)
+    tone = library / "000" / "000001.wav"
+    write_tone(tone)
+    env = stream_environ(root, "ui", EARSHOT_LIBRARY_ROOT=str(library))
+    settings = load_settings(env)
+    publish_synthetic_index(settings)
+    index = SimilarityIndex.open(settings.paths.index_root)
+    client = mongo_io.connect(settings)
+    db = mongo_io.database(client, settings)
+    mongo_io.upsert_many(
+        db,
+        "tracks",
+        [
+            {
+                "_id": t.track_id,
+                "title": t.title,
+                "artist_name": t.artist,
+                "genre_top": t.genre,
+                "audio_path": str(tone),
+            }
+            for t in index.catalogue.tracks.values()
+        ],
+    )
+    queries, sink = stream.start(spark, settings)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "dashboard" / "app.py"),
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        env=env,
+        stdout=(root / "streamlit.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}", Path(os.environ.get("EARSHOT_SCREENSHOTS") or root / "screenshots")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        stream.stop(spark, queries, sink)
+        client.drop_database(settings.mongo.database)
+        client.close()
+
+
+def test_search_play_like_and_see_for_you_change(dashboard):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, shots = dashboard
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        expect(page.get_by_text("no recommendations yet")).to_be_visible(timeout=60_000)
+
+        search = page.get_by_label("Search title, artist or genre")
+        search.fill("Jazz")
+        search.press("Enter")
+        expect(page.get_by_text(re.compile(r"\d+ matches of \d+ tracks"))).to_contain_text(
+            "80 matches", timeout=20_000
+        )
+        page.locator('[data-testid="stSelectbox"]').filter(has_text="Track").click()
+        page.get_by_role("option").filter(has_text="Jazz").first.click()
+        page.get_by_role("button", name="▶ Play").click()
+        expect(page.locator("audio")).to_have_count(1, timeout=20_000)
+        expect(page.get_by_text(re.compile("Now playing: Jazz song"))).to_be_visible()
+
+        page.get_by_role("button", name="👍 Like").click()
+        fresh = page.get_by_text(re.compile(r"updated \d+\.\d s after your (like|play)"))
+        expect(fresh).to_be_visible(timeout=120_000)
+        expect(page.get_by_text(re.compile(r"updated \d+\.\d s after your like"))).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(shots / "player.png"), full_page=True)
+
+        for path, title in (("monitoring", "Pipeline"), ("map", "Library map"), ("analytics", "Listening")):
+            page.goto(f"{url}/{path}")
+            expect(page.get_by_role("heading", name=re.compile(title))).to_be_visible(timeout=60_000)
+            if path == "analytics":  # the archive writes every 2 s in this test
+                deadline = time.monotonic() + 60
+                while page.get_by_text("events", exact=True).count() == 0 and time.monotonic() < deadline:
+                    time.sleep(2)
+                    page.reload()
+            time.sleep(2)
+            page.screenshot(path=str(shots / f"{path}.png"), full_page=True)
+        browser.close()
+    assert {p.name for p in shots.glob("*.png")} >= {"player.png", "monitoring.png", "map.png", "analytics.png"}
