@@ -7,7 +7,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$ROOT"
-services/setup.sh
+services/setup.sh --browser   # --browser: Debian's chromium for the dashboard's end-to-end test
 .venv/bin/ruff check --quiet . || { echo "test.sh: ruff found problems (see above)" >&2; exit 1; }
 set +e
 .venv/bin/python -m pytest "$@"

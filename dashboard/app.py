@@ -19,13 +19,13 @@ import streamlit as st  # noqa: E402
 
 from dashboard import pages  # noqa: E402
 
-st.set_page_config(page_title="Earshot", page_icon="🎧", layout="wide")
+st.set_page_config(page_title="Earshot", page_icon=":material/headphones:", layout="wide")
 navigation = st.navigation(
     [
-        st.Page(pages.player, title="Player", icon="🎧", url_path="player", default=True),
-        st.Page(pages.monitoring, title="Monitoring", icon="📈", url_path="monitoring"),
-        st.Page(pages.library_map, title="Library map", icon="🗺️", url_path="map"),
-        st.Page(pages.analytics, title="Analytics", icon="📊", url_path="analytics"),
+        st.Page(pages.player, title="Player", icon=":material/headphones:", url_path="player", default=True),
+        st.Page(pages.monitoring, title="Monitoring", icon=":material/monitoring:", url_path="monitoring"),
+        st.Page(pages.library_map, title="Library map", icon=":material/scatter_plot:", url_path="map"),
+        st.Page(pages.analytics, title="Analytics", icon=":material/bar_chart:", url_path="analytics"),
     ]
 )
 navigation.run()

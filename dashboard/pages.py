@@ -13,7 +13,7 @@ from dashboard import data
 from index.radio import radio
 
 SHOWN = 50  # search results listed at once
-EVENT_BUTTONS = (("👍 Like", "like"), ("👎 Dislike", "dislike"), ("⏭ Skip", "skip"), ("✅ Finished", "complete"))
+EVENT_BUTTONS = (("Like", "like"), ("Dislike", "dislike"), ("Skip", "skip"), ("Finished", "complete"))
 
 
 @st.cache_resource(show_spinner=False)
@@ -46,7 +46,7 @@ def _index(s):
 
 def player() -> None:
     s = data.settings()
-    st.title("🎧 Earshot")
+    st.title("Earshot")
     db = _db(s)
     index = _index(s)
     if db is None or index is None:
@@ -80,7 +80,7 @@ def player() -> None:
         labels = {int(r.track_id): f"{r.title} — {r.artist} [{r.genre}]" for r in results.itertuples()}
         if labels:
             choice = st.selectbox("Track", list(labels), format_func=labels.get, key="choice")
-            if st.button("▶ Play", key="play_selected", type="primary"):
+            if st.button("Play", key="play_selected", type="primary"):
                 _start(s, user, int(choice))
         _now_playing(s, db, index, frame, user)
     with right:
@@ -114,7 +114,7 @@ def _now_playing(s, db, index, frame: pd.DataFrame, user: str) -> None:
             sent = data.send_event(s, user, track, kind, position_ms=int(st.session_state.get("seek", 0)) * 1000)
             (st.toast if sent.ok else st.error)(sent.message)
             st.session_state["last_action"] = kind
-    with st.expander("📻 Song radio from this track"):
+    with st.expander("Song radio from this track"):
         if track in index:
             station = radio(index, track, length=10, artist_of=index.catalogue.artist_of())
             st.dataframe(
@@ -158,7 +158,7 @@ def _for_you(s, db, index, user: str, weights: dict) -> None:
         pass
     if doc_items:
         pick = st.selectbox("Play from For you", list(doc_items), format_func=doc_items.get, key="for_you_pick")
-        if st.button("▶ Play this", key="play_for_you"):
+        if st.button("Play this", key="play_for_you"):
             _start(s, user, int(pick))
             st.rerun()
 
@@ -168,7 +168,7 @@ def _for_you(s, db, index, user: str, weights: dict) -> None:
 
 def monitoring() -> None:
     s = data.settings()
-    st.title("📈 Pipeline")
+    st.title("Pipeline")
     db = _db(s)
     health = st.columns(3)
     health[0].metric("Broker", "up" if data.kafka_up(s) else "DOWN", s.kafka.bootstrap_servers)
@@ -196,24 +196,30 @@ def monitoring() -> None:
 
 
 def _batch_charts(batches: pd.DataFrame) -> None:
-    b = batches.sort_values("at")
-    b["batch_ms"] = [d.get("triggerExecution") if isinstance(d, dict) else None for d in b.get("duration_ms", [])]
-    b["offsets_behind"] = [
-        (d or {}).get("maxOffsetsBehindLatest") if isinstance(d, dict) else None for d in b.get("offsets_behind", [])
-    ]
-    b["p50_ms"] = [(d or {}).get("p50") if isinstance(d, dict) else None for d in b["latency_ms"]]
-    b["p99_ms"] = [(d or {}).get("p99") if isinstance(d, dict) else None for d in b["latency_ms"]]
+    b = batches.sort_values("at").copy()
+    for column in ("duration_ms", "offsets_behind", "latency_ms", "input_rows_per_s", "processed_rows_per_s", "dlq"):
+        if column not in b:  # Spark's progress of the newest batches is stored a moment later
+            b[column] = None
+
+    def field(column: str, key: str) -> list:
+        return [d.get(key) if isinstance(d, dict) else None for d in b[column]]
+
+    b["batch_ms"] = field("duration_ms", "triggerExecution")
+    b["offsets_behind_max"] = field("offsets_behind", "maxOffsetsBehindLatest")
+    b["p50_ms"] = field("latency_ms", "p50")
+    b["p99_ms"] = field("latency_ms", "p99")
     b = b.set_index("at")
     st.subheader("Micro-batches")
     c1, c2 = st.columns(2)
     c1.caption("rows per second")
-    c1.line_chart(b[[c for c in ("input_rows_per_s", "processed_rows_per_s") if c in b]])
+    c1.line_chart(b[["input_rows_per_s", "processed_rows_per_s"]])
     c2.caption("batch duration and event → recommendation latency (ms)")
     c2.line_chart(b[["batch_ms", "p50_ms", "p99_ms"]])
     c3, c4 = st.columns(2)
     c3.caption("offsets behind the latest, dead letters")
-    c3.line_chart(b[["offsets_behind", "dlq"]])
-    samples = np.concatenate([np.asarray(x, float) for x in batches.get("latency_sample_ms", []) if len(x)] or [[]])
+    c3.line_chart(b[["offsets_behind_max", "dlq"]])
+    lists = batches["latency_sample_ms"] if "latency_sample_ms" in batches else []
+    samples = np.concatenate([np.asarray(x, float) for x in lists if isinstance(x, list) and x] or [[]])
     c4.caption(f"freshness distribution ({len(samples)} events)")
     if len(samples):
         hist, edges = np.histogram(samples / 1000, bins=20)
@@ -225,7 +231,7 @@ def _batch_charts(batches: pd.DataFrame) -> None:
 
 def library_map() -> None:
     s = data.settings()
-    st.title("🗺️ Library map")
+    st.title("Library map")
     index = _index(s)
     if index is None:
         return
@@ -261,7 +267,7 @@ def library_map() -> None:
 
 def analytics() -> None:
     s = data.settings()
-    st.title("📊 Listening")
+    st.title("Listening")
     try:
         events = data.read_delta(s, "events")
     except data.Unavailable as exc:

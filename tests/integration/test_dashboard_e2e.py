@@ -116,19 +116,18 @@ def test_search_play_like_and_see_for_you_change(dashboard):
         search = page.get_by_label("Search title, artist or genre")
         search.fill("Jazz")
         search.press("Enter")
-        expect(page.get_by_text(re.compile(r"\d+ matches of \d+ tracks"))).to_contain_text(
-            "80 matches", timeout=20_000
-        )
+        expect(page.get_by_text(re.compile(r"\d+ matches of \d+ tracks"))).to_contain_text("80 matches", timeout=20_000)
         page.locator('[data-testid="stSelectbox"]').filter(has_text="Track").click()
         page.get_by_role("option").filter(has_text="Jazz").first.click()
-        page.get_by_role("button", name="▶ Play").click()
+        page.get_by_role("button", name="Play", exact=True).click()
         expect(page.locator("audio")).to_have_count(1, timeout=20_000)
         expect(page.get_by_text(re.compile("Now playing: Jazz song"))).to_be_visible()
 
-        page.get_by_role("button", name="👍 Like").click()
+        page.get_by_role("button", name="Like", exact=True).click()
         fresh = page.get_by_text(re.compile(r"updated \d+\.\d s after your (like|play)"))
         expect(fresh).to_be_visible(timeout=120_000)
         expect(page.get_by_text(re.compile(r"updated \d+\.\d s after your like"))).to_be_visible(timeout=60_000)
+        assert page.get_by_text("Traceback").count() == 0
         page.screenshot(path=str(shots / "player.png"), full_page=True)
 
         for path, title in (("monitoring", "Pipeline"), ("map", "Library map"), ("analytics", "Listening")):
@@ -140,6 +139,7 @@ def test_search_play_like_and_see_for_you_change(dashboard):
                     time.sleep(2)
                     page.reload()
             time.sleep(2)
+            assert page.get_by_text("Traceback").count() == 0, f"the {path} page failed"
             page.screenshot(path=str(shots / f"{path}.png"), full_page=True)
         browser.close()
     assert {p.name for p in shots.glob("*.png")} >= {"player.png", "monitoring.png", "map.png", "analytics.png"}
