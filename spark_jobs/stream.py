@@ -289,22 +289,29 @@ class TasteProcessor(StatefulProcessor):
 # ---------------------------------------------------------------- the query
 
 
-def build_query(spark: SparkSession, settings: Settings, *, starting_offsets: str = "earliest"):
-    """The streaming DataFrame of processor output (not started)."""
+def listen_messages(spark: SparkSession, settings: Settings, *, starting_offsets: str, max_offsets: int) -> DataFrame:
+    """The ``listens`` topic as (user_key, value, kafka_partition, kafka_offset, kafka_ts_ms)."""
     source = kafka_io.read_stream(
         spark,
         settings,
         topic=settings.kafka.listens_topic,
         starting_offsets=starting_offsets,
-        max_offsets_per_trigger=settings.stream.max_offsets_per_trigger,
+        max_offsets_per_trigger=max_offsets,
     )
     value = F.col("value").cast("string")
-    messages = source.select(
+    return source.select(
         F.coalesce(F.get_json_object(value, "$.user_id"), F.lit("")).alias("user_key"),
         value.alias("value"),
         F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"),
         (F.unix_micros(F.col("timestamp")) / 1000).cast("long").alias("kafka_ts_ms"),
+    )
+
+
+def build_query(spark: SparkSession, settings: Settings, *, starting_offsets: str = "earliest"):
+    """The streaming DataFrame of processor output (not started)."""
+    messages = listen_messages(
+        spark, settings, starting_offsets=starting_offsets, max_offsets=settings.stream.max_offsets_per_trigger
     )
     processor = TasteProcessor(
         index_root=str(settings.paths.index_root),
@@ -572,18 +579,9 @@ class ArchiveSink:
 
 def start_archive(spark: SparkSession, settings: Settings, *, starting_offsets: str = "earliest"):
     """Start the query that appends every valid event to the Delta table ``events``."""
-    source = kafka_io.read_stream(
-        spark,
-        settings,
-        topic=settings.kafka.listens_topic,
-        starting_offsets=starting_offsets,
-        max_offsets_per_trigger=settings.stream.max_offsets_per_trigger * 10,
-    )
-    messages = source.select(
-        F.col("value").cast("string").alias("value"),
-        F.col("partition").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"),
-    )
+    messages = listen_messages(
+        spark, settings, starting_offsets=starting_offsets, max_offsets=settings.stream.max_offsets_per_trigger * 10
+    ).select("value", "kafka_partition", "kafka_offset")
     rows = messages.mapInPandas(
         archive_rows(str(settings.paths.index_root), float(settings.stream.max_future_seconds)), EVENTS_SCHEMA
     )
