@@ -68,7 +68,7 @@ INDEX_RECHECK_S = 2.0
 
 OUTPUT_SCHEMA = T.StructType(
     [
-        T.StructField("kind", T.StringType()),  # event | dlq | duplicate | rec | profile
+        T.StructField("kind", T.StringType()),  # dlq | stats | rec | profile
         T.StructField("user_id", T.StringType()),
         T.StructField("event_id", T.StringType()),
         T.StructField("track_id", T.LongType()),
@@ -164,11 +164,13 @@ def fold_events(
     """Apply one listener's messages (``value``, ``kafka_partition``, ``kafka_offset``, ``kafka_ts_ms``).
 
     Returns the new taste (None when nothing valid arrived for a listener without
-    one) and the output rows: one per message (event, dlq or duplicate), then a
-    ``rec`` and a ``profile`` row if any event was applied.
+    one) and the output rows: one ``dlq`` row per rejected message; a ``stats``
+    row (events applied, their times, duplicates dropped) when any message was
+    valid; then a ``rec`` and a ``profile`` row if any event was applied.
     """
     out: list[dict] = []
     applied: list[dict] = []
+    duplicates = 0
     catalogue = index.catalogue if index is not None else None
     order = np.lexsort((rows["kafka_offset"].to_numpy(), rows["kafka_partition"].to_numpy()))
     columns = [rows[c].to_numpy()[order].tolist() for c in ("value", "kafka_partition", "kafka_offset", "kafka_ts_ms")]
@@ -188,28 +190,18 @@ def fold_events(
         taste = taste or Taste()
         ts_ms = int(parse_ts(event["ts"]).timestamp() * 1000)
         if taste.is_duplicate(event["event_id"]):
-            out.append({"kind": "duplicate", "user_id": user_key, "event_id": event["event_id"], **source})
+            duplicates += 1
             continue
         track_id = event["track_id"]
         genre = catalogue.get(track_id).genre
         vector = index.raw_of(track_id) if track_id in index else None
         taste.apply(event["type"], track_id, ts_ms, vector, genre=genre, half_life_ms=half_life_ms)
         taste.remember(event["event_id"], ts_ms)
-        row = {
-            "kind": "event",
-            "user_id": user_key,
-            "event_id": event["event_id"],
-            "track_id": track_id,
-            "type": event["type"],
-            "ts_ms": ts_ms,
-            "position_ms": event.get("position_ms"),
-            "session_id": event.get("session_id"),
-            "client": event.get("client"),
-            "genre": genre,
-            **source,
-        }
-        out.append(row)
-        applied.append(row)
+        applied.append({"event_id": event["event_id"], "type": event["type"], "track_id": track_id, "ts_ms": ts_ms,
+                        "kafka_offset": offset})  # fmt: skip
+    if applied or duplicates:
+        stats = {"applied": len(applied), "duplicates": duplicates, "ts_ms": [a["ts_ms"] for a in applied]}
+        out.append({"kind": "stats", "user_id": user_key, "doc": json.dumps(stats)})
     if not applied:
         return taste, out
     taste.forget_old_ids()
@@ -232,7 +224,7 @@ def fold_events(
 
 
 def output_frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=OUTPUT_COLUMNS).astype(OUTPUT_DTYPES)
+    return pd.DataFrame({c: pd.array([r.get(c) for r in rows], dtype=OUTPUT_DTYPES[c]) for c in OUTPUT_COLUMNS})
 
 
 def _parse(value: str | None, *, now: datetime, max_future_s: float) -> dict:
@@ -278,7 +270,7 @@ class TasteProcessor(StatefulProcessor):
             half_life_ms=self.half_life_ms,
             k=self.k,
         )
-        if taste is not None and user_key and any(o["kind"] == "event" for o in out):
+        if taste is not None and user_key and any(o["kind"] == "rec" for o in out):
             self.state.update((taste.to_bytes(),))
         yield output_frame(out)
 
@@ -372,8 +364,11 @@ class BatchSink:
         out = batch.toPandas()
         collected = time.time()
         kinds = out["kind"]
-        recs, profiles = out[kinds == "rec"], out[kinds == "profile"]
-        events, dlq = out[kinds == "event"], out[kinds == "dlq"]
+        recs, profiles, dlq = out[kinds == "rec"], out[kinds == "profile"], out[kinds == "dlq"]
+        stats = [json.loads(d) for d in out.loc[kinds == "stats", "doc"]]
+        applied = sum(st["applied"] for st in stats)
+        duplicates = sum(st["duplicates"] for st in stats)
+        event_ms = np.asarray([t for st in stats for t in st["ts_ms"]], dtype=np.float64)
         now = datetime.now(UTC)
         mongo_io.upsert_many(
             self.db,
@@ -392,7 +387,7 @@ class BatchSink:
             ),
         )
         written_ms = time.time() * 1000
-        latencies = (written_ms - events["ts_ms"].to_numpy(dtype=np.float64)) if len(events) else np.zeros(0)
+        latencies = written_ms - event_ms
         for r in dlq.itertuples():
             letter = {
                 "reason": r.reason,
@@ -419,10 +414,10 @@ class BatchSink:
             "query": self.app_id,
             "batch_id": batch_id,
             "at": now,
-            "input_rows": len(events) + len(dlq) + int((kinds == "duplicate").sum()),
-            "applied": len(events),
+            "input_rows": applied + len(dlq) + duplicates,
+            "applied": applied,
             "dlq": len(dlq),
-            "duplicates": int((kinds == "duplicate").sum()),
+            "duplicates": duplicates,
             "users": len(recs),
             "state_and_query_ms": round((collected - started) * 1000, 1),
             "mongo_ms": round((written_ms / 1000 - collected) * 1000, 1),

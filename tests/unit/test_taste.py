@@ -108,13 +108,14 @@ def test_fold_sorts_out_bad_duplicate_and_good_messages(index: SimilarityIndex):
         None, rows, index, user_key="u1", now=datetime.now(UTC), max_future_s=300, half_life_ms=HOUR_MS, k=5
     )
     kinds = [o["kind"] for o in out]
-    assert kinds == ["event", "duplicate", "dlq", "dlq", "dlq", "rec", "profile"]
+    assert kinds == ["dlq", "dlq", "dlq", "stats", "rec", "profile"]
+    assert json.loads(out[3]["doc"])["applied"] == 1 and json.loads(out[3]["doc"])["duplicates"] == 1
     reasons = [o["reason"] for o in out if o["kind"] == "dlq"]
     assert reasons[0].startswith("not JSON") and "not in the catalogue" in reasons[1] and "future" in reasons[2]
     assert taste.counts == {"like": 1}
     assert json.loads(out[-2]["doc"])["source"] == "radio"
     frame = output_frame(out)  # converts to the processor's Arrow schema with missing values
-    assert len(frame) == 7 and str(frame["track_id"].dtype) == "Int64"
+    assert len(frame) == 6 and str(frame["kafka_offset"].dtype) == "Int64" and frame["doc"].iloc[0] is None
 
 
 def test_without_an_index_every_event_is_a_dead_letter():
