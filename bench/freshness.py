@@ -124,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         dlq = sum(b.get("dlq", 0) for b in batches)
         dupes = sum(b.get("duplicates", 0) for b in batches)
         durations = [b["duration_ms"]["triggerExecution"] for b in window if b.get("duration_ms")]
+        phases = {
+            name: float(np.median([b[name] for b in window if name in b])) if window else None
+            for name in ("state_and_query_ms", "mongo_ms", "total_ms")
+        }
         quality, chance = [], []
         for listener in sim.listeners:
             doc = db["recommendations"].find_one({"_id": listener.user_id})
@@ -160,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "simulator": sim.report.as_dict(),
         "latency_ms": {"p50": round(p50, 1), "p95": round(p95, 1), "p99": round(p99, 1), "samples": len(latencies)},
         "batch_ms_median": float(np.median(durations)) if durations else None,
+        "sink_phase_ms_median": phases,
         "batches": len(window),
         "quality_top10_in_taste": round(float(np.mean(quality)), 3) if quality else None,
         "quality_chance": round(float(np.mean(chance)), 3) if chance else None,
@@ -172,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         ("latency p99 (ms)", result["latency_ms"]["p99"], TARGET["p99_ms"]),
         ("sustained events/s", result["sustained_events_per_s"], rate),
         ("median batch (ms)", result["batch_ms_median"], ""),
+        ("  of which state + index (ms)", phases["state_and_query_ms"], ""),
+        ("  of which Mongo writes (ms)", phases["mongo_ms"], ""),
         ("produced = applied + dlq + dup", f"{total} = {applied} + {dlq} + {dupes}", "equal"),
         ("top-10 in taste after 20 events", result["quality_top10_in_taste"], f"chance {result['quality_chance']}"),
     ]
