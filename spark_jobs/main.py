@@ -56,7 +56,10 @@ JOBS: dict[str, tuple[str, str]] = {
         "spark_jobs.simulate",
         "synthetic listeners who play, finish, skip, like and dislike at a target rate (plus bad events)",
     ),
-    "demo": ("spark_jobs.demo", "start the local stack and run the pipeline end to end (the README's main command)"),
+    "demo": (
+        "spark_jobs.demo",
+        "the stack, the pipeline, then stream + simulator + dashboard on 127.0.0.1:8501 (the README's main command)",
+    ),
 }
 # Jobs that orchestrate other jobs and run in plain Python, not under spark-submit.
 PLAIN_PYTHON_JOBS: set[str] = {"demo", "similar", "simulate"}

@@ -214,7 +214,7 @@ def load_catalogue(settings: Settings) -> Catalogue:
     try:
         return SimilarityIndex.open(Path(settings.paths.index_root)).catalogue
     except IndexError_ as exc:
-        raise JobInputError(f"{exc}; run ./spark-submit.sh build-index first") from None
+        raise JobInputError(str(exc)) from None
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
