@@ -317,7 +317,7 @@ def build_query(spark: SparkSession, settings: Settings, *, starting_offsets: st
 
 
 class BatchSink:
-    """foreachBatch: Mongo first (freshness), then the dead letters, the Delta log, and the batch's metrics."""
+    """foreachBatch: Mongo first (freshness), then the dead letters, then the batch's metrics."""
 
     def __init__(self, settings: Settings, app_id: str, progress: ProgressRecorder | None = None):
         self.settings = settings
@@ -395,15 +395,15 @@ class BatchSink:
                 "user_key": r.user_id,
                 "source": {
                     "topic": self.settings.kafka.listens_topic,
-                    "partition": r.kafka_partition,
-                    "offset": r.kafka_offset,
-                    "timestamp_ms": r.kafka_ts_ms,
+                    "partition": int(r.kafka_partition),  # a float column in pandas: other kinds leave it empty
+                    "offset": int(r.kafka_offset),
+                    "timestamp_ms": int(r.kafka_ts_ms),
                 },
                 "detected_at": now.isoformat(),
             }
             self.producer().send(
                 self.settings.kafka.dlq_topic,
-                key=f"{r.kafka_partition}:{r.kafka_offset}".encode(),
+                key=f"{int(r.kafka_partition)}:{int(r.kafka_offset)}".encode(),
                 value=json.dumps(letter).encode("utf-8"),
             )
         if len(dlq):

@@ -187,13 +187,14 @@ def test_malformed_events_go_to_the_dead_letter_topic_and_the_stream_goes_on(liv
     deadline = time.monotonic() + 90
     try:
         while len(letters) < len(bad) and time.monotonic() < deadline:
-            letters += [json.loads(m.value) for m in consumer]
+            letters += [{**json.loads(m.value), "key": m.key.decode()} for m in consumer]
     finally:
         consumer.close()
     reasons = [letter["reason"] for letter in letters]
     for expected in bad:
         assert any(expected in r for r in reasons), (expected, reasons)
-    assert all(letter["raw"] and "offset" in letter["source"] for letter in letters)
+    for letter in letters:
+        assert letter["raw"] and letter["key"] == f"{letter['source']['partition']}:{letter['source']['offset']}"
     rec_doc(db, "after-bad", events=1)  # the stream kept going
 
 
