@@ -173,6 +173,9 @@ class SimilarityIndex:
     ) -> list[Neighbour]:
         """Top-k over the ``probe`` shards whose centroids are nearest to ``p``.
 
+        When those hold fewer than ``k`` tracks that are not excluded, the next
+        nearest shards are visited too, so a catalogue with k tracks left gives k.
+
         ``probe`` defaults to the manifest's (0 or None: every shard); ``search_k``, the
         Annoy nodes inspected per query, is shared by the probed shards.
         """
@@ -184,11 +187,15 @@ class SimilarityIndex:
         excluded = {int(t) for t in exclude}
         probe = self.manifest.probe if probe is None else probe
         n_probe = len(self._annoy) if not probe else max(1, min(probe, len(self._annoy)))
-        order = np.argsort(((self.centroids - p) ** 2).sum(axis=1))[:n_probe]
+        order = np.argsort(((self.centroids - p) ** 2).sum(axis=1))
         want = k + len(excluded)
         sk = max(want * 10, (search_k or self.manifest.search_k) // n_probe)
         best: list[tuple[float, int, int, int]] = []
-        for shard in order:
+        for visited, shard in enumerate(order):
+            # The nearest ``probe`` shards; further ones only while fewer than k tracks were found
+            # (small shards, or most of them excluded).
+            if visited >= n_probe and len(best) >= k:
+                break
             rows, dists = self._annoy[shard].get_nns_by_vector(p, want, search_k=sk, include_distances=True)
             ids = self._ids[shard]
             for row, dist in zip(rows, dists, strict=True):

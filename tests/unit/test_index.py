@@ -58,6 +58,19 @@ def test_probing_fewer_shards_still_finds_the_near_cluster(tmp_path: Path):
     assert same >= 9
 
 
+def test_a_query_visits_further_shards_when_the_nearest_run_out(tmp_path: Path):
+    index = SimilarityIndex(build(tmp_path, shards=5))
+    ids, _, _ = clustered()
+    seed = int(ids[5])
+    smallest = min(index.manifest.shards, key=lambda s: s.count).count
+    k = smallest + 30  # more than the one probed shard may hold
+    got = index.similar_to(seed, k=k, probe=1)
+    assert len(got) == k and seed not in [n.track_id for n in got]
+    assert [n.distance for n in got] == sorted(n.distance for n in got)
+    everything_else = index.similar_to(seed, k=len(index), probe=1)
+    assert len(everything_else) == len(index) - 1, "every other track is reachable"
+
+
 def test_builds_are_deterministic_for_a_seed(tmp_path: Path):
     a = build(tmp_path / "a", version="v1")
     b = build(tmp_path / "b", version="v1")
