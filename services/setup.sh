@@ -38,11 +38,13 @@ if ! compgen -G "$STATE/kafka/libs/kafka_2.13-*.jar" >/dev/null; then
     -DincludeScope=runtime -DoutputDirectory="$STATE/kafka/libs"
 fi
 
-# 3. FerretDB.
-if [[ ! -x "$STATE/bin/ferretdb" ]]; then
+# 3. FerretDB, rebuilt when its sources (main.go, go.mod, the patching build script) change.
+fstamp="$STATE/bin/ferretdb.built-from"
+fwant=$(cat services/ferretdb/main.go services/ferretdb/go.mod services/ferretdb/build.sh | sha256sum | cut -c1-16)
+if [[ ! -x "$STATE/bin/ferretdb" || "$(cat "$fstamp" 2>/dev/null)" != "$fwant" ]]; then
   say "building FerretDB v1.24.2 (go build, about two minutes once)"
-  mkdir -p "$STATE/bin"
-  (cd services/ferretdb && go build -trimpath -o "$STATE/bin/ferretdb" .)
+  services/ferretdb/build.sh "$STATE/bin/ferretdb"
+  echo "$fwant" > "$fstamp"
 fi
 
 # 4. Spark connectors: one session start resolves them into the Ivy cache.

@@ -284,8 +284,8 @@ def _ferretdb_binary(settings: Settings) -> Path:
         log.info("building FerretDB v1 with Go (once, about two minutes)")
         binary.parent.mkdir(parents=True, exist_ok=True)
         _run_checked(
-            ["go", "build", "-trimpath", "-o", str(binary), "."],
-            what="go build of services/ferretdb",
+            [str(SERVICES_DIR / "ferretdb" / "build.sh"), str(binary)],
+            what="services/ferretdb/build.sh (go build)",
             cwd=SERVICES_DIR / "ferretdb",
         )
     return binary

@@ -22,7 +22,14 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
 	dataDir := flag.String("data", "data", "folder for the SQLite databases")
 	logLevel := flag.String("log-level", "warn", "debug, info, warn or error")
+	synchronous := flag.String("synchronous", "normal",
+		"SQLite's synchronous pragma: normal (WAL is synced at checkpoints, not at every commit) or full")
 	flag.Parse()
+
+	if *synchronous != "normal" && *synchronous != "full" {
+		fmt.Fprintf(os.Stderr, "ferretdb: bad -synchronous %q: use normal or full\n", *synchronous)
+		os.Exit(2)
+	}
 
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -44,7 +51,7 @@ func main() {
 		Listener:  ferretdb.ListenerConfig{TCP: *listen},
 		Logger:    logger,
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + abs + "/",
+		SQLiteURL: "file:" + abs + "/?_pragma=synchronous(" + *synchronous + ")",
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ferretdb: %v\n", err)

@@ -28,6 +28,20 @@ def test_plain_pymongo_inserts_and_finds(mongo_db):
     assert mongo_db.things.find_one({"_id": "a"}) == {"_id": "a", "n": 1, "tags": ["x", "y"]}
 
 
+def test_lookups_and_upserts_by_id_use_the_id_index(mongo_db, stack):
+    """FerretDB v1 (SQLite) scanned the whole collection for every update by _id; our build uses the index."""
+    from pymongo import ReplaceOne
+
+    mongo_db.by_id.insert_many([{"_id": f"u{i}", "n": i} for i in range(50)])
+    plan = mongo_db.command("explain", {"find": "by_id", "filter": {"_id": "u7"}})
+    if "Plan" not in plan.get("queryPlanner", {}):
+        pytest.skip("not our FerretDB build (an external MongoDB-protocol server answers)")
+    assert any("USING INDEX" in line for line in plan["queryPlanner"]["Plan"]), plan
+    mongo_db.by_id.bulk_write([ReplaceOne({"_id": f"u{i}"}, {"n": -i}, upsert=True) for i in range(45, 55)])
+    assert mongo_db.by_id.count_documents({}) == 55
+    assert mongo_db.by_id.find_one({"_id": "u47"}) == {"_id": "u47", "n": -47}
+
+
 def test_plain_kafka_python_round_trips_a_message(stack):
     from kafka import KafkaConsumer, KafkaProducer
 
