@@ -96,6 +96,7 @@ class StreamSettings:
     recommendations: int
     half_life_hours: float
     max_future_seconds: int
+    max_age_days: float
     archive_trigger_seconds: float
 
 

@@ -5,7 +5,14 @@ An event is a JSON object on Kafka topic ``listens``, keyed by user id:
 - ``event_id`` (string, unique), ``user_id`` (string), ``track_id`` (integer > 0),
 - ``type``: play | complete | skip | like | dislike,
 - ``ts``: ISO-8601 UTC time of the action (``2026-11-24T05:40:00.123Z``),
-- optional ``position_ms`` (integer >= 0), ``session_id`` and ``client`` (strings).
+- optional ``position_ms`` (integer, 0 to 24 h), ``session_id`` and ``client`` (strings).
+
+Strings are at most :data:`MAX_STRING` characters of valid Unicode; a message
+is at most :data:`MAX_MESSAGE_BYTES` bytes of UTF-8 JSON. :func:`decode_message`
+is the one place where bytes read from Kafka become an event: every byte
+sequence either passes it or raises :class:`InvalidEvent` with a reason, and
+:func:`dead_letter_raw` turns any message into a bounded, JSON-safe copy for
+the dead-letter topic.
 
 Other fields are allowed and ignored, so clients can add fields before the
 contract names them. ``events/listening-event.schema.json`` is generated from
@@ -14,6 +21,7 @@ contract names them. ``events/listening-event.schema.json`` is generated from
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from dataclasses import dataclass
@@ -25,6 +33,12 @@ EventType = Literal["play", "complete", "skip", "like", "dislike"]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 SCHEMA_FILE = Path(__file__).with_name("listening-event.schema.json")
 SCHEMA_ID = "https://earshot.invalid/schemas/listening-event/v1"
+MAX_MESSAGE_BYTES = 64 * 1024  # an event is a few hundred bytes; anything this big is not one
+MAX_STRING = 256  # characters in any string field (ids, client)
+MAX_POSITION_MS = 24 * 3600 * 1000  # no track is longer than a day
+MAX_TRACK_ID = 2**63 - 1  # Spark's long
+DEFAULT_MAX_AGE_S = 30 * 24 * 3600.0  # older events (an app offline for longer) go to the dead-letter topic
+DEAD_LETTER_RAW_BYTES = 16 * 1024  # the copy of a message kept in its dead letter
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,8 @@ class InvalidEvent(ValueError):
 
 def parse_ts(value: str) -> datetime:
     """An ISO-8601 time with an explicit UTC offset (``Z`` or ``+00:00``) as an aware datetime."""
+    if len(value) > 40:
+        raise InvalidEvent(f"ts is {len(value)} characters; an ISO-8601 time has at most 40")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -62,7 +78,57 @@ def parse_ts(value: str) -> datetime:
     return parsed
 
 
-def check_event(event: Any, *, now: datetime, max_future_s: float) -> dict[str, Any]:
+def decode_message(
+    value: bytes | None, *, now: datetime, max_future_s: float, max_age_s: float = DEFAULT_MAX_AGE_S
+) -> dict[str, Any]:
+    """A Kafka message value (any bytes) -> a valid event, or :class:`InvalidEvent` with the reason."""
+    if not value:
+        raise InvalidEvent("empty message")
+    if len(value) > MAX_MESSAGE_BYTES:
+        raise InvalidEvent(f"message is {len(value)} bytes; the limit is {MAX_MESSAGE_BYTES}")
+    try:
+        text = bytes(value).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(f"not UTF-8: invalid byte 0x{value[exc.start]:02x} at position {exc.start}") from None
+    try:
+        event = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidEvent(f"not JSON: {exc.msg} at position {exc.pos}") from None
+    except RecursionError:
+        raise InvalidEvent("not JSON: nested too deeply") from None
+    except ValueError as exc:  # _no_constant, or an integer literal with too many digits
+        raise InvalidEvent(f"not JSON: {exc}") from None
+    return check_event(event, now=now, max_future_s=max_future_s, max_age_s=max_age_s)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def dead_letter_raw(value: bytes | None, *, limit: int = DEAD_LETTER_RAW_BYTES) -> dict[str, Any]:
+    """A message's bytes as dead-letter fields that any JSON reader takes, at most ``limit`` bytes of them.
+
+    ``raw`` is the text (undecodable bytes replaced by U+FFFD); when the bytes
+    are not UTF-8, ``raw_base64`` holds them exactly; ``raw_bytes`` is the
+    original length and ``raw_truncated`` says whether the copy was cut.
+    """
+    data = bytes(value or b"")
+    kept = data[:limit]
+    fields: dict[str, Any] = {
+        "raw": kept.decode("utf-8", errors="replace"),
+        "raw_bytes": len(data),
+        "raw_truncated": len(data) > limit,
+    }
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        fields["raw_base64"] = base64.b64encode(kept).decode("ascii")
+    return fields
+
+
+def check_event(
+    event: Any, *, now: datetime, max_future_s: float, max_age_s: float = DEFAULT_MAX_AGE_S
+) -> dict[str, Any]:
     """Return the event if it keeps the contract; raise :class:`InvalidEvent` with the reason."""
     if not isinstance(event, dict):
         raise InvalidEvent(f"an event must be a JSON object, got {type(event).__name__}")
@@ -76,18 +142,39 @@ def check_event(event: Any, *, now: datetime, max_future_s: float) -> dict[str, 
             raise InvalidEvent(f"{f.name} must be an integer, got {type(value).__name__}")
         if f.kind == "string" and not isinstance(value, str):
             raise InvalidEvent(f"{f.name} must be a string, got {type(value).__name__}")
-        if f.kind == "string" and f.required and not value.strip():
-            raise InvalidEvent(f"{f.name} is empty")
+        if f.kind == "string":
+            if f.required and not value.strip():
+                raise InvalidEvent(f"{f.name} is empty")
+            if len(value) > MAX_STRING:
+                raise InvalidEvent(f"{f.name} is {len(value)} characters; the limit is {MAX_STRING}")
+            if not _is_unicode(value):
+                raise InvalidEvent(f"{f.name} is not valid Unicode (a lone surrogate escape)")
     if event["type"] not in EVENT_TYPES:
         raise InvalidEvent(f"unknown type {event['type']!r}; expected one of {', '.join(EVENT_TYPES)}")
-    if event["track_id"] <= 0:
-        raise InvalidEvent(f"track_id must be positive, got {event['track_id']}")
-    if event.get("position_ms") is not None and event["position_ms"] < 0:
-        raise InvalidEvent(f"position_ms must be >= 0, got {event['position_ms']}")
+    if not 0 < event["track_id"] <= MAX_TRACK_ID:
+        raise InvalidEvent(f"track_id must be between 1 and {MAX_TRACK_ID}, got {_short(event['track_id'])}")
+    position = event.get("position_ms")
+    if position is not None and not 0 <= position <= MAX_POSITION_MS:
+        raise InvalidEvent(f"position_ms must be between 0 and {MAX_POSITION_MS} (a day), got {_short(position)}")
     ts = parse_ts(event["ts"])
     if ts > now + timedelta(seconds=max_future_s):
         raise InvalidEvent(f"ts {event['ts']} is more than {max_future_s:.0f} s in the future")
+    if ts < now - timedelta(seconds=max_age_s):
+        raise InvalidEvent(f"ts {event['ts']} is more than {max_age_s / 86400:.0f} days in the past")
     return event
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _short(value: int) -> str:
+    text = str(value) if abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit number"
+    return text
 
 
 def format_ts(moment: datetime) -> str:
@@ -103,13 +190,17 @@ def json_schema() -> dict[str, Any]:
             prop["enum"] = list(EVENT_TYPES)
         elif f.name == "track_id":
             prop["minimum"] = 1
+            prop["maximum"] = MAX_TRACK_ID
         elif f.name == "position_ms":
             prop["minimum"] = 0
+            prop["maximum"] = MAX_POSITION_MS
         elif f.name == "ts":
             prop["format"] = "date-time"
             prop["pattern"] = r"(Z|\+00:00)$"
         elif f.required:
             prop["minLength"] = 1
+        if f.kind == "string" and f.name != "ts":
+            prop["maxLength"] = MAX_STRING
         props[f.name] = prop
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -50,7 +50,7 @@ from pyspark.sql import types as T
 from pyspark.sql.streaming import StatefulProcessor, StatefulProcessorHandle, StreamingQueryListener
 
 from conf.settings import Settings
-from events.contract import InvalidEvent, check_event, parse_ts
+from events.contract import InvalidEvent, dead_letter_raw, decode_message, parse_ts
 from index import store
 from index.manifest import IndexError_
 from index.query import SimilarityIndex
@@ -58,6 +58,7 @@ from index.recommend import recommend
 from index.taste import Taste
 from spark_jobs import delta_io, kafka_io, mongo_io
 from spark_jobs.errors import JobInputError
+from spark_jobs.poison import Quarantine, pending_batch
 from spark_jobs.services import require_kafka, require_mongo
 from spark_jobs.session import build_spark
 
@@ -79,7 +80,7 @@ OUTPUT_SCHEMA = T.StructType(
         T.StructField("client", T.StringType()),
         T.StructField("genre", T.StringType()),
         T.StructField("reason", T.StringType()),
-        T.StructField("raw", T.StringType()),
+        T.StructField("raw", T.BinaryType()),
         T.StructField("kafka_partition", T.IntegerType()),
         T.StructField("kafka_offset", T.LongType()),
         T.StructField("kafka_ts_ms", T.LongType()),
@@ -120,6 +121,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-archive", action="store_true", help="do not run the Delta `events` archive query beside the recommender"
     )
+    parser.add_argument(
+        "--skip-poison",
+        action="store_true",
+        help="send the messages of the batch that failed last (started, never committed) to the dead-letter "
+        "topic instead of applying them; for a batch that fails on every restart",
+    )
 
 
 # ---------------------------------------------------------------- the index, cached per Python worker
@@ -158,10 +165,12 @@ def fold_events(
     user_key: str,
     now: datetime,
     max_future_s: float,
+    max_age_s: float,
     half_life_ms: float,
     k: int,
+    quarantine: Quarantine | None = None,
 ) -> tuple[Taste | None, list[dict]]:
-    """Apply one listener's messages (``value``, ``kafka_partition``, ``kafka_offset``, ``kafka_ts_ms``).
+    """Apply one listener's messages (``value`` bytes, ``kafka_partition``, ``kafka_offset``, ``kafka_ts_ms``).
 
     Returns the new taste (None when nothing valid arrived for a listener without
     one) and the output rows: one ``dlq`` row per rejected message; a ``stats``
@@ -177,7 +186,9 @@ def fold_events(
     for value, partition, offset, kafka_ts in zip(*columns, strict=True):
         source = {"kafka_partition": partition, "kafka_offset": offset, "kafka_ts_ms": kafka_ts}
         try:
-            event = _parse(value, now=now, max_future_s=max_future_s)
+            if quarantine is not None and quarantine.holds(partition, offset):
+                raise InvalidEvent(quarantine.reason)
+            event = decode_message(value, now=now, max_future_s=max_future_s, max_age_s=max_age_s)
             if event["user_id"] != user_key:
                 raise InvalidEvent("user_id is not a plain JSON string")
             if catalogue is None:
@@ -186,6 +197,11 @@ def fold_events(
                 raise InvalidEvent(f"track_id {event['track_id']} is not in the catalogue")
         except InvalidEvent as exc:
             out.append({"kind": "dlq", "user_id": user_key or None, "reason": str(exc), "raw": value, **source})
+            continue
+        except Exception as exc:  # noqa: BLE001 - no message may stop the stream: it goes to the DLQ, said why
+            log.exception("message at partition %s offset %s could not be processed", partition, offset)
+            reason = f"could not be processed: {type(exc).__name__}: {exc}"[:500]
+            out.append({"kind": "dlq", "user_id": user_key or None, "reason": reason, "raw": value, **source})
             continue
         taste = taste or Taste()
         ts_ms = int(parse_ts(event["ts"]).timestamp() * 1000)
@@ -227,25 +243,26 @@ def output_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.array([r.get(c) for r in rows], dtype=OUTPUT_DTYPES[c]) for c in OUTPUT_COLUMNS})
 
 
-def _parse(value: str | None, *, now: datetime, max_future_s: float) -> dict:
-    if value is None:
-        raise InvalidEvent("empty message")
-    try:
-        event = json.loads(value)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidEvent(f"not JSON: {exc.msg if hasattr(exc, 'msg') else exc}") from None
-    return check_event(event, now=now, max_future_s=max_future_s)
-
-
 # ---------------------------------------------------------------- the stateful processor
 
 
 class TasteProcessor(StatefulProcessor):
     """transformWithStateInPandas processor: one ``Taste`` blob per listener in the state store."""
 
-    def __init__(self, *, index_root: str, max_future_s: float, half_life_ms: float, k: int):
+    def __init__(
+        self,
+        *,
+        index_root: str,
+        max_future_s: float,
+        max_age_s: float,
+        half_life_ms: float,
+        k: int,
+        quarantine: Quarantine | None = None,
+    ):
         self.index_root = index_root
         self.max_future_s = max_future_s
+        self.max_age_s = max_age_s
+        self.quarantine = quarantine
         self.half_life_ms = half_life_ms
         self.k = k
 
@@ -267,8 +284,10 @@ class TasteProcessor(StatefulProcessor):
             user_key=user_key,
             now=datetime.now(UTC),
             max_future_s=self.max_future_s,
+            max_age_s=self.max_age_s,
             half_life_ms=self.half_life_ms,
             k=self.k,
+            quarantine=self.quarantine,
         )
         if taste is not None and user_key and any(o["kind"] == "rec" for o in out):
             self.state.update((taste.to_bytes(),))
@@ -282,7 +301,13 @@ class TasteProcessor(StatefulProcessor):
 
 
 def listen_messages(spark: SparkSession, settings: Settings, *, starting_offsets: str, max_offsets: int) -> DataFrame:
-    """The ``listens`` topic as (user_key, value, kafka_partition, kafka_offset, kafka_ts_ms)."""
+    """The ``listens`` topic as (user_key, value, kafka_partition, kafka_offset, kafka_ts_ms).
+
+    ``value`` stays bytes: any byte sequence can arrive, and it is decoded and
+    checked in Python (``events.contract.decode_message``). ``user_key``, the
+    grouping key, is the JSON ``user_id`` only when the value is valid UTF-8 and
+    the extracted id is too, else the empty key (whose messages are rejected).
+    """
     source = kafka_io.read_stream(
         spark,
         settings,
@@ -290,17 +315,24 @@ def listen_messages(spark: SparkSession, settings: Settings, *, starting_offsets
         starting_offsets=starting_offsets,
         max_offsets_per_trigger=max_offsets,
     )
-    value = F.col("value").cast("string")
+    text = F.col("value").cast("string")
+    user_id = F.when(F.is_valid_utf8(text), F.get_json_object(text, "$.user_id"))
     return source.select(
-        F.coalesce(F.get_json_object(value, "$.user_id"), F.lit("")).alias("user_key"),
-        value.alias("value"),
+        F.when(F.is_valid_utf8(user_id), user_id).otherwise(F.lit("")).alias("user_key"),
+        F.col("value").alias("value"),
         F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"),
         (F.unix_micros(F.col("timestamp")) / 1000).cast("long").alias("kafka_ts_ms"),
     )
 
 
-def build_query(spark: SparkSession, settings: Settings, *, starting_offsets: str = "earliest"):
+def build_query(
+    spark: SparkSession,
+    settings: Settings,
+    *,
+    starting_offsets: str = "earliest",
+    quarantine: Quarantine | None = None,
+):
     """The streaming DataFrame of processor output (not started)."""
     messages = listen_messages(
         spark, settings, starting_offsets=starting_offsets, max_offsets=settings.stream.max_offsets_per_trigger
@@ -308,8 +340,10 @@ def build_query(spark: SparkSession, settings: Settings, *, starting_offsets: st
     processor = TasteProcessor(
         index_root=str(settings.paths.index_root),
         max_future_s=float(settings.stream.max_future_seconds),
+        max_age_s=settings.stream.max_age_days * 86400.0,
         half_life_ms=settings.stream.half_life_hours * 3600 * 1000,
         k=settings.stream.recommendations,
+        quarantine=quarantine,
     )
     return messages.groupBy("user_key").transformWithStateInPandas(
         statefulProcessor=processor, outputStructType=OUTPUT_SCHEMA, outputMode="Append", timeMode="None"
@@ -321,6 +355,7 @@ class BatchSink:
 
     def __init__(self, settings: Settings, app_id: str, progress: ProgressRecorder | None = None):
         self.settings = settings
+        self.checkpoint = settings.checkpoint(QUERY_NAME)
         self.app_id = app_id
         self.progress = progress
         self._client = None
@@ -356,7 +391,17 @@ class BatchSink:
             self._write(batch, batch_id)
         except Exception:
             # Spark shortens a foreachBatch error to one line: keep the whole story in the log.
-            log.exception("batch %s could not be written; the query stops and replays it on restart", batch_id)
+            where = f"batch {batch_id}"
+            try:
+                where = (pending_batch(self.checkpoint, self.settings.kafka.listens_topic) or where).describe()
+            except Exception:  # noqa: BLE001 - the offsets are a hint; the failure itself must be reported
+                pass
+            log.exception(
+                "%s could not be processed; the query stops and replays it on restart. If it fails the same way "
+                "on every restart, `./spark-submit.sh stream --skip-poison` sends its messages to %s and goes on",
+                where,
+                self.settings.kafka.dlq_topic,
+            )
             raise
 
     def _write(self, batch: DataFrame, batch_id: int) -> None:
@@ -391,7 +436,7 @@ class BatchSink:
         for r in dlq.itertuples():
             letter = {
                 "reason": r.reason,
-                "raw": r.raw,
+                **dead_letter_raw(r.raw),  # bounded: a 1 MB message must not make a letter over Kafka's limit
                 "user_key": r.user_id,
                 "source": {
                     "topic": self.settings.kafka.listens_topic,
@@ -514,7 +559,7 @@ ARCHIVE_NAME = "events-archive"
 EVENT_COLUMNS = [f.name for f in EVENTS_SCHEMA.fields]
 
 
-def archive_rows(index_root: str, max_future_s: float):
+def archive_rows(index_root: str, max_future_s: float, max_age_s: float):
     """mapInPandas function: the valid events of each Kafka batch (the recommender's rules), as Delta rows."""
 
     def run(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -524,9 +569,9 @@ def archive_rows(index_root: str, max_future_s: float):
             rows = []
             for value, partition, offset in zip(pdf["value"], pdf["kafka_partition"], pdf["kafka_offset"], strict=True):
                 try:
-                    event = _parse(value, now=now, max_future_s=max_future_s)
-                except InvalidEvent:
-                    continue  # the recommender sends it to the dead-letter topic
+                    event = decode_message(value, now=now, max_future_s=max_future_s, max_age_s=max_age_s)
+                except Exception:  # noqa: BLE001 - InvalidEvent or worse: the recommender dead-letters it
+                    continue
                 track = index.catalogue.get(event["track_id"]) if index is not None else None
                 if track is None:
                     continue
@@ -578,7 +623,12 @@ def start_archive(spark: SparkSession, settings: Settings, *, starting_offsets: 
         spark, settings, starting_offsets=starting_offsets, max_offsets=settings.stream.max_offsets_per_trigger * 10
     ).select("value", "kafka_partition", "kafka_offset")
     rows = messages.mapInPandas(
-        archive_rows(str(settings.paths.index_root), float(settings.stream.max_future_seconds)), EVENTS_SCHEMA
+        archive_rows(
+            str(settings.paths.index_root),
+            float(settings.stream.max_future_seconds),
+            settings.stream.max_age_days * 86400.0,
+        ),
+        EVENTS_SCHEMA,
     )
     return (
         rows.writeStream.queryName(ARCHIVE_NAME)
@@ -596,8 +646,19 @@ def app_id_for(checkpoint: str) -> str:
     return f"{QUERY_NAME}-{hashlib.sha1(checkpoint.encode()).hexdigest()[:10]}"
 
 
-def start(spark: SparkSession, settings: Settings, *, starting_offsets: str = "earliest", archive: bool = True):
-    """Start the recommender (and the events archive); returns (queries, sink). The caller stops them."""
+def start(
+    spark: SparkSession,
+    settings: Settings,
+    *,
+    starting_offsets: str = "earliest",
+    archive: bool = True,
+    skip_poison: bool = False,
+):
+    """Start the recommender (and the events archive); returns (queries, sink). The caller stops them.
+
+    ``skip_poison``: the messages of the batch the checkpoint started and never
+    committed go to the dead-letter topic instead of being applied.
+    """
     if not list_index_versions(settings):
         raise JobInputError(
             f"no index is published under {settings.paths.index_root}; run ./spark-submit.sh build-index first"
@@ -617,8 +678,14 @@ def start(spark: SparkSession, settings: Settings, *, starting_offsets: str = "e
         for name in ("recommendations", "profiles", "stream_batches"):
             if name not in existing:
                 db.create_collection(name)
+    quarantine = pending_batch(checkpoint, settings.kafka.listens_topic) if skip_poison else None
+    if skip_poison:
+        if quarantine is None:
+            log.warning("--skip-poison: every batch in %s is committed; nothing to skip", checkpoint)
+        else:
+            log.warning("--skip-poison: the messages of %s go to the dead-letter topic", quarantine.describe())
     query = (
-        build_query(spark, settings, starting_offsets=starting_offsets)
+        build_query(spark, settings, starting_offsets=starting_offsets, quarantine=quarantine)
         .writeStream.queryName(QUERY_NAME)
         .foreachBatch(sink)
         .option("checkpointLocation", checkpoint)
@@ -652,7 +719,13 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     require_kafka(settings)
     require_mongo(settings)
     spark = build_spark(settings, app_name="stream")
-    queries, sink = start(spark, settings, starting_offsets=args.starting_offsets, archive=not args.no_archive)
+    queries, sink = start(
+        spark,
+        settings,
+        starting_offsets=args.starting_offsets,
+        archive=not args.no_archive,
+        skip_poison=args.skip_poison,
+    )
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from conf.settings import Settings, load_settings
+from events.contract import format_ts
 from events.producer import ListenProducer, new_event
 from index.local import build_version
 from index.query import SimilarityIndex
@@ -152,50 +155,74 @@ def test_one_like_and_no_history_gets_a_radio_around_that_track(live):
     assert genre_share(doc, "Classical") >= 0.7
 
 
-def test_malformed_events_go_to_the_dead_letter_topic_and_the_stream_goes_on(live):
+def malformed_messages(track: int) -> dict[str, bytes]:
+    """One message of every kind the stream must reject, keyed by the reason it must give."""
+    now = datetime.now(UTC)
+
+    def ev(**changes) -> bytes:
+        event = {"event_id": uuid.uuid4().hex, "user_id": "bad", "track_id": track, "type": "play",
+                 "ts": format_ts(now), **changes}  # fmt: skip
+        return json.dumps({k: v for k, v in event.items() if v != "<drop>"}).encode()
+
+    return {
+        "not JSON": b"{not json",
+        "not JSON: Unterminated string": b'{"event_id": "e1", "user_id": "bad", "track_id": 7, "type": "pl',
+        "not UTF-8: invalid byte 0xff": b'{"event_id": "\xff\xfe", "user_id": "x\xc3"}',
+        "missing field track_id": ev(track_id="<drop>"),
+        "missing field user_id": ev(user_id="<drop>"),
+        "track_id must be an integer, got str": ev(track_id="7"),
+        "user_id must be a string, got int": ev(user_id=42),
+        "an event must be a JSON object, got list": b"[1, 2, 3]",
+        "unknown type 'rewind'": ev(type="rewind"),
+        "position_ms must be between 0 and": ev(position_ms=-1),
+        "s in the future": ev(ts="2099-01-01T00:00:00Z"),
+        "days in the past": ev(ts="1999-01-01T00:00:00Z"),
+        "is not in the catalogue": ev(track_id=999999),
+        "the limit is": ev(padding="x" * 1_000_000),  # about 1 MB, under the broker's message limit
+        "empty message": b"",
+    }
+
+
+def test_every_kind_of_malformed_message_goes_to_the_dead_letter_topic_and_the_stream_goes_on(live):
     from kafka import KafkaConsumer
 
     settings, db, producer, index = live
-    bad = {
-        "not JSON": b"{not json",
-        "missing field track_id": json.dumps(
-            {"event_id": "e1", "user_id": "bad", "type": "play", "ts": "2026-01-01T00:00:00Z"}
-        ),
-        "track_id must be an integer": json.dumps(
-            {"event_id": "e2", "user_id": "bad", "track_id": "7", "type": "play", "ts": "2026-01-01T00:00:00Z"}
-        ),
-        "unknown type 'rewind'": json.dumps(
-            {"event_id": "e3", "user_id": "bad", "track_id": 7, "type": "rewind", "ts": "2026-01-01T00:00:00Z"}
-        ),
-        "is not in the catalogue": json.dumps(
-            {"event_id": "e4", "user_id": "bad", "track_id": 999999, "type": "play", "ts": "2026-01-01T00:00:00Z"}
-        ),
-        "in the future": json.dumps(
-            {"event_id": "e5", "user_id": "bad", "track_id": 7, "type": "play", "ts": "2099-01-01T00:00:00Z"}
-        ),
-    }
-    for value in bad.values():
-        producer.send_raw("bad", value if isinstance(value, bytes) else value.encode())
-    send(producer, "after-bad", index.catalogue.ids_of_genre("Pop")[:1], "like")
+    pop = index.catalogue.ids_of_genre("Pop")
+    bad = malformed_messages(int(pop[0]))
+    for i, value in enumerate(bad.values()):
+        producer.send_raw(None if i % 2 else "bad", value)  # half of them with a null key
+        send(producer, f"between-{i}", pop[i % len(pop) : i % len(pop) + 1], "like")  # valid events mixed in
+    null_key = new_event(user_id="no-key", track_id=int(pop[1]), type="like")
+    producer.send_raw(None, json.dumps(null_key).encode())  # a valid event without a key is still applied
+    producer.flush()
     consumer = KafkaConsumer(
         settings.kafka.dlq_topic,
         bootstrap_servers=settings.kafka.bootstrap_servers,
         auto_offset_reset="earliest",
         consumer_timeout_ms=1000,
+        fetch_max_bytes=4 * 1024 * 1024,
     )
     letters: list[dict] = []
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 120
     try:
         while len(letters) < len(bad) and time.monotonic() < deadline:
-            letters += [{**json.loads(m.value), "key": m.key.decode()} for m in consumer]
+            letters += [{**json.loads(m.value), "key": m.key.decode(), "size": len(m.value)} for m in consumer]
     finally:
         consumer.close()
     reasons = [letter["reason"] for letter in letters]
+    assert len(letters) == len(bad), reasons
     for expected in bad:
         assert any(expected in r for r in reasons), (expected, reasons)
     for letter in letters:
-        assert letter["raw"] and letter["key"] == f"{letter['source']['partition']}:{letter['source']['offset']}"
-    rec_doc(db, "after-bad", events=1)  # the stream kept going
+        assert letter["key"] == f"{letter['source']['partition']}:{letter['source']['offset']}"
+        assert letter["size"] < 64 * 1024, "a dead letter stays far below the producer's limit"
+    big = next(letter for letter in letters if "the limit is" in letter["reason"])
+    assert big["raw_truncated"] and big["raw_bytes"] > 1_000_000
+    utf8 = next(letter for letter in letters if letter["reason"].startswith("not UTF-8"))
+    assert base64.b64decode(utf8["raw_base64"]) == bad["not UTF-8: invalid byte 0xff"]
+    for i in range(len(bad)):  # the stream kept going: every listener in between got recommendations
+        rec_doc(db, f"between-{i}", events=1)
+    rec_doc(db, "no-key", events=1)
 
 
 def test_a_duplicate_event_is_applied_once(live):

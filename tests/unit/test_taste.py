@@ -95,17 +95,25 @@ def test_fold_sorts_out_bad_duplicate_and_good_messages(index: SimilarityIndex):
     track = index.catalogue.ids_of_genre("Pop")[0]
     good = new_event(user_id="u1", track_id=track, type="like")
     messages = [
-        json.dumps(good),
-        json.dumps(good),  # the same event again
-        "not json",
-        json.dumps({**good, "event_id": "x2", "track_id": 10**9}),
-        json.dumps({**good, "event_id": "x3", "ts": format_ts(datetime(2099, 1, 1, tzinfo=UTC))}),
+        json.dumps(good).encode(),
+        json.dumps(good).encode(),  # the same event again
+        b"not json",
+        json.dumps({**good, "event_id": "x2", "track_id": 10**9}).encode(),
+        json.dumps({**good, "event_id": "x3", "ts": format_ts(datetime(2099, 1, 1, tzinfo=UTC))}).encode(),
     ]
     rows = pd.DataFrame(
         {"value": messages, "kafka_partition": 0, "kafka_offset": range(len(messages)), "kafka_ts_ms": 0}
     )
     taste, out = fold_events(
-        None, rows, index, user_key="u1", now=datetime.now(UTC), max_future_s=300, half_life_ms=HOUR_MS, k=5
+        None,
+        rows,
+        index,
+        user_key="u1",
+        now=datetime.now(UTC),
+        max_future_s=300,
+        max_age_s=86400,
+        half_life_ms=HOUR_MS,
+        k=5,
     )
     kinds = [o["kind"] for o in out]
     assert kinds == ["dlq", "dlq", "dlq", "stats", "rec", "profile"]
@@ -123,13 +131,21 @@ def test_without_an_index_every_event_is_a_dead_letter():
 
     rows = pd.DataFrame(
         {
-            "value": [json.dumps(new_event(user_id="u", track_id=1, type="play"))],
+            "value": [json.dumps(new_event(user_id="u", track_id=1, type="play")).encode()],
             "kafka_partition": 0,
             "kafka_offset": [0],
             "kafka_ts_ms": 0,
         }
     )
     taste, out = fold_events(
-        None, rows, None, user_key="u", now=datetime.now(UTC), max_future_s=300, half_life_ms=HOUR_MS, k=5
+        None,
+        rows,
+        None,
+        user_key="u",
+        now=datetime.now(UTC),
+        max_future_s=300,
+        max_age_s=86400,
+        half_life_ms=HOUR_MS,
+        k=5,
     )
     assert taste is None and [o["kind"] for o in out] == ["dlq"] and "no index" in out[0]["reason"]
