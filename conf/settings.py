@@ -98,6 +98,7 @@ class StreamSettings:
     max_future_seconds: int
     max_age_days: float
     archive_trigger_seconds: float
+    state_buckets: int
 
 
 @dataclass(frozen=True)
@@ -280,6 +281,8 @@ def _check_values(s: Settings) -> None:
         (s.stream.recommendations >= 1, "stream.recommendations must be >= 1"),
         (s.stream.half_life_hours > 0, "stream.half_life_hours must be > 0"),
         (s.stream.archive_trigger_seconds > 0, "stream.archive_trigger_seconds must be > 0"),
+        (s.stream.state_buckets >= 1, "stream.state_buckets must be >= 1"),
+        (s.stream.max_age_days > 0, "stream.max_age_days must be > 0"),
     ]
     for ok, message in checks:
         if not ok:

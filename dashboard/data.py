@@ -171,6 +171,22 @@ STEERING = {
 }
 
 
+def with_titles(items: list[dict], index: SimilarityIndex) -> list[dict]:
+    """Recommended items with their title, artist and genre from the index's catalogue (the stream stores ids)."""
+    out = []
+    for item in items:
+        track = index.catalogue.get(int(item["track_id"]))
+        out.append(
+            {
+                **item,
+                "title": track.title if track else None,
+                "artist": track.artist if track else None,
+                "genre": item.get("genre") or (track.genre if track else None),
+            }
+        )
+    return out
+
+
 def steer(items: list[dict], index: SimilarityIndex, weights: dict[str, float]) -> list[dict]:
     """Re-rank ``items``: each slider (-1..1) favours tracks high (or low) in its feature."""
     if not items or not any(weights.values()):

@@ -57,7 +57,7 @@ def player() -> None:
 
     with st.sidebar:
         st.subheader("Listener")
-        known = sorted(d["_id"] for d in db["profiles"].find({}, {"_id": 1}).limit(500))
+        known = sorted(d["_id"] for d in db["recommendations"].find({}, {"_id": 1}).limit(500))
         new_name = st.text_input("New listener", key="new_listener", placeholder="your name")
         choices = sorted(set(known) | ({new_name.strip()} if new_name.strip() else set()) | {"me"})
         default = choices.index(new_name.strip()) if new_name.strip() in choices else choices.index("me")
@@ -143,7 +143,7 @@ def _for_you(s, db, index, user: str, weights: dict) -> None:
         st.caption(data.freshness_line(doc))
         if not doc:
             return
-        items = data.steer(doc["items"], index, weights)
+        items = data.steer(data.with_titles(doc["items"], index), index, weights)
         table = pd.DataFrame(items)[["track_id", "title", "artist", "genre", "score", "reason"]]
         st.dataframe(table, key="for_you", hide_index=True, height=420)
 
@@ -152,7 +152,8 @@ def _for_you(s, db, index, user: str, weights: dict) -> None:
     try:
         doc = db["recommendations"].find_one({"_id": user}, {"items": 1})
         doc_items = {
-            i["track_id"]: f"{i['title']} — {i['artist']} [{i['genre']}]" for i in (doc or {}).get("items", [])
+            i["track_id"]: f"{i['title']} — {i['artist']} [{i['genre']}]"
+            for i in data.with_titles((doc or {}).get("items", []), index)
         }
     except Exception:  # noqa: BLE001, S110 - the panel above already says the database is down
         pass

@@ -67,7 +67,11 @@ class Catalogue:
         return self.tracks.get(int(track_id))
 
     def artist_of(self) -> dict[int, str]:
-        return {t: tr.artist for t, tr in self.tracks.items()}
+        """Track id -> artist, built once per catalogue (the stream asks for it every batch)."""
+        cached = self.__dict__.get("_artist_of")
+        if cached is None:
+            cached = self.__dict__["_artist_of"] = {t: tr.artist for t, tr in self.tracks.items()}
+        return cached
 
     def ids_of_genre(self, genre: str) -> list[int]:
         return [t for t, tr in self.tracks.items() if tr.genre == genre]

@@ -69,6 +69,7 @@ class SimilarityIndex:
             self._group_mean[i, idx] = 1.0 / len(idx)
         self._group_scale = np.asarray([m.group_scale.get(g, 1.0) for g in self._group_names])
         self._where: dict[int, tuple[int, int]] | None = None
+        self._points: dict[int, np.ndarray] = {}
         self._catalogue: Catalogue | None = None
         self._lock = threading.Lock()
 
@@ -135,6 +136,46 @@ class SimilarityIndex:
     def raw_of(self, track_id: int) -> np.ndarray:
         """The track's feature vector in raw (unstandardized) units: the same in every version."""
         return self.standardized_of(track_id).astype(np.float64) * self.std + self.mean
+
+    def shard_points(self, shard: int) -> np.ndarray:
+        """Every track of ``shard`` in the index space (rows as in its id map), read once from its Annoy file."""
+        points = self._points.get(shard)
+        if points is None:
+            annoy = self._annoy[shard]
+            points = np.asarray([annoy.get_item_vector(r) for r in range(annoy.get_n_items())], dtype=np.float32)
+            points = points.reshape(-1, self.manifest.dims)
+            with self._lock:
+                self._points[shard] = points
+        return points
+
+    def standardized_at(self, shards: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The standardized vectors of the tracks at (shard, row) pairs, one row each."""
+        out = np.empty((len(rows), len(self.manifest.columns)), np.float32)
+        for s in np.unique(shards):
+            mask = shards == s
+            out[mask] = self._z[int(s)][rows[mask]]
+        return out
+
+    def points_at(self, shards: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The index-space points of the tracks at (shard, row) pairs."""
+        out = np.empty((len(rows), self.manifest.dims), np.float32)
+        for s in np.unique(shards):
+            mask = shards == s
+            out[mask] = self.shard_points(int(s))[rows[mask]]
+        return out
+
+    def shard_ids(self, shard: int) -> np.ndarray:
+        return np.asarray(self._ids[shard])
+
+    def where(self, track_ids: Iterable[int]) -> list[tuple[int, int]]:
+        """(shard, row) of each catalogued track among ``track_ids``; others are left out."""
+        out = []
+        for t in track_ids:
+            try:
+                out.append(self._locate(t))
+            except IndexError_:
+                continue
+        return out
 
     def projected_of(self, track_id: int) -> np.ndarray:
         shard, row = self._locate(track_id)
@@ -218,9 +259,14 @@ class SimilarityIndex:
         return self.explain(reference, self.standardized_of(track_id))
 
     def explain(self, reference: np.ndarray, other: np.ndarray) -> str:
-        diff = (np.asarray(reference, np.float64) - np.asarray(other, np.float64)) ** 2
-        ratio = np.sqrt(self._group_mean @ diff) / self._group_scale
-        close = [self._group_names[i] for i in np.argsort(ratio, kind="stable") if ratio[i] < 0.6][:2]
-        if not close:
-            return "similar overall"
-        return "close in " + " and ".join(GROUP_WORDS[g] for g in close)
+        return self.explain_many(reference, np.asarray(other)[None, :])[0]
+
+    def explain_many(self, reference: np.ndarray, others: np.ndarray) -> list[str]:
+        """Why each row of ``others`` (standardized) is near ``reference``: its closest feature groups."""
+        diff = (np.asarray(others, np.float64) - np.asarray(reference, np.float64)[None, :]) ** 2
+        ratio = np.sqrt(diff @ self._group_mean.T) / self._group_scale[None, :]
+        reasons = []
+        for row in ratio:
+            close = [self._group_names[i] for i in np.argsort(row, kind="stable") if row[i] < 0.6][:2]
+            reasons.append("close in " + " and ".join(GROUP_WORDS[g] for g in close) if close else "similar overall")
+        return reasons

@@ -1,12 +1,19 @@
-"""Song radio: from a seed track, a list that stays close to it without repeating itself or one artist."""
+"""Song radio: from a seed track, a list that stays close to it without repeating itself or one artist.
+
+:func:`radio_many` builds many stations at once (the stream's new listeners of
+a micro-batch): each step searches the next track of every station with one
+batched search (:func:`index.batched.nearest_many`) instead of one query per
+station.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from index.batched import nearest_many
 from index.query import Neighbour, SimilarityIndex
 
 
@@ -30,28 +37,73 @@ def radio(
     seed's artist included), falling back to the nearest track when nothing
     else is left.
     """
+    return radio_many(
+        index,
+        [seed_track],
+        length=length,
+        artist_of=artist_of,
+        max_per_artist=max_per_artist,
+        artist_gap=artist_gap,
+        pool=pool,
+        drift=drift,
+    )[0]
+
+
+def radio_many(
+    index: SimilarityIndex,
+    seeds: Sequence[int],
+    *,
+    length: int = 20,
+    artist_of: Mapping[int, object] | None = None,
+    max_per_artist: int = 2,
+    artist_gap: int = 3,
+    pool: int = 40,
+    drift: float = 0.35,
+) -> list[list[Neighbour]]:
+    """One station per seed (see :func:`radio`), every step of all stations searched together."""
     artist_of = artist_of or {}
-    seed_p = index.projected_of(seed_track)
-    seed_z = index.standardized_of(seed_track)
-    played = [int(seed_track)]
-    artists = [artist_of.get(int(seed_track))]
-    station: list[Neighbour] = []
-    last_p = seed_p
+    n = len(seeds)
+    if not n:
+        return []
+    seed_p = np.stack([index.projected_of(int(s)) for s in seeds]).astype(np.float32)
+    last_p = seed_p.copy()
+    played = [[int(s)] for s in seeds]
+    artists = [[artist_of.get(int(s))] for s in seeds]
+    picks: list[list[tuple[int, float, int, int]]] = [[] for _ in range(n)]  # track, distance, shard, row
+    active = list(range(n))
     for _ in range(length):
-        anchor = (1 - drift) * seed_p + drift * last_p
-        candidates = index.query_projected(anchor.astype(np.float32), k=pool, exclude=played, reference=seed_z)
-        if not candidates:
+        if not active:
             break
-        counts = Counter(a for a in artists if a is not None)
-        recent = set(artists[-artist_gap:])
-
-        def allowed(n: Neighbour, recent: set = recent, counts: Counter = counts) -> bool:
-            a = artist_of.get(n.track_id)
-            return a is None or (a not in recent and counts[a] < max_per_artist)
-
-        pick = next((n for n in candidates if allowed(n)), candidates[0])
-        station.append(pick)
-        played.append(pick.track_id)
-        artists.append(artist_of.get(pick.track_id))
-        last_p = index.projected_of(pick.track_id)
-    return station
+        anchors = (1 - drift) * seed_p[active] + drift * last_p[active]
+        pools = nearest_many(index, anchors, k=pool, exclude=[set(played[i]) for i in active])
+        still = []
+        for i, found in zip(active, pools, strict=True):
+            if not len(found):
+                continue
+            counts = Counter(a for a in artists[i] if a is not None)
+            recent = set(artists[i][-artist_gap:])
+            choice = 0
+            for j, t in enumerate(found.track_ids.tolist()):
+                a = artist_of.get(t)
+                if a is None or (a not in recent and counts[a] < max_per_artist):
+                    choice = j
+                    break
+            track = int(found.track_ids[choice])
+            picks[i].append((track, float(found.distances[choice]), int(found.shards[choice]), int(found.rows[choice])))
+            played[i].append(track)
+            artists[i].append(artist_of.get(track))
+            last_p[i] = index.points_at(found.shards[choice : choice + 1], found.rows[choice : choice + 1])[0]
+            still.append(i)
+        active = still
+    stations = []
+    for seed, chosen in zip(seeds, picks, strict=True):
+        if not chosen:
+            stations.append([])
+            continue
+        shards = np.asarray([c[2] for c in chosen], np.int64)
+        rows = np.asarray([c[3] for c in chosen], np.int64)
+        reasons = index.explain_many(index.standardized_of(int(seed)), index.standardized_at(shards, rows))
+        stations.append(
+            [Neighbour(t, d, round(1.0 / (1.0 + d), 4), r) for (t, d, _, _), r in zip(chosen, reasons, strict=True)]
+        )
+    return stations

@@ -38,9 +38,9 @@ if ! compgen -G "$STATE/kafka/libs/kafka_2.13-*.jar" >/dev/null; then
     -DincludeScope=runtime -DoutputDirectory="$STATE/kafka/libs"
 fi
 
-# 3. FerretDB, rebuilt when its sources (main.go, go.mod, the patching build script) change.
+# 3. FerretDB, rebuilt when its sources (main.go, go.mod, the patching build script and its patch) change.
 fstamp="$STATE/bin/ferretdb.built-from"
-fwant=$(cat services/ferretdb/main.go services/ferretdb/go.mod services/ferretdb/build.sh | sha256sum | cut -c1-16)
+fwant=$(cat services/ferretdb/main.go services/ferretdb/go.mod services/ferretdb/build.sh services/ferretdb/*.patch | sha256sum | cut -c1-16)
 if [[ ! -x "$STATE/bin/ferretdb" || "$(cat "$fstamp" 2>/dev/null)" != "$fwant" ]]; then
   say "building FerretDB v1.24.2 (go build, about two minutes once)"
   services/ferretdb/build.sh "$STATE/bin/ferretdb"

@@ -18,23 +18,23 @@ from tests.integration.test_stream import publish_synthetic_index, stream_enviro
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.spark]
 
-USERS = [f"r{i}" for i in range(5)]
 TYPES = ["play", "complete", "skip", "like", "dislike"]
 
 
-def send_phase(producer: ListenProducer, ids: list[int], rng: random.Random, n: int) -> None:
+def send_phase(producer: ListenProducer, ids: list[int], rng: random.Random, n: int, users: list[str]) -> None:
     for _ in range(n):
-        producer.send(new_event(user_id=rng.choice(USERS), track_id=rng.choice(ids), type=rng.choice(TYPES)))
+        producer.send(new_event(user_id=rng.choice(users), track_id=rng.choice(ids), type=rng.choice(TYPES)))
     producer.flush()
 
 
 def applied(db) -> int:
-    return sum(p.get("events", 0) for p in db["profiles"].find({}, {"events": 1}))
+    return sum(d["profile"]["events"] for d in db["recommendations"].find({}, {"profile.events": 1}))
 
 
 def profiles(db) -> dict[str, dict]:
-    skip = ("updated_at", "batch_id")
-    return {p.pop("_id"): {k: v for k, v in p.items() if k not in skip} for p in db["profiles"].find()}
+    """Each listener's profile and recommendations, without the fields that say when they were written."""
+    skip = ("written_at", "batch_id", "events_in_batch")  # batch boundaries differ between the runs
+    return {d.pop("_id"): {k: v for k, v in d.items() if k not in skip} for d in db["recommendations"].find()}
 
 
 def start_stream(repo_root: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -47,7 +47,10 @@ def start_stream(repo_root: Path, env: dict[str, str], log: Path) -> subprocess.
     )
 
 
-def test_kill_9_and_restart_leaves_the_profiles_of_an_undisturbed_run(stack, spark, tmp_path, repo_root):
+@pytest.mark.parametrize(("listeners", "per_phase"), [(5, 60), (3000, 2000)], ids=["5-listeners", "3000-listeners"])
+def test_kill_9_and_restart_leaves_the_profiles_of_an_undisturbed_run(
+    stack, spark, tmp_path, repo_root, listeners, per_phase
+):
     from spark_jobs import stream
 
     env = stream_environ(tmp_path / "killed", "restart")
@@ -58,22 +61,23 @@ def test_kill_9_and_restart_leaves_the_profiles_of_an_undisturbed_run(stack, spa
     ensure_topic(killed, killed.kafka.listens_topic)  # events are sent before the stream first starts
     ids = sorted(SimilarityIndex.open(killed.paths.index_root).catalogue.tracks)
     rng = random.Random(11)
+    users = [f"r{i}" for i in range(listeners)]
     client = mongo_io.connect(killed)
     db = mongo_io.database(client, killed)
     log = tmp_path / "stream.log"
     proc = None
     try:
         with ListenProducer(killed.kafka.bootstrap_servers, topic=killed.kafka.listens_topic) as producer:
-            send_phase(producer, ids, rng, 60)
+            send_phase(producer, ids, rng, per_phase, users)
             proc = start_stream(repo_root, env, log)
-            wait_for(lambda: applied(db) == 60, timeout=180, what=f"the first phase (log: {log})")
-            send_phase(producer, ids, rng, 60)
-            wait_for(lambda: applied(db) > 60, timeout=60, what="the second phase to start")
+            wait_for(lambda: applied(db) == per_phase, timeout=180, what=f"the first phase (log: {log})")
+            send_phase(producer, ids, rng, per_phase, users)
+            wait_for(lambda: applied(db) > per_phase, timeout=60, what="the second phase to start")
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
-            send_phase(producer, ids, rng, 60)
+            send_phase(producer, ids, rng, per_phase, users)
         proc = start_stream(repo_root, env, log)
-        wait_for(lambda: applied(db) >= 180, timeout=180, what=f"the restarted stream (log: {log})")
+        wait_for(lambda: applied(db) >= 3 * per_phase, timeout=180, what=f"the restarted stream (log: {log})")
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
         after_restart = profiles(db)
@@ -89,7 +93,7 @@ def test_kill_9_and_restart_leaves_the_profiles_of_an_undisturbed_run(stack, spa
         calm_db = client[calm.mongo.database]
         queries, sink = stream.start(spark, calm, archive=False)
         try:
-            wait_for(lambda: applied(calm_db) >= 180, timeout=120, what="the undisturbed run")
+            wait_for(lambda: applied(calm_db) >= 3 * per_phase, timeout=120, what="the undisturbed run")
         finally:
             stream.stop(spark, queries, sink)
         undisturbed = profiles(calm_db)
@@ -99,9 +103,9 @@ def test_kill_9_and_restart_leaves_the_profiles_of_an_undisturbed_run(stack, spa
         client.drop_database(killed.mongo.database)
         client.drop_database(killed.mongo.database + "_calm")
         client.close()
-    assert applied_total(after_restart) == 180
+    assert applied_total(after_restart) == 3 * per_phase
     assert after_restart == undisturbed
 
 
 def applied_total(profiles_by_user: dict[str, dict]) -> int:
-    return sum(p["events"] for p in profiles_by_user.values())
+    return sum(p["profile"]["events"] for p in profiles_by_user.values())

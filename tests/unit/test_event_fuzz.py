@@ -127,23 +127,14 @@ def test_the_stream_fold_turns_any_messages_into_rows_arrow_accepts(values):
     """The processor's output for any batch of messages converts to its Arrow schema (where the stream died)."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    from spark_jobs.stream import OUTPUT_SCHEMA, fold_events, output_frame
+    from index.fold import Rules, fold_batch
+    from spark_jobs.stream_state import OUTPUT_SCHEMA, dead_rows, output_frame
 
     rows = pd.DataFrame({"value": values, "kafka_partition": 0, "kafka_offset": range(len(values)), "kafka_ts_ms": 0})
-    _, out = fold_events(
-        None,
-        rows,
-        None,
-        user_key="u1",
-        now=NOW,
-        max_future_s=300,
-        max_age_s=86400,
-        half_life_ms=3_600_000,
-        k=5,
-    )
-    assert [o["kind"] for o in out] == ["dlq"] * len(values)
-    frame = output_frame(out)
+    folded, dead = fold_batch(rows, {}, None, Rules(now=NOW, max_future_s=300, max_age_s=86400), half_life_ms=3.6e6)
+    assert not folded and len(dead) == len(values)
+    frame = output_frame(dead_rows([dict(d) for d in dead]))
     table = pa.Table.from_pandas(frame, schema=to_arrow_schema(OUTPUT_SCHEMA), preserve_index=False)
     assert table.num_rows == len(values) and table.column("raw").type == pa.binary()
-    for letter in (dead_letter_raw(o["raw"]) for o in out):
+    for letter in (dead_letter_raw(d["raw"]) for d in dead):
         json.dumps(letter).encode("utf-8")

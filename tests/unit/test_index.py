@@ -174,3 +174,35 @@ def test_radio_stays_near_without_repeats_or_one_artist(tmp_path: Path):
     assert all(artists[i] not in artists[max(0, i - 3) : i] for i in range(len(artists)))
     same = sum(labels[list(ids).index(t)] == labels[0] for t in played)
     assert same >= 10  # stays in the seed's neighbourhood
+
+
+def test_batched_search_equals_each_query_on_its_own(tmp_path: Path):
+    """nearest_many (one matrix product per shard for many queries) = per-query Annoy search at these budgets."""
+    from index.batched import nearest_many
+
+    index = SimilarityIndex(build(tmp_path))
+    ids, raw, _ = clustered()
+    queries = [0, 17, 123, 399, 250]
+    points = np.stack([index.project(index.standardize(raw[q])) for q in queries])
+    exclude = [{int(ids[q])} for q in queries]
+    for probe in (0, 2):
+        pools = nearest_many(index, points, k=10, exclude=exclude, probe=probe)
+        for q, pool, p, ex in zip(queries, pools, points, exclude, strict=True):
+            one = index.query_projected(p, k=10, exclude=ex, probe=probe)
+            assert pool.track_ids.tolist() == [n.track_id for n in one], (q, probe)
+            assert np.allclose(pool.distances, [n.distance for n in one], atol=1e-3)
+            assert index.points_at(pool.shards, pool.rows) == pytest.approx(
+                np.stack([index.projected_of(t) for t in pool.track_ids.tolist()])
+            )
+
+
+def test_batched_search_widens_when_the_probed_shard_runs_out(tmp_path: Path):
+    from index.batched import nearest_many
+
+    index = SimilarityIndex(build(tmp_path, shards=5))
+    ids, _, _ = clustered()
+    seed = int(ids[5])
+    k = min(s.count for s in index.manifest.shards) + 30
+    (pool,) = nearest_many(index, index.projected_of(seed)[None, :], k=k, exclude=[{seed}], probe=1)
+    assert len(pool) == k and seed not in pool.track_ids.tolist()
+    assert pool.distances.tolist() == sorted(pool.distances.tolist())

@@ -12,9 +12,10 @@ import pytest
 
 from events.contract import format_ts
 from events.producer import new_event
+from index.fold import Rules, fold_batch
 from index.local import build_version
 from index.query import SimilarityIndex
-from index.recommend import recommend
+from index.recommend import recommend, recommend_many
 from index.synthetic import COLUMNS, synthetic_catalogue
 from index.taste import DEDUP_WINDOW_MS, Taste
 
@@ -39,8 +40,19 @@ def test_the_state_format_round_trips():
         t.remember(f"e{i}", 1_000 * (i + 1))
     back = Taste.from_bytes(t.to_bytes())
     assert back.profile() == t.profile()
-    assert np.array_equal(back.pos, t.pos) and np.array_equal(back.neg, t.neg)
+    assert np.allclose(back.pos, t.pos, rtol=1e-6) and np.allclose(back.neg, t.neg, rtol=1e-6)  # stored as float32
     assert back.seen == t.seen and back.recent == t.recent and back.disliked == t.disliked
+
+
+def test_a_listener_who_never_pushed_away_stores_one_vector():
+    pulled, pushed = Taste(), Taste()
+    vector = np.linspace(0, 1, 519)
+    pulled.apply("like", 1, 1_000, vector, genre="Rock", half_life_ms=HOUR_MS)
+    pushed.apply("like", 1, 1_000, vector, genre="Rock", half_life_ms=HOUR_MS)
+    pushed.apply("skip", 2, 2_000, vector[::-1], genre="Rock", half_life_ms=HOUR_MS)
+    assert len(pushed.to_bytes()) - len(pulled.to_bytes()) >= 519 * 4
+    back = Taste.from_bytes(pulled.to_bytes())
+    assert back.neg_w == 0 and not back.neg.any() and back.neg.shape == (519,)
 
 
 def test_the_taste_does_not_depend_on_arrival_order():
@@ -89,8 +101,21 @@ def test_a_single_like_starts_a_radio(index: SimilarityIndex):
     assert seed not in [i["track_id"] for i in rec.items]
 
 
+def rules(now: datetime | None = None) -> Rules:
+    return Rules(now=now or datetime.now(UTC), max_future_s=300, max_age_s=86400)
+
+
+def messages_frame(messages: list[bytes], users: list[str] | None = None) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {"value": messages, "kafka_partition": 0, "kafka_offset": range(len(messages)), "kafka_ts_ms": 0}
+    )
+    if users is not None:
+        frame["user_key"] = users
+    return frame
+
+
 def test_fold_sorts_out_bad_duplicate_and_good_messages(index: SimilarityIndex):
-    from spark_jobs.stream import fold_events, output_frame
+    from spark_jobs.stream_state import dead_rows, output_frame, output_rows
 
     track = index.catalogue.ids_of_genre("Pop")[0]
     good = new_event(user_id="u1", track_id=track, type="like")
@@ -101,51 +126,57 @@ def test_fold_sorts_out_bad_duplicate_and_good_messages(index: SimilarityIndex):
         json.dumps({**good, "event_id": "x2", "track_id": 10**9}).encode(),
         json.dumps({**good, "event_id": "x3", "ts": format_ts(datetime(2099, 1, 1, tzinfo=UTC))}).encode(),
     ]
-    rows = pd.DataFrame(
-        {"value": messages, "kafka_partition": 0, "kafka_offset": range(len(messages)), "kafka_ts_ms": 0}
-    )
-    taste, out = fold_events(
-        None,
-        rows,
-        index,
-        user_key="u1",
-        now=datetime.now(UTC),
-        max_future_s=300,
-        max_age_s=86400,
-        half_life_ms=HOUR_MS,
-        k=5,
-    )
-    kinds = [o["kind"] for o in out]
-    assert kinds == ["dlq", "dlq", "dlq", "stats", "rec", "profile"]
-    assert json.loads(out[3]["doc"])["applied"] == 1 and json.loads(out[3]["doc"])["duplicates"] == 1
-    reasons = [o["reason"] for o in out if o["kind"] == "dlq"]
+    folded, dead = fold_batch(messages_frame(messages), {}, index, rules(), half_life_ms=HOUR_MS)
+    assert [f.user_id for f in folded] == ["u1"]
+    (u1,) = folded
+    assert len(u1.applied) == 1 and u1.duplicates == 1 and u1.taste.counts == {"like": 1}
+    reasons = [d["reason"] for d in dead]
     assert reasons[0].startswith("not JSON") and "not in the catalogue" in reasons[1] and "future" in reasons[2]
-    assert taste.counts == {"like": 1}
-    assert json.loads(out[-2]["doc"])["source"] == "radio"
-    frame = output_frame(out)  # converts to the processor's Arrow schema with missing values
-    assert len(frame) == 6 and str(frame["kafka_offset"].dtype) == "Int64" and frame["doc"].iloc[0] is None
+    (rec,) = recommend_many(index, [u1.taste], k=5)
+    assert rec.source == "radio"
+    rows = output_rows(folded, {"u1": rec}, index) + dead_rows(dead)
+    doc = json.loads(rows[0]["doc"])
+    assert (
+        doc["events_total"] == 1
+        and doc["profile"]["counts"]["like"] == 1
+        and doc["trigger_event_id"] == good["event_id"]
+    )
+    frame = output_frame(rows)  # converts to the processor's Arrow schema with missing values
+    assert list(frame["kind"]) == ["listener", "dlq", "dlq", "dlq"]
+    assert str(frame["kafka_offset"].dtype) == "Int64" and frame["doc"].iloc[1] is None
+
+
+def test_one_call_folds_many_listeners_and_reads_only_their_tastes(index: SimilarityIndex):
+    """A bucket of listeners: each fold sees only its own events; the reader is asked once, for those listeners."""
+    pop, jazz = index.catalogue.ids_of_genre("Pop"), index.catalogue.ids_of_genre("Jazz")
+    events = [new_event(user_id=f"u{i}", track_id=int((pop if i % 2 else jazz)[i]), type="like") for i in range(40)]
+    stored = Taste()
+    stored.apply("like", int(jazz[0]), 1, index.raw_of(int(jazz[0])), genre="Jazz", half_life_ms=HOUR_MS)
+    asked: list[list[str]] = []
+
+    def read(users: list[str]) -> dict[str, Taste]:
+        asked.append(users)
+        return {"u3": stored}
+
+    frame = messages_frame([json.dumps(e).encode() for e in events], [e["user_id"] for e in events])
+    folded, dead = fold_batch(frame, read, index, rules(), half_life_ms=HOUR_MS)
+    assert not dead and len(asked) == 1 and sorted(asked[0]) == sorted(e["user_id"] for e in events)
+    by_user = {f.user_id: f for f in folded}
+    assert by_user["u3"].taste.events == 2 and by_user["u4"].taste.events == 1
+    recs = recommend_many(index, [f.taste for f in folded], k=5)
+    singles = [recommend(index, f.taste, k=5) for f in folded]
+    assert [r.items for r in recs] == [r.items for r in singles], "batched answers equal one-by-one answers"
+
+
+def test_a_user_id_that_disagrees_with_the_grouping_key_is_rejected(index: SimilarityIndex):
+    track = int(index.catalogue.ids_of_genre("Pop")[0])
+    event = new_event(user_id="alice", track_id=track, type="like")
+    frame = messages_frame([json.dumps(event).encode()], ["mallory"])
+    folded, dead = fold_batch(frame, {}, index, rules(), half_life_ms=HOUR_MS)
+    assert not folded and dead[0]["reason"] == "user_id is not a plain JSON string"
 
 
 def test_without_an_index_every_event_is_a_dead_letter():
-    from spark_jobs.stream import fold_events
-
-    rows = pd.DataFrame(
-        {
-            "value": [json.dumps(new_event(user_id="u", track_id=1, type="play")).encode()],
-            "kafka_partition": 0,
-            "kafka_offset": [0],
-            "kafka_ts_ms": 0,
-        }
-    )
-    taste, out = fold_events(
-        None,
-        rows,
-        None,
-        user_key="u",
-        now=datetime.now(UTC),
-        max_future_s=300,
-        max_age_s=86400,
-        half_life_ms=HOUR_MS,
-        k=5,
-    )
-    assert taste is None and [o["kind"] for o in out] == ["dlq"] and "no index" in out[0]["reason"]
+    frame = messages_frame([json.dumps(new_event(user_id="u", track_id=1, type="play")).encode()])
+    folded, dead = fold_batch(frame, {}, None, rules(), half_life_ms=HOUR_MS)
+    assert not folded and len(dead) == 1 and "no index" in dead[0]["reason"]

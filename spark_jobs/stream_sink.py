@@ -1,0 +1,237 @@
+"""The recommender's sinks: Mongo ``recommendations`` (one document per listener), dead letters, batch metrics.
+
+:class:`BatchSink` is the ``foreachBatch`` of the recommender: it collects the
+processor's output once, upserts one document per listener touched (their
+recommendations and profile together, unordered bulk commands), then sends the
+dead letters, then records the batch in ``stream_batches`` with Spark's own
+progress (:class:`ProgressRecorder`). Writes are idempotent per batch: a
+replayed batch upserts the same documents.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql.streaming import StreamingQueryListener
+
+from conf.settings import Settings
+from events.contract import dead_letter_raw
+from spark_jobs import mongo_io
+from spark_jobs.poison import pending_batch
+
+log = logging.getLogger("earshot.stream")
+
+QUERY_NAME = "recommender"
+STAGES = ("decode_ms", "state_read_ms", "fold_ms", "recommend_ms", "state_write_ms", "output_ms")
+
+
+class BatchSink:
+    """foreachBatch: Mongo first (freshness), then the dead letters, then the batch's metrics."""
+
+    def __init__(self, settings: Settings, app_id: str, progress: ProgressRecorder | None = None):
+        self.settings = settings
+        self.checkpoint = settings.checkpoint(QUERY_NAME)
+        self.app_id = app_id
+        self.progress = progress
+        self._client = None
+        self._producer = None
+
+    def batch_key(self, batch_id: int) -> str:
+        return f"{self.app_id}:{batch_id:010d}"
+
+    def store_progress(self) -> None:
+        """Add Spark's progress of the batches finished so far to their documents."""
+        if self.progress is None:
+            return
+        docs = [{"_id": self.batch_key(b), **fields} for b, fields in self.progress.take().items()]
+        mongo_io.set_fields_many(self.db, "stream_batches", docs)
+
+    @property
+    def db(self):
+        if self._client is None:
+            self._client = mongo_io.connect(self.settings)
+        return mongo_io.database(self._client, self.settings)
+
+    def producer(self):
+        if self._producer is None:
+            from kafka import KafkaProducer
+
+            self._producer = KafkaProducer(
+                bootstrap_servers=self.settings.kafka.bootstrap_servers, acks="all", enable_idempotence=True
+            )
+        return self._producer
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        try:
+            self._write(batch, batch_id)
+        except Exception:
+            # Spark shortens a foreachBatch error to one line: keep the whole story in the log.
+            where = f"batch {batch_id}"
+            try:
+                where = (pending_batch(self.checkpoint, self.settings.kafka.listens_topic) or where).describe()
+            except Exception:  # noqa: BLE001 - the offsets are a hint; the failure itself must be reported
+                pass
+            log.exception(
+                "%s could not be processed; the query stops and replays it on restart. If it fails the same way "
+                "on every restart, `./spark-submit.sh stream --skip-poison` sends its messages to %s and goes on",
+                where,
+                self.settings.kafka.dlq_topic,
+            )
+            raise
+
+    def _write(self, batch: DataFrame, batch_id: int) -> None:
+        started = time.time()
+        out = batch.toPandas()
+        collected = time.time()
+        kinds = out["kind"]
+        listeners, dlq = out[kinds == "listener"], out[kinds == "dlq"]
+        stats = [json.loads(s) for s in listeners["stats"]]
+        timings = [json.loads(s) for s in out.loc[kinds == "timing", "stats"]]
+        applied = sum(s["applied"] for s in stats)
+        duplicates = sum(s["duplicates"] for s in stats)
+        event_ms = np.asarray([t for s in stats for t in s["ts_ms"]], dtype=np.float64)
+        now = datetime.now(UTC)
+        written = listeners[listeners["doc"].notna()]
+        mongo_io.upsert_many(
+            self.db,
+            "recommendations",
+            (
+                {"_id": user, **json.loads(doc), "written_at": now, "batch_id": batch_id}
+                for user, doc in zip(written["user_id"], written["doc"], strict=True)
+            ),
+        )
+        written_ms = time.time() * 1000
+        latencies = written_ms - event_ms
+        self.send_dead_letters(dlq, now)
+        dlq_done = time.time()
+        metrics = {
+            "_id": self.batch_key(batch_id),
+            "query": self.app_id,
+            "batch_id": batch_id,
+            "at": now,
+            "input_rows": applied + len(dlq) + duplicates,
+            "applied": applied,
+            "dlq": len(dlq),
+            "duplicates": duplicates,
+            "users": len(written),
+            "buckets": len(timings),
+            "state_and_query_ms": round((collected - started) * 1000, 1),
+            "mongo_ms": round((written_ms / 1000 - collected) * 1000, 1),
+            "dlq_ms": round((dlq_done - written_ms / 1000) * 1000, 1),
+            "total_ms": round((dlq_done - started) * 1000, 1),
+            # Summed over the bucket calls (which run in parallel, one task per shuffle partition).
+            "stage_ms": {k: round(sum(t.get(k, 0.0) for t in timings), 1) for k in STAGES},
+            "latency_ms": _summary(latencies),
+            "latency_sample_ms": [round(float(x), 1) for x in _sample(latencies, 2000)],
+        }
+        mongo_io.set_fields_many(self.db, "stream_batches", [metrics])
+        self.store_progress()
+
+    def send_dead_letters(self, dlq: pd.DataFrame, now: datetime) -> None:
+        """One bounded JSON letter per rejected message, keyed by its source partition:offset."""
+        for r in dlq.itertuples():
+            letter = {
+                "reason": r.reason,
+                **dead_letter_raw(r.raw),  # bounded: a 1 MB message must not make a letter over Kafka's limit
+                "user_key": r.user_id,
+                "source": {
+                    "topic": self.settings.kafka.listens_topic,
+                    "partition": int(r.kafka_partition),
+                    "offset": int(r.kafka_offset),
+                    "timestamp_ms": int(r.kafka_ts_ms),
+                },
+                "detected_at": now.isoformat(),
+            }
+            self.producer().send(
+                self.settings.kafka.dlq_topic,
+                key=f"{int(r.kafka_partition)}:{int(r.kafka_offset)}".encode(),
+                value=json.dumps(letter).encode("utf-8"),
+            )
+        if len(dlq):
+            self.producer().flush()
+
+    def close(self) -> None:
+        try:
+            self.store_progress()
+        except Exception as exc:  # noqa: BLE001 - closing must not hide why the query stopped
+            log.warning("could not store the last progress: %s", exc)
+        if self._producer is not None:
+            self._producer.close()
+        if self._client is not None:
+            self._client.close()
+
+
+def _summary(values: np.ndarray) -> dict:
+    if not len(values):
+        return {}
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return {
+        "p50": round(float(p50), 1),
+        "p95": round(float(p95), 1),
+        "p99": round(float(p99), 1),
+        "max": round(float(values.max()), 1),
+    }
+
+
+def _sample(values: np.ndarray, n: int) -> np.ndarray:
+    if len(values) <= n:
+        return values
+    return np.random.default_rng(0).choice(values, n, replace=False)
+
+
+class ProgressRecorder(StreamingQueryListener):
+    """Keeps Spark's own progress per batch (rates, durations, offsets behind the latest) for the sink to store.
+
+    The sink is the only writer of ``stream_batches``: FerretDB's SQLite backend can
+    stall when two connections write one new collection at once.
+    """
+
+    def __init__(self):
+        self._pending: dict[int, dict] = {}
+        self._lock = threading.Lock()
+
+    def onQueryStarted(self, event) -> None:  # noqa: N802 - Spark's API
+        pass
+
+    def onQueryIdle(self, event) -> None:  # noqa: N802
+        pass
+
+    def onQueryTerminated(self, event) -> None:  # noqa: N802
+        pass
+
+    def onQueryProgress(self, event) -> None:  # noqa: N802
+        p = event.progress
+        if p.name != QUERY_NAME or p.numInputRows == 0:
+            return
+        source = p.sources[0] if p.sources else None
+        behind = {}
+        if source is not None and source.metrics:
+            behind = {k: _number(v) for k, v in source.metrics.items() if "OffsetsBehindLatest" in k}
+        with self._lock:
+            self._pending[p.batchId] = {
+                "num_input_rows": p.numInputRows,
+                "input_rows_per_s": round(float(p.inputRowsPerSecond or 0), 1),
+                "processed_rows_per_s": round(float(p.processedRowsPerSecond or 0), 1),
+                "duration_ms": {k: int(v) for k, v in (p.durationMs or {}).items()},
+                "offsets_behind": behind,
+            }
+
+    def take(self) -> dict[int, dict]:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        return pending
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

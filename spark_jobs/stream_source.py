@@ -1,0 +1,38 @@
+"""The ``listens`` topic as the stream's input rows: raw bytes, their Kafka position, the listener and its bucket."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from conf.settings import Settings
+from spark_jobs import kafka_io
+
+
+def listen_messages(spark: SparkSession, settings: Settings, *, starting_offsets: str, max_offsets: int) -> DataFrame:
+    """(bucket, user_key, value, kafka_partition, kafka_offset, kafka_ts_ms) for every message of ``listens``.
+
+    ``value`` stays bytes: any byte sequence can arrive, and it is decoded and
+    checked in Python (``events.contract.decode_message``). ``user_key`` is the
+    JSON ``user_id`` only when the value is valid UTF-8 and the extracted id is
+    too, else the empty key (whose messages are rejected); ``bucket`` is
+    ``pmod(xxhash64(user_key), stream.state_buckets)``, the stateful step's key.
+    """
+    source = kafka_io.read_stream(
+        spark,
+        settings,
+        topic=settings.kafka.listens_topic,
+        starting_offsets=starting_offsets,
+        max_offsets_per_trigger=max_offsets,
+    )
+    text = F.col("value").cast("string")
+    user_id = F.when(F.is_valid_utf8(text), F.get_json_object(text, "$.user_id"))
+    user_key = F.when(F.is_valid_utf8(user_id), user_id).otherwise(F.lit(""))
+    return source.select(
+        F.pmod(F.xxhash64(user_key), F.lit(settings.stream.state_buckets)).cast("int").alias("bucket"),
+        user_key.alias("user_key"),
+        F.col("value").alias("value"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        (F.unix_micros(F.col("timestamp")) / 1000).cast("long").alias("kafka_ts_ms"),
+    )

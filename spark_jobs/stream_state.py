@@ -1,0 +1,249 @@
+"""The recommender's stateful step: many listeners per Python call, their tastes in a MapState per bucket.
+
+Messages are grouped by a bucket of the listener id (``pmod(xxhash64(user_key),
+stream.state_buckets)``), not by the listener: ``transformWithStateInPandas``
+calls :meth:`TasteBuckets.handleInputRows` once per bucket with all of its
+messages, and the fold (``index.fold``) and the recommendations
+(``index.recommend.recommend_many``) run over all the bucket's listeners at
+once. A listener's taste is one entry of the bucket's MapState ``tastes``
+(RocksDB): read once and written once per batch for each listener touched.
+
+The bucket count is part of the state layout: it is recorded in the
+checkpoint (:func:`check_layout`) and a different setting fails at start.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pyspark.sql import types as T
+from pyspark.sql.streaming import StatefulProcessor, StatefulProcessorHandle
+
+from index import store
+from index.fold import Folded, Rules, fold_batch
+from index.manifest import IndexError_
+from index.query import SimilarityIndex
+from index.recommend import Recommendation, recommend_many
+from index.taste import Taste
+from spark_jobs.errors import JobInputError
+from spark_jobs.poison import Quarantine
+
+INDEX_RECHECK_S = 2.0
+LAYOUT = "listener-buckets-v1"
+LAYOUT_FILE = "earshot-state.json"
+
+OUTPUT_SCHEMA = T.StructType(
+    [
+        T.StructField("kind", T.StringType()),  # listener | dlq | timing
+        T.StructField("user_id", T.StringType()),
+        T.StructField("doc", T.StringType()),  # listener: the recommendations document (JSON), None if only duplicates
+        T.StructField("stats", T.StringType()),  # listener: applied, duplicates, ts_ms; timing: stage costs (ms)
+        T.StructField("reason", T.StringType()),
+        T.StructField("raw", T.BinaryType()),
+        T.StructField("kafka_partition", T.IntegerType()),
+        T.StructField("kafka_offset", T.LongType()),
+        T.StructField("kafka_ts_ms", T.LongType()),
+    ]
+)
+OUTPUT_COLUMNS = [f.name for f in OUTPUT_SCHEMA.fields]
+# Explicit pandas dtypes: an all-missing column must still convert to its Arrow type.
+OUTPUT_DTYPES = {
+    f.name: {T.LongType(): "Int64", T.IntegerType(): "Int32"}.get(f.dataType, "object") for f in OUTPUT_SCHEMA.fields
+}
+TASTE_KEY = T.StructType([T.StructField("user_id", T.StringType())])
+TASTE_VALUE = T.StructType([T.StructField("blob", T.BinaryType())])
+
+# ---------------------------------------------------------------- the index, cached per Python worker
+
+_cache: dict[str, Any] = {"root": None, "folder": None, "index": None, "checked": 0.0}
+_cache_lock = threading.Lock()
+
+
+def current_index(root: str) -> SimilarityIndex | None:
+    """The published version under ``root``, re-resolved at most every INDEX_RECHECK_S seconds."""
+    now = time.monotonic()
+    with _cache_lock:
+        if _cache["root"] == root and now - _cache["checked"] < INDEX_RECHECK_S:
+            return _cache["index"]
+        _cache["root"], _cache["checked"] = root, now
+        try:
+            folder = store.resolve(Path(root), None)
+        except IndexError_:
+            return _cache["index"]  # keep serving the last good version
+        if folder != _cache["folder"]:
+            try:
+                _cache["index"], _cache["folder"] = SimilarityIndex(folder), folder
+            except IndexError_ as exc:
+                import logging
+
+                logging.getLogger("earshot.stream").warning("index %s not usable, keeping the previous one: %s",
+                                                            folder, exc)  # fmt: skip
+        return _cache["index"]
+
+
+# ---------------------------------------------------------------- pure: what the sinks get
+
+
+def listener_document(folded: Folded, rec: Recommendation, index: SimilarityIndex) -> dict:
+    """A listener's Mongo ``recommendations`` document body: items, trigger, and the profile."""
+    taste = folded.taste
+    assert taste is not None
+    last = folded.trigger()
+    profile = taste.profile()
+    return {
+        "items": rec.items,
+        "source": rec.source,
+        "index_version": index.version,
+        "trigger_event_id": last["event_id"],
+        "trigger_type": last["type"],
+        "trigger_track_id": last["track_id"],
+        "trigger_event_ms": last["ts_ms"],
+        "events_in_batch": len(folded.applied),
+        "events_total": taste.events,
+        "profile": {k: v for k, v in profile.items() if k != "genre_score"},
+    }
+
+
+def output_rows(folded: list[Folded], recs: dict[str, Recommendation], index: SimilarityIndex | None) -> list[dict]:
+    rows = []
+    for f in folded:
+        rec = recs.get(f.user_id)
+        doc = json.dumps(listener_document(f, rec, index)) if rec is not None and index is not None else None
+        stats = {"applied": len(f.applied), "duplicates": f.duplicates, "ts_ms": [a["ts_ms"] for a in f.applied]}
+        rows.append({"kind": "listener", "user_id": f.user_id, "doc": doc, "stats": json.dumps(stats)})
+    return rows
+
+
+def output_frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.array([r.get(c) for r in rows], dtype=OUTPUT_DTYPES[c]) for c in OUTPUT_COLUMNS})
+
+
+def dead_rows(dead: list[dict]) -> list[dict]:
+    return [{"kind": "dlq", "user_id": d.pop("user_key"), **d} for d in dead]
+
+
+# ---------------------------------------------------------------- the processor
+
+
+class TasteBuckets(StatefulProcessor):
+    """transformWithStateInPandas processor keyed by listener bucket; tastes in a MapState by listener."""
+
+    def __init__(
+        self,
+        *,
+        index_root: str,
+        max_future_s: float,
+        max_age_s: float,
+        half_life_ms: float,
+        k: int,
+        quarantine: Quarantine | None = None,
+    ):
+        self.index_root = index_root
+        self.max_future_s = max_future_s
+        self.max_age_s = max_age_s
+        self.half_life_ms = half_life_ms
+        self.k = k
+        self.quarantine = quarantine
+
+    def init(self, handle: StatefulProcessorHandle) -> None:
+        self.tastes = handle.getMapState("tastes", TASTE_KEY, TASTE_VALUE)
+
+    def _read(self, users: list[str]) -> dict[str, Taste]:
+        out = {}
+        for user in users:
+            value = self.tastes.getValue((user,))
+            if value is not None:
+                out[user] = Taste.from_bytes(bytes(value[0]))
+        return out
+
+    def _rules(self) -> Rules:
+        q = self.quarantine
+        return Rules(
+            now=datetime.now(UTC),
+            max_future_s=self.max_future_s,
+            max_age_s=self.max_age_s,
+            quarantined=(lambda p, o: q.reason if q.holds(p, o) else None) if q is not None else Rules.quarantined,
+        )
+
+    def handleInputRows(self, key, rows, timerValues) -> Iterator[pd.DataFrame]:  # noqa: N802 - Spark's API
+        t0 = time.perf_counter()
+        frame = pd.concat(list(rows), ignore_index=True)
+        index = current_index(self.index_root)
+        t1 = time.perf_counter()
+        read_ms = [0.0]
+
+        def read(users: list[str]) -> dict[str, Taste]:
+            started = time.perf_counter()
+            try:
+                return self._read(users)
+            finally:
+                read_ms[0] = (time.perf_counter() - started) * 1000
+
+        folded, dead = fold_batch(frame, read, index, self._rules(), half_life_ms=self.half_life_ms)
+        t2 = time.perf_counter()
+        changed = [f for f in folded if f.changed]
+        recs: dict[str, Recommendation] = {}
+        if changed and index is not None:
+            answers = recommend_many(index, [f.taste for f in changed], k=self.k)
+            recs = {f.user_id: r for f, r in zip(changed, answers, strict=True)}
+        t3 = time.perf_counter()
+        for f in changed:
+            self.tastes.updateValue((f.user_id,), (f.taste.to_bytes(),))
+        t4 = time.perf_counter()
+        rows = output_rows(folded, recs, index) + dead_rows(dead)
+        timing = {
+            "messages": len(frame),
+            "listeners": len(changed),
+            "decode_ms": (t1 - t0) * 1000,
+            "state_read_ms": read_ms[0],
+            "fold_ms": (t2 - t1) * 1000 - read_ms[0],
+            "recommend_ms": (t3 - t2) * 1000,
+            "state_write_ms": (t4 - t3) * 1000,
+            "output_ms": (time.perf_counter() - t4) * 1000,
+        }
+        rows.append({"kind": "timing", "stats": json.dumps(timing)})
+        yield output_frame(rows)
+
+    def handleInitialState(self, key, initialState, timerValues) -> None:  # noqa: N802 - Spark's API
+        """Seed the bucket's tastes (``stream --initial-tastes``): one (user_id, taste) row per listener."""
+        for user, blob in zip(initialState["user_id"], initialState["taste"], strict=True):
+            self.tastes.updateValue((user,), (bytes(blob),))
+
+    def close(self) -> None:
+        pass
+
+
+# ---------------------------------------------------------------- the layout guard
+
+
+def check_layout(checkpoint: str, buckets: int) -> None:
+    """Record the state layout in a new checkpoint; refuse to run one written with another layout."""
+    if "://" in checkpoint and not checkpoint.startswith("file://"):
+        return  # a remote checkpoint: the operator keeps stream.state_buckets fixed (README)
+    root = Path(checkpoint.removeprefix("file://"))
+    marker = root / LAYOUT_FILE
+    want = {"layout": LAYOUT, "buckets": buckets}
+    if marker.exists():
+        have = json.loads(marker.read_text())
+        if have != want:
+            raise JobInputError(
+                f"the checkpoint {root} holds listener state in {have.get('buckets')} buckets "
+                f"({have.get('layout')}), but stream.state_buckets is {buckets}: set it back to "
+                f"{have.get('buckets')}, or start from a new paths.checkpoint_root"
+            )
+        return
+    if (root / "offsets").is_dir() and any((root / "offsets").iterdir()):
+        raise JobInputError(
+            f"the checkpoint {root} was written by an earlier Earshot with one state entry per listener key; "
+            "this version keeps listeners in buckets: start from a new paths.checkpoint_root "
+            "(events stay in Kafka and are read again from the earliest offset)"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(want))
