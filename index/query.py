@@ -263,10 +263,24 @@ class SimilarityIndex:
 
     def explain_many(self, reference: np.ndarray, others: np.ndarray) -> list[str]:
         """Why each row of ``others`` (standardized) is near ``reference``: its closest feature groups."""
-        diff = (np.asarray(others, np.float64) - np.asarray(reference, np.float64)[None, :]) ** 2
-        ratio = np.sqrt(diff @ self._group_mean.T) / self._group_scale[None, :]
-        reasons = []
-        for row in ratio:
-            close = [self._group_names[i] for i in np.argsort(row, kind="stable") if row[i] < 0.6][:2]
-            reasons.append("close in " + " and ".join(GROUP_WORDS[g] for g in close) if close else "similar overall")
+        others = np.asarray(others)
+        return self.explain_pairs(np.broadcast_to(np.asarray(reference), others.shape), others)
+
+    def explain_pairs(self, references: np.ndarray, others: np.ndarray, *, chunk: int = 4096) -> list[str]:
+        """Why row i of ``others`` is near row i of ``references``: up to two groups within 0.6 of their scale."""
+        reasons: list[str] = []
+        names = [GROUP_WORDS[g] for g in self._group_names]
+        for start in range(0, len(others), chunk):
+            diff = (np.asarray(others[start : start + chunk], np.float64)
+                    - np.asarray(references[start : start + chunk], np.float64)) ** 2  # fmt: skip
+            ratio = np.sqrt(diff @ self._group_mean.T) / self._group_scale[None, :]
+            order = np.argsort(ratio, axis=1, kind="stable")[:, :2]
+            close = np.take_along_axis(ratio, order, axis=1) < 0.6
+            for (a, b), (ca, cb) in zip(order.tolist(), close.tolist(), strict=True):
+                if not ca:
+                    reasons.append("similar overall")
+                elif not cb:
+                    reasons.append(f"close in {names[a]}")
+                else:
+                    reasons.append(f"close in {names[a]} and {names[b]}")
         return reasons

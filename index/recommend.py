@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from index.batched import Pool, nearest_many
+from index.manifest import IndexError_
 from index.query import SimilarityIndex
 from index.radio import radio_many
 from index.taste import Taste
@@ -64,7 +65,10 @@ def recommend_many(
         if seed is not None:
             seeds[i] = seed
             continue
-        query = _query(index, taste)
+        try:
+            query = _query(index, taste)
+        except IndexError_:  # a taste that cannot be a query (NaN from a broken track): nothing to offer yet
+            query = None
         if query is None:
             out[i] = Recommendation("taste", [])
         else:
@@ -74,8 +78,14 @@ def recommend_many(
         z = np.stack([queries[i].z for i in order])
         points = (z.astype(np.float64) @ index.projection).astype(np.float32)
         pools = nearest_many(index, points, k=POOL * k, exclude=[queries[i].excluded for i in order])
-        for i, pool in zip(order, pools, strict=True):
-            out[i] = _rank(index, tastes[i], queries[i], pool, k=k, max_per_artist=max_per_artist)
+        chosen = [
+            _choose(index, queries[i], pool, k=k, max_per_artist=max_per_artist)
+            for i, pool in zip(order, pools, strict=True)
+        ]
+        for i, rec in zip(
+            order, _items(index, [tastes[i] for i in order], [queries[i] for i in order], chosen), strict=True
+        ):
+            out[i] = rec
     if seeds:
         for i, rec in zip(seeds, _radios(index, list(seeds.values()), k=k), strict=True):
             out[i] = rec
@@ -114,43 +124,60 @@ def _query(index: SimilarityIndex, taste: Taste) -> _Query | None:
     return _Query(z.astype(np.float32), p_neg, share, set(taste.recent) | set(taste.disliked))
 
 
-def _rank(
-    index: SimilarityIndex, taste: Taste, query: _Query, pool: Pool, *, k: int, max_per_artist: int
-) -> Recommendation:
+def _choose(index: SimilarityIndex, query: _Query, pool: Pool, *, k: int, max_per_artist: int) -> Pool:
+    """The pool re-ranked away from what pushed, at most ``max_per_artist`` per artist, the first ``k``."""
     if not len(pool):
-        return Recommendation("taste", [])
-    points = index.points_at(pool.shards, pool.rows)
+        return pool
     rank = pool.distances.astype(np.float64)
     if query.p_neg is not None:  # far from what was skipped, as much as skips weigh
+        points = index.points_at(pool.shards, pool.rows)
         rank = rank - PUSH * query.share * np.linalg.norm(points - query.p_neg[None, :], axis=1)
-    order = np.lexsort((pool.track_ids, rank))
-    catalogue = index.catalogue
+    artist_of = index.catalogue.artist_of()
     per_artist: Counter = Counter()
-    chosen: list[int] = []
-    for j in order.tolist():
-        track = catalogue.get(int(pool.track_ids[j]))
-        artist = track.artist if track else None
+    picked: list[int] = []
+    for j in np.lexsort((pool.track_ids, rank)).tolist():
+        artist = artist_of.get(int(pool.track_ids[j]))
         if artist and per_artist[artist] >= max_per_artist:
             continue
         per_artist[artist] += 1
-        chosen.append(j)
-        if len(chosen) == k:
+        picked.append(j)
+        if len(picked) == k:
             break
-    pick = np.asarray(chosen, dtype=np.int64)
-    close = index.explain_many(query.z, index.standardized_at(pool.shards[pick], pool.rows[pick]))
-    liked = [t for t in taste.positives if t in index][-10:]
-    because = [""] * len(pick)
-    if liked:
-        liked_p = np.stack([index.projected_of(t) for t in liked])
-        nearest = (((points[pick][:, None, :] - liked_p[None, :, :]) ** 2).sum(axis=2)).argmin(axis=1)
-        because = [f"sounds like {_title(index, liked[n])}, which you liked; " for n in nearest.tolist()]
-    elif query.p_neg is not None:
-        because = ["away from what you skipped; "] * len(pick)
-    items = [
-        _item(index, int(pool.track_ids[j]), 1.0 / (1.0 + float(pool.distances[j])), b + c)
-        for j, b, c in zip(pick.tolist(), because, close, strict=True)
-    ]
-    return Recommendation("taste", items)
+    pick = np.asarray(picked, dtype=np.int64)
+    return Pool(pool.track_ids[pick], pool.distances[pick], pool.shards[pick], pool.rows[pick])
+
+
+def _items(
+    index: SimilarityIndex, tastes: list[Taste], queries: list[_Query], chosen: list[Pool]
+) -> list[Recommendation]:
+    """Items with their reasons for every listener at once: one pass over all the chosen tracks."""
+    if not chosen:
+        return []
+    shards = np.concatenate([c.shards for c in chosen])
+    rows = np.concatenate([c.rows for c in chosen])
+    refs = np.concatenate([np.broadcast_to(q.z, (len(c), len(q.z))) for q, c in zip(queries, chosen, strict=True)])
+    close = iter(index.explain_pairs(refs, index.standardized_at(shards, rows)) if len(rows) else [])
+    points = index.points_at(shards, rows) if len(rows) else np.empty((0, index.manifest.dims), np.float32)
+    out, at = [], 0
+    for taste, query, pool in zip(tastes, queries, chosen, strict=True):
+        mine = points[at : at + len(pool)]
+        at += len(pool)
+        because = [""] * len(pool)
+        liked = [t for t in taste.positives if t in index][-10:]
+        if liked and len(pool):
+            where = index.where(liked)
+            liked_p = index.points_at(np.asarray([w[0] for w in where]), np.asarray([w[1] for w in where]))
+            nearest = (((mine[:, None, :] - liked_p[None, :, :]) ** 2).sum(axis=2)).argmin(axis=1)
+            titles = {n: _title(index, liked[n]) for n in set(nearest.tolist())}
+            because = [f"sounds like {titles[n]}, which you liked; " for n in nearest.tolist()]
+        elif query.p_neg is not None:
+            because = ["away from what you skipped; "] * len(pool)
+        items = [
+            _item(index, t, 1.0 / (1.0 + d), b + next(close))
+            for t, d, b in zip(pool.track_ids.tolist(), pool.distances.tolist(), because, strict=True)
+        ]
+        out.append(Recommendation("taste", items))
+    return out
 
 
 def _title(index: SimilarityIndex, track_id: int) -> str:

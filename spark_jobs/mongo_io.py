@@ -2,9 +2,11 @@
 
 FerretDB v1 (the local server) rejects NaN/Inf doubles and keys with ``.`` or a
 leading ``$``; :func:`clean_document` makes documents safe for any server. It
-also stalls for good on one bulk command of 100 or more upserts into a SQLite
-database (each takes a connection of a 100-connection pool): bulk writes go
-in commands of :data:`BULK_CHUNK` operations.
+also stalls for good on one bulk command of 100 or more general-path updates
+into a SQLite database (each takes a connection of a 100-connection pool):
+those go in commands of :data:`BULK_CHUNK` operations. Replacement upserts by
+``_id`` (:func:`upsert_many`) take Earshot's patched fast path, one
+transaction per command, in commands of :data:`UPSERT_CHUNK`.
 """
 
 from __future__ import annotations
@@ -54,19 +56,43 @@ def clean_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-BULK_CHUNK = 50
+BULK_CHUNK = 50  # general-path commands (an $set per document) stall at 100 or more on FerretDB
+UPSERT_CHUNK = 100  # replacement upserts by _id: one transaction per command on the patched FerretDB
 
 
-def bulk_write(db: Database, collection: str, ops: list) -> int:
-    """Run ``ops`` unordered, :data:`BULK_CHUNK` to a command; returns how many were sent."""
-    for start in range(0, len(ops), BULK_CHUNK):
-        db[collection].bulk_write(ops[start : start + BULK_CHUNK], ordered=False)
+def bulk_write(db: Database, collection: str, ops: list, *, chunk: int = BULK_CHUNK) -> int:
+    """Run ``ops`` unordered, ``chunk`` to a command; returns how many were sent."""
+    for start in range(0, len(ops), chunk):
+        db[collection].bulk_write(ops[start : start + chunk], ordered=False)
     return len(ops)
 
 
-def upsert_many(db: Database, collection: str, docs: Iterable[Mapping[str, Any]]) -> int:
-    """Replace-or-insert each document by its ``_id``; returns how many were written."""
-    return bulk_write(db, collection, [ReplaceOne({"_id": d["_id"]}, clean_document(d), upsert=True) for d in docs])
+def upsert_many(
+    db: Database, collection: str, docs: Iterable[Mapping[str, Any]], *, clean: bool = True, in_flight: int = 1
+) -> int:
+    """Replace-or-insert each document by its ``_id``; returns how many were written.
+
+    ``clean=False`` skips :func:`clean_document` for documents that are safe by
+    construction (decoded from JSON the caller wrote, keys escaped with
+    :func:`safe_key`). ``in_flight`` commands run at once, on threads of their
+    own clients' pool: the server parses documents on more than one core.
+    """
+    ops = [ReplaceOne({"_id": d["_id"]}, clean_document(d) if clean else d, upsert=True) for d in docs]
+    if in_flight <= 1 or len(ops) <= UPSERT_CHUNK:
+        return bulk_write(db, collection, ops, chunk=UPSERT_CHUNK)
+    from concurrent.futures import ThreadPoolExecutor
+
+    chunks = [ops[i : i + UPSERT_CHUNK] for i in range(0, len(ops), UPSERT_CHUNK)]
+    with ThreadPoolExecutor(max_workers=in_flight) as pool:
+        for _ in pool.map(lambda chunk: db[collection].bulk_write(chunk, ordered=False), chunks):
+            pass
+    return len(ops)
+
+
+def safe_key(key: str) -> str:
+    """A field name any MongoDB server takes: ``.`` and a leading ``$`` become their full-width forms."""
+    key = str(key).replace(".", "\uff0e")
+    return "\uff04" + key[1:] if key.startswith("$") else key
 
 
 def set_fields_many(db: Database, collection: str, docs: Iterable[Mapping[str, Any]]) -> int:

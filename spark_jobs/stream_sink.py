@@ -107,6 +107,8 @@ class BatchSink:
                 {"_id": user, **json.loads(doc), "written_at": now, "batch_id": batch_id}
                 for user, doc in zip(written["user_id"], written["doc"], strict=True)
             ),
+            clean=False,  # built by stream_state.listener_document: plain JSON values, keys escaped
+            in_flight=2,
         )
         written_ms = time.time() * 1000
         latencies = written_ms - event_ms

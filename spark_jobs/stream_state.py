@@ -33,6 +33,7 @@ from index.query import SimilarityIndex
 from index.recommend import Recommendation, recommend_many
 from index.taste import Taste
 from spark_jobs.errors import JobInputError
+from spark_jobs.mongo_io import safe_key
 from spark_jobs.poison import Quarantine
 
 INDEX_RECHECK_S = 2.0
@@ -107,7 +108,11 @@ def listener_document(folded: Folded, rec: Recommendation, index: SimilarityInde
         "trigger_event_ms": last["ts_ms"],
         "events_in_batch": len(folded.applied),
         "events_total": taste.events,
-        "profile": {k: v for k, v in profile.items() if k != "genre_score"},
+        "profile": {
+            **{k: v for k, v in profile.items() if k not in ("genre_score", "skips_by_genre")},
+            # Genre names come from the catalogue's tags: escaped, so any name is a valid field name.
+            "skips_by_genre": {safe_key(g): n for g, n in profile["skips_by_genre"].items()},
+        },
     }
 
 

@@ -1,0 +1,48 @@
+"""Documents the serving store takes from any server: cleaned values, escaped keys, the listener document."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from spark_jobs.mongo_io import clean_document, safe_key
+
+pytestmark = pytest.mark.unit
+
+
+def test_keys_from_outside_are_escaped_not_refused():
+    assert safe_key("Alt. Rock") == "Alt\uff0e Rock"
+    assert safe_key("$weird") == "\uff04weird" and safe_key("a$b") == "a$b"
+    clean_document({safe_key("St. Louis"): 1, safe_key("$x"): 2})  # no ValueError
+
+
+def test_clean_document_refuses_unsafe_keys_and_drops_non_finite_numbers():
+    with pytest.raises(ValueError, match="not allowed"):
+        clean_document({"a.b": 1})
+    assert clean_document({"x": math.nan, "y": [1.0, math.inf], "z": {"w": 2}}) == {
+        "x": None,
+        "y": [1.0, None],
+        "z": {"w": 2},
+    }
+
+
+def test_a_genre_with_a_dot_cannot_break_the_listener_document(tmp_path):
+    import json
+
+    from index.fold import Folded
+    from index.recommend import Recommendation
+    from index.taste import Taste
+    from spark_jobs.stream_state import listener_document
+
+    taste = Taste()
+    taste.apply("skip", 5, 1_000, None, genre="Alt. Rock", half_life_ms=1.0)
+
+    class Index:
+        version = "v1"
+
+    folded = Folded("u1", taste, applied=[{"event_id": "e", "type": "skip", "track_id": 5, "ts_ms": 1_000,
+                                            "kafka_offset": 0}])  # fmt: skip
+    doc = json.loads(json.dumps(listener_document(folded, Recommendation("taste", []), Index())))
+    assert doc["profile"]["skips_by_genre"] == {"Alt\uff0e Rock": 1}
+    clean_document(doc)  # every key is allowed
