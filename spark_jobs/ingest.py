@@ -176,14 +176,17 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         rows = fma_catalogue(spark, metadata, audio_root, args.subset)
     rows = with_content_hash(rows).cache()
     location = settings.lake_table("tracks")
-    changed = changed_rows(spark, rows, location).cache()
+    # The changes are computed against the Delta table, so they are materialised once, before
+    # anything is written: evaluated again after the MERGE they would come out empty, and the
+    # serving store would silently miss them. Both stores are written from this one copy.
+    changed = changed_rows(spark, rows, location).localCheckpoint(eager=True)
     n_total, n_changed = rows.count(), changed.count()
     if n_changed:
-        delta_io.merge_upsert(spark, changed, location, keys=["track_id"])
+        docs = [tracks_document(r.asDict(recursive=True)) for r in changed.toLocalIterator()]
+        # Mongo first: if the MERGE then fails, the next run finds the same changes and writes both again.
         with mongo_io.connect(settings) as client:
-            db = mongo_io.database(client, settings)
-            docs = [tracks_document(r.asDict(recursive=True)) for r in changed.toLocalIterator()]
-            mongo_io.set_fields_many(db, "tracks", docs)
+            mongo_io.set_fields_many(mongo_io.database(client, settings), "tracks", docs)
+        delta_io.merge_upsert(spark, changed, location, keys=["track_id"])
     missing_audio = rows.filter(F.col("audio_path").isNull()).count()
     print(  # noqa: T201 - command-line output
         f"ingest: {n_total} tracks in the catalogue, {n_changed} new or changed written, "

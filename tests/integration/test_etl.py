@@ -218,3 +218,39 @@ def test_build_index_is_deterministic_for_a_seed(etl):
 
     assert store.versions(root) == ["v-test-1", "v-test-2", "v-test-3"]
     assert store.current_version(root) == "v-test-3"
+
+
+def write_tone(path: Path, seconds: float, freq: float = 440.0) -> None:
+    t = np.arange(int(22050 * seconds)) / 22050
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 22050)
+
+
+def test_a_second_ingest_of_a_changed_folder_reaches_mongo_field_by_field(stack, spark, tmp_path):
+    """Regression: new and changed rows were computed against Delta and came out empty for Mongo after the MERGE."""
+    from spark_jobs import mongo_io
+
+    folder = tmp_path / "music"
+    for i in range(3):
+        write_tone(folder / f"Artist {i} - Song {i}.wav", 1.0 + i)
+    env = isolated_environ(tmp_path, MONGO_DATABASE="earshot_test_ingest_again")
+    settings = load_settings(env)
+    with mongo_io.connect(settings) as client:
+        client.drop_database(settings.mongo.database)
+    assert run_job(ingest, settings, "--folder", str(folder)) == 0
+    for i in range(3, 6):  # three new files
+        write_tone(folder / f"Artist {i} - Song {i}.wav", 1.0)
+    write_tone(folder / "Artist 0 - Song 0.wav", 4.0)  # one changed: a longer recording
+    assert run_job(ingest, settings, "--folder", str(folder)) == 0
+    lake = table(settings, "tracks").set_index("track_id")
+    with mongo_io.connect(settings) as client:
+        docs = {d["_id"]: d for d in client[settings.mongo.database]["tracks"].find()}
+        client.drop_database(settings.mongo.database)
+    assert len(lake) == 6 and set(docs) == set(lake.index)
+    for track_id, row in lake.iterrows():
+        doc = docs[track_id]
+        for field in ("title", "artist_name", "album_title", "audio_path", "source"):
+            assert doc.get(field) == row[field], (track_id, field)
+        assert doc["duration_s"] == pytest.approx(row["duration_s"])
+    changed = lake[lake["title"] == "Song 0"].iloc[0]
+    assert changed["duration_s"] == pytest.approx(4.0, abs=0.01)
