@@ -175,6 +175,21 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         audio_root = args.audio_root or join_uri(settings.paths.library_root, "audio")
         rows = fma_catalogue(spark, metadata, audio_root, args.subset)
     rows = with_content_hash(rows).cache()
+    try:
+        n_total, n_changed, missing_audio = write_changes(spark, settings, rows)
+    finally:
+        # A cached plan is matched by its shape: left cached, the next ingest of the same folder in this
+        # session would read this run's files again instead of listing the folder.
+        rows.unpersist()
+    print(  # noqa: T201 - command-line output
+        f"ingest: {n_total} tracks in the catalogue, {n_changed} new or changed written, "
+        f"{missing_audio} without an audio file"
+    )
+    return 0
+
+
+def write_changes(spark: SparkSession, settings: Settings, rows: DataFrame) -> tuple[int, int, int]:
+    """Write the new and changed catalogue rows to Mongo and Delta; (rows, changed, without audio)."""
     location = settings.lake_table("tracks")
     # The changes are computed against the Delta table, so they are materialised once, before
     # anything is written: evaluated again after the MERGE they would come out empty, and the
@@ -187,12 +202,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         with mongo_io.connect(settings) as client:
             mongo_io.set_fields_many(mongo_io.database(client, settings), "tracks", docs)
         delta_io.merge_upsert(spark, changed, location, keys=["track_id"])
-    missing_audio = rows.filter(F.col("audio_path").isNull()).count()
-    print(  # noqa: T201 - command-line output
-        f"ingest: {n_total} tracks in the catalogue, {n_changed} new or changed written, "
-        f"{missing_audio} without an audio file"
-    )
-    return 0
+    return n_total, n_changed, rows.filter(F.col("audio_path").isNull()).count()
 
 
 def tracks_document(row: dict) -> dict:

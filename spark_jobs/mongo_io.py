@@ -22,11 +22,12 @@ from conf.settings import Settings
 
 
 def connect(settings: Settings) -> MongoClient:
-    return MongoClient(
-        settings.mongo.uri,
-        serverSelectionTimeoutMS=settings.mongo.timeout_ms,
-        tz_aware=True,
-    )
+    return connect_uri(settings.mongo.uri, timeout_ms=settings.mongo.timeout_ms)
+
+
+def connect_uri(uri: str, *, timeout_ms: int) -> MongoClient:
+    """A client for ``uri`` (executors get the URI, not the settings object)."""
+    return MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, tz_aware=True)
 
 
 def database(client: MongoClient, settings: Settings) -> Database:

@@ -9,9 +9,10 @@ One Structured Streaming query, ``recommender``, in three short modules:
    (``index.fold``: contract and catalogue checks, dedup, the taste update)
    and answers all its listeners with one batched index search
    (``index.recommend.recommend_many``); tastes live in a RocksDB MapState;
-3. sink (``stream_sink``): ``foreachBatch`` upserts one ``recommendations``
-   document per listener touched (items and profile together), sends the dead
-   letters, and records the batch in ``stream_batches``.
+   each bucket call upserts its listeners' ``recommendations`` documents
+   (items and profile together) from the executor;
+3. sink (``stream_sink``): ``foreachBatch`` sends the dead letters and records
+   the batch in ``stream_batches``.
 
 A second query, ``events-archive`` (``archive``), MERGEs every valid event into
 the Delta table ``events`` on a slower trigger.
@@ -47,7 +48,7 @@ from spark_jobs.services import require_kafka, require_mongo
 from spark_jobs.session import build_spark
 from spark_jobs.stream_sink import QUERY_NAME, BatchSink, ProgressRecorder
 from spark_jobs.stream_source import listen_messages
-from spark_jobs.stream_state import OUTPUT_SCHEMA, TasteBuckets, check_layout
+from spark_jobs.stream_state import OUTPUT_SCHEMA, Serving, TasteBuckets, check_layout
 
 log = logging.getLogger("earshot.stream")
 
@@ -97,6 +98,7 @@ def build_query(
         max_age_s=settings.stream.max_age_days * 86400.0,
         half_life_ms=settings.stream.half_life_hours * 3600 * 1000,
         k=settings.stream.recommendations,
+        serving=Serving(settings.mongo.uri, settings.mongo.database, settings.mongo.timeout_ms),
         quarantine=quarantine,
     )
     initial = None

@@ -1,11 +1,12 @@
-"""The recommender's sinks: Mongo ``recommendations`` (one document per listener), dead letters, batch metrics.
+"""The recommender's driver-side sinks: dead letters and batch metrics.
 
-:class:`BatchSink` is the ``foreachBatch`` of the recommender: it collects the
-processor's output once, upserts one document per listener touched (their
-recommendations and profile together, unordered bulk commands), then sends the
-dead letters, then records the batch in ``stream_batches`` with Spark's own
-progress (:class:`ProgressRecorder`). Writes are idempotent per batch: a
-replayed batch upserts the same documents.
+:class:`BatchSink` is the ``foreachBatch`` of the recommender. The listeners'
+``recommendations`` documents are written by the stateful step itself, on the
+executors (``stream_state.Serving``); what reaches the driver is small: per
+listener the count of events applied and their times, the dead letters, and
+each bucket call's stage costs. The sink sends the dead letters, then records
+the batch in ``stream_batches`` with Spark's own progress
+(:class:`ProgressRecorder`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from spark_jobs.poison import pending_batch
 log = logging.getLogger("earshot.stream")
 
 QUERY_NAME = "recommender"
-STAGES = ("decode_ms", "state_read_ms", "fold_ms", "recommend_ms", "state_write_ms", "output_ms")
+STAGES = ("decode_ms", "state_read_ms", "fold_ms", "recommend_ms", "serve_ms", "state_write_ms", "output_ms")
 
 
 class BatchSink:
@@ -99,19 +100,14 @@ class BatchSink:
         duplicates = sum(s["duplicates"] for s in stats)
         event_ms = np.asarray([t for s in stats for t in s["ts_ms"]], dtype=np.float64)
         now = datetime.now(UTC)
-        written = listeners[listeners["doc"].notna()]
-        mongo_io.upsert_many(
-            self.db,
-            "recommendations",
-            (
-                {"_id": user, **json.loads(doc), "written_at": now, "batch_id": batch_id}
-                for user, doc in zip(written["user_id"], written["doc"], strict=True)
-            ),
-            clean=False,  # built by stream_state.listener_document: plain JSON values, keys escaped
-            in_flight=2,
+        written_ms = np.asarray(
+            [s["written_ms"] for s in stats for _ in s["ts_ms"] if s.get("written_ms") is not None], dtype=np.float64
         )
-        written_ms = time.time() * 1000
+        event_ms = np.asarray(
+            [t for s in stats if s.get("written_ms") is not None for t in s["ts_ms"]], dtype=np.float64
+        )
         latencies = written_ms - event_ms
+        dlq_started = time.time()
         self.send_dead_letters(dlq, now)
         dlq_done = time.time()
         metrics = {
@@ -123,11 +119,10 @@ class BatchSink:
             "applied": applied,
             "dlq": len(dlq),
             "duplicates": duplicates,
-            "users": len(written),
+            "users": sum(1 for s in stats if s.get("written_ms") is not None),
             "buckets": len(timings),
             "state_and_query_ms": round((collected - started) * 1000, 1),
-            "mongo_ms": round((written_ms / 1000 - collected) * 1000, 1),
-            "dlq_ms": round((dlq_done - written_ms / 1000) * 1000, 1),
+            "dlq_ms": round((dlq_done - dlq_started) * 1000, 1),
             "total_ms": round((dlq_done - started) * 1000, 1),
             # Summed over the bucket calls (which run in parallel, one task per shuffle partition).
             "stage_ms": {k: round(sum(t.get(k, 0.0) for t in timings), 1) for k in STAGES},

@@ -8,6 +8,13 @@ messages, and the fold (``index.fold``) and the recommendations
 once. A listener's taste is one entry of the bucket's MapState ``tastes``
 (RocksDB): read once and written once per batch for each listener touched.
 
+Each bucket call also writes its listeners' ``recommendations`` documents
+(:class:`Serving`), from the executor that computed them: the documents never
+travel to the driver, and the stateful tasks write in parallel. The writes
+are upserts of what the batch's state gives, so a failed and replayed batch
+writes the same documents again (exactly-once effect), and a failed write
+fails the task before its state is committed.
+
 The bucket count is part of the state layout: it is recorded in the
 checkpoint (:func:`check_layout`) and a different setting fails at start.
 """
@@ -18,6 +25,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +40,7 @@ from index.manifest import IndexError_
 from index.query import SimilarityIndex
 from index.recommend import Recommendation, recommend_many
 from index.taste import Taste
+from spark_jobs import mongo_io
 from spark_jobs.errors import JobInputError
 from spark_jobs.mongo_io import safe_key
 from spark_jobs.poison import Quarantine
@@ -44,8 +53,7 @@ OUTPUT_SCHEMA = T.StructType(
     [
         T.StructField("kind", T.StringType()),  # listener | dlq | timing
         T.StructField("user_id", T.StringType()),
-        T.StructField("doc", T.StringType()),  # listener: the recommendations document (JSON), None if only duplicates
-        T.StructField("stats", T.StringType()),  # listener: applied, duplicates, ts_ms; timing: stage costs (ms)
+        T.StructField("stats", T.StringType()),  # listener: applied, duplicates, ts_ms, written_ms; timing: costs
         T.StructField("reason", T.StringType()),
         T.StructField("raw", T.BinaryType()),
         T.StructField("kafka_partition", T.IntegerType()),
@@ -116,13 +124,17 @@ def listener_document(folded: Folded, rec: Recommendation, index: SimilarityInde
     }
 
 
-def output_rows(folded: list[Folded], recs: dict[str, Recommendation], index: SimilarityIndex | None) -> list[dict]:
+def output_rows(folded: list[Folded], written_ms: float | None) -> list[dict]:
+    """One ``listener`` row per listener touched: what was applied and when its document was written."""
     rows = []
     for f in folded:
-        rec = recs.get(f.user_id)
-        doc = json.dumps(listener_document(f, rec, index)) if rec is not None and index is not None else None
-        stats = {"applied": len(f.applied), "duplicates": f.duplicates, "ts_ms": [a["ts_ms"] for a in f.applied]}
-        rows.append({"kind": "listener", "user_id": f.user_id, "doc": doc, "stats": json.dumps(stats)})
+        stats = {
+            "applied": len(f.applied),
+            "duplicates": f.duplicates,
+            "ts_ms": [a["ts_ms"] for a in f.applied],
+            "written_ms": written_ms if f.changed else None,
+        }
+        rows.append({"kind": "listener", "user_id": f.user_id, "stats": json.dumps(stats)})
     return rows
 
 
@@ -132,6 +144,34 @@ def output_frame(rows: list[dict]) -> pd.DataFrame:
 
 def dead_rows(dead: list[dict]) -> list[dict]:
     return [{"kind": "dlq", "user_id": d.pop("user_key"), **d} for d in dead]
+
+
+# ---------------------------------------------------------------- the serving store, from the executors
+
+
+@dataclass(frozen=True)
+class Serving:
+    """Where the executors write ``recommendations`` (the settings stay on the driver)."""
+
+    uri: str
+    database: str
+    timeout_ms: int
+
+    def write(self, docs: list[dict]) -> None:
+        if docs:
+            db = _client(self.uri, self.timeout_ms)[self.database]
+            mongo_io.upsert_many(db, "recommendations", docs, clean=False)  # built here: plain values, safe keys
+
+
+_clients: dict[str, Any] = {}
+
+
+def _client(uri: str, timeout_ms: int):
+    """One client per Python worker and URI, kept for the worker's life."""
+    with _cache_lock:
+        if uri not in _clients:
+            _clients[uri] = mongo_io.connect_uri(uri, timeout_ms=timeout_ms)
+        return _clients[uri]
 
 
 # ---------------------------------------------------------------- the processor
@@ -148,8 +188,10 @@ class TasteBuckets(StatefulProcessor):
         max_age_s: float,
         half_life_ms: float,
         k: int,
+        serving: Serving,
         quarantine: Quarantine | None = None,
     ):
+        self.serving = serving
         self.index_root = index_root
         self.max_future_s = max_future_s
         self.max_age_s = max_age_s
@@ -199,10 +241,16 @@ class TasteBuckets(StatefulProcessor):
             answers = recommend_many(index, [f.taste for f in changed], k=self.k)
             recs = {f.user_id: r for f, r in zip(changed, answers, strict=True)}
         t3 = time.perf_counter()
+        now = datetime.now(UTC)
+        self.serving.write(
+            [{"_id": f.user_id, **listener_document(f, recs[f.user_id], index), "written_at": now} for f in changed]
+        )
+        written_ms = time.time() * 1000
+        t4 = time.perf_counter()
         for f in changed:
             self.tastes.updateValue((f.user_id,), (f.taste.to_bytes(),))
-        t4 = time.perf_counter()
-        rows = output_rows(folded, recs, index) + dead_rows(dead)
+        t5 = time.perf_counter()
+        rows = output_rows(folded, written_ms) + dead_rows(dead)
         timing = {
             "messages": len(frame),
             "listeners": len(changed),
@@ -210,8 +258,9 @@ class TasteBuckets(StatefulProcessor):
             "state_read_ms": read_ms[0],
             "fold_ms": (t2 - t1) * 1000 - read_ms[0],
             "recommend_ms": (t3 - t2) * 1000,
-            "state_write_ms": (t4 - t3) * 1000,
-            "output_ms": (time.perf_counter() - t4) * 1000,
+            "serve_ms": (t4 - t3) * 1000,
+            "state_write_ms": (t5 - t4) * 1000,
+            "output_ms": (time.perf_counter() - t5) * 1000,
         }
         rows.append({"kind": "timing", "stats": json.dumps(timing)})
         yield output_frame(rows)

@@ -115,7 +115,7 @@ def messages_frame(messages: list[bytes], users: list[str] | None = None) -> pd.
 
 
 def test_fold_sorts_out_bad_duplicate_and_good_messages(index: SimilarityIndex):
-    from spark_jobs.stream_state import dead_rows, output_frame, output_rows
+    from spark_jobs.stream_state import dead_rows, listener_document, output_frame, output_rows
 
     track = index.catalogue.ids_of_genre("Pop")[0]
     good = new_event(user_id="u1", track_id=track, type="like")
@@ -134,8 +134,10 @@ def test_fold_sorts_out_bad_duplicate_and_good_messages(index: SimilarityIndex):
     assert reasons[0].startswith("not JSON") and "not in the catalogue" in reasons[1] and "future" in reasons[2]
     (rec,) = recommend_many(index, [u1.taste], k=5)
     assert rec.source == "radio"
-    rows = output_rows(folded, {"u1": rec}, index) + dead_rows(dead)
-    doc = json.loads(rows[0]["doc"])
+    rows = output_rows(folded, 1234.0) + dead_rows(dead)
+    assert json.loads(rows[0]["stats"]) == {"applied": 1, "duplicates": 1, "ts_ms": [u1.applied[0]["ts_ms"]],
+                                            "written_ms": 1234.0}  # fmt: skip
+    doc = json.loads(json.dumps(listener_document(u1, rec, index)))
     assert (
         doc["events_total"] == 1
         and doc["profile"]["counts"]["like"] == 1
@@ -143,7 +145,7 @@ def test_fold_sorts_out_bad_duplicate_and_good_messages(index: SimilarityIndex):
     )
     frame = output_frame(rows)  # converts to the processor's Arrow schema with missing values
     assert list(frame["kind"]) == ["listener", "dlq", "dlq", "dlq"]
-    assert str(frame["kafka_offset"].dtype) == "Int64" and frame["doc"].iloc[1] is None
+    assert str(frame["kafka_offset"].dtype) == "Int64" and frame["stats"].iloc[1] is None
 
 
 def test_one_call_folds_many_listeners_and_reads_only_their_tastes(index: SimilarityIndex):
