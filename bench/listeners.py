@@ -68,8 +68,9 @@ def _taste(liked: np.ndarray, raw: np.ndarray, row_of: dict[int, int], catalogue
     """The taste of a listener who liked ``liked`` an hour ago, without folding each event."""
     weight = WEIGHTS["like"]
     vectors = raw[[row_of[int(t)] for t in liked]]
-    taste = Taste(dims=raw.shape[1], pos=weight * vectors.sum(axis=0), pos_w=weight * len(liked))
-    taste.neg = np.zeros(raw.shape[1])
+    pos = (weight * vectors.sum(axis=0)).astype(np.float32)
+    taste = Taste(dims=raw.shape[1], pos=pos, pos_w=weight * len(liked))
+    taste.neg = np.zeros(raw.shape[1], np.float32)
     taste.last_ts_ms = now_ms - 3_600_000
     taste.counts = {"like": len(liked)}
     for t in liked.tolist():

@@ -58,6 +58,7 @@ class MongoSettings:
     uri: str
     database: str
     timeout_ms: int
+    write_retry_seconds: float
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,7 @@ def _check_values(s: Settings) -> None:
         (s.stream.half_life_hours > 0, "stream.half_life_hours must be > 0"),
         (s.stream.archive_trigger_seconds > 0, "stream.archive_trigger_seconds must be > 0"),
         (s.stream.state_buckets >= 1, "stream.state_buckets must be >= 1"),
+        (s.mongo.write_retry_seconds >= 0, "mongo.write_retry_seconds must be >= 0"),
         (s.stream.max_age_days > 0, "stream.max_age_days must be > 0"),
     ]
     for ok, message in checks:

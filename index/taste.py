@@ -45,9 +45,10 @@ def event_hash(event_id: str) -> int:
 @dataclass
 class Taste:
     dims: int = 0
-    pos: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # float32 in memory as in the state store: a taste folded in one batch or in many is the same, bit for bit.
+    pos: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     pos_w: float = 0.0
-    neg: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    neg: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     neg_w: float = 0.0
     last_ts_ms: int = 0
     counts: dict[str, int] = field(default_factory=dict)
@@ -94,14 +95,16 @@ class Taste:
             scale = 0.5 ** ((self.last_ts_ms - ts_ms) / half_life_ms)
         weight = WEIGHTS[kind]
         if vector is not None:
-            vector = np.asarray(vector, dtype=np.float64)
+            vector = np.asarray(vector, dtype=np.float32)
             if vector.shape[0] != self.dims:  # first vector, or a version with other columns
-                self.dims, self.pos, self.neg, self.pos_w, self.neg_w = vector.shape[0], 0 * vector, 0 * vector, 0, 0
+                zeros = np.zeros(vector.shape[0], np.float32)
+                self.dims, self.pos, self.neg, self.pos_w, self.neg_w = vector.shape[0], zeros, zeros.copy(), 0, 0
+            step = np.float32(abs(weight) * scale)
             if weight > 0:
-                self.pos = self.pos + weight * scale * vector
+                self.pos = (self.pos + step * vector).astype(np.float32)
                 self.pos_w += weight * scale
             else:
-                self.neg = self.neg - weight * scale * vector
+                self.neg = (self.neg + step * vector).astype(np.float32)
                 self.neg_w -= weight * scale
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if genre:
@@ -116,7 +119,8 @@ class Taste:
             self.positives = _push(self.positives, track_id, POSITIVES)
 
     def _decay(self, factor: float) -> None:
-        self.pos, self.neg = self.pos * factor, self.neg * factor
+        f = np.float32(factor)
+        self.pos, self.neg = (self.pos * f).astype(np.float32), (self.neg * f).astype(np.float32)
         self.pos_w, self.neg_w = self.pos_w * factor, self.neg_w * factor
 
     # ------------------------------------------------------------ reading
@@ -196,9 +200,9 @@ class Taste:
         width, dtype = (8, np.float64) if fmt == 1 else (4, np.float32)
         n_vectors = 2 if fmt == 1 or header.get("neg") else 1
         body = bytes(blob[4 + n :])
-        floats = np.frombuffer(body[: width * dims * n_vectors], dtype=dtype).astype(np.float64)
+        floats = np.frombuffer(body[: width * dims * n_vectors], dtype=dtype).astype(np.float32)
         ints = np.frombuffer(body[width * dims * n_vectors :], dtype=np.int64)
-        neg = floats[dims : 2 * dims].copy() if n_vectors == 2 else np.zeros(dims)
+        neg = floats[dims : 2 * dims].copy() if n_vectors == 2 else np.zeros(dims, np.float32)
         return cls(
             dims=dims,
             pos=floats[:dims].copy(),

@@ -98,7 +98,9 @@ def build_query(
         max_age_s=settings.stream.max_age_days * 86400.0,
         half_life_ms=settings.stream.half_life_hours * 3600 * 1000,
         k=settings.stream.recommendations,
-        serving=Serving(settings.mongo.uri, settings.mongo.database, settings.mongo.timeout_ms),
+        serving=Serving(
+            settings.mongo.uri, settings.mongo.database, settings.mongo.timeout_ms, settings.mongo.write_retry_seconds
+        ),
         quarantine=quarantine,
     )
     initial = None

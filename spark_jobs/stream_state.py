@@ -22,6 +22,7 @@ checkpoint (:func:`check_layout`) and a different setting fails at start.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -47,6 +48,7 @@ from spark_jobs.poison import Quarantine
 
 INDEX_RECHECK_S = 2.0
 LAYOUT = "listener-buckets-v1"
+log = logging.getLogger("earshot.stream")
 LAYOUT_FILE = "earshot-state.json"
 
 OUTPUT_SCHEMA = T.StructType(
@@ -90,9 +92,7 @@ def current_index(root: str) -> SimilarityIndex | None:
             try:
                 _cache["index"], _cache["folder"] = SimilarityIndex(folder), folder
             except IndexError_ as exc:
-                import logging
-
-                logging.getLogger("earshot.stream").warning("index %s not usable, keeping the previous one: %s",
+                log.warning("index %s not usable, keeping the previous one: %s",
                                                             folder, exc)  # fmt: skip
         return _cache["index"]
 
@@ -156,11 +156,31 @@ class Serving:
     uri: str
     database: str
     timeout_ms: int
+    retry_s: float = 120.0
 
     def write(self, docs: list[dict]) -> None:
-        if docs:
-            db = _client(self.uri, self.timeout_ms)[self.database]
-            mongo_io.upsert_many(db, "recommendations", docs, clean=False)  # built here: plain values, safe keys
+        """Upsert ``docs``; while the server is unreachable, retry with backoff for up to ``retry_s``.
+
+        Upserts are idempotent, so a retried command that had in fact been applied changes nothing;
+        the batch (and its state) waits instead of failing at the first lost connection.
+        """
+        if not docs:
+            return
+        from pymongo.errors import ConnectionFailure
+
+        deadline = time.monotonic() + self.retry_s
+        delay = 0.5
+        while True:
+            try:
+                db = _client(self.uri, self.timeout_ms)[self.database]
+                mongo_io.upsert_many(db, "recommendations", docs, clean=False)  # built here: plain values, safe keys
+                return
+            except ConnectionFailure as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("the serving store did not answer (%s); retrying in %.1f s", type(exc).__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
 
 _clients: dict[str, Any] = {}

@@ -46,3 +46,37 @@ def test_a_genre_with_a_dot_cannot_break_the_listener_document(tmp_path):
     doc = json.loads(json.dumps(listener_document(folded, Recommendation("taste", []), Index())))
     assert doc["profile"]["skips_by_genre"] == {"Alt\uff0e Rock": 1}
     clean_document(doc)  # every key is allowed
+
+
+def test_serving_writes_wait_out_a_lost_connection_then_give_up(monkeypatch):
+    from pymongo.errors import AutoReconnect, BulkWriteError
+
+    from spark_jobs import stream_state
+
+    calls = []
+
+    def flaky(db, collection, docs, **kw):
+        calls.append(len(docs))
+        if len(calls) < 3:
+            raise AutoReconnect("connection refused")
+        return len(docs)
+
+    monkeypatch.setattr(stream_state.mongo_io, "upsert_many", flaky)
+    monkeypatch.setattr(stream_state.time, "sleep", lambda s: None)
+    serving = stream_state.Serving("mongodb://127.0.0.1:1/", "db", 100, retry_s=60)
+    serving.write([{"_id": "u1"}])
+    assert calls == [1, 1, 1], "retried until the server answered"
+
+    def down(db, collection, docs, **kw):
+        raise AutoReconnect("still down")
+
+    monkeypatch.setattr(stream_state.mongo_io, "upsert_many", down)
+    with pytest.raises(AutoReconnect):
+        stream_state.Serving("mongodb://127.0.0.1:1/", "db", 100, retry_s=0).write([{"_id": "u1"}])
+
+    def refused(db, collection, docs, **kw):
+        raise BulkWriteError({"writeErrors": [{"errmsg": "bad"}]})
+
+    monkeypatch.setattr(stream_state.mongo_io, "upsert_many", refused)
+    with pytest.raises(BulkWriteError):  # a refused document is not an outage: no retry
+        stream_state.Serving("mongodb://127.0.0.1:1/", "db", 100, retry_s=60).write([{"_id": "u1"}])
