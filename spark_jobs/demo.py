@@ -99,6 +99,16 @@ def start_background(settings: Settings, args: argparse.Namespace) -> list[tuple
     return started
 
 
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP (systemd, a container runtime, `kill`, a closed terminal) stop the demo like Ctrl-C."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
+
+
 def stop_background(started: list[tuple[str, subprocess.Popen]]) -> None:
     for _, proc in reversed(started):
         if proc.poll() is None:
@@ -134,6 +144,7 @@ def pipeline_is_current(settings: Settings, stamp: Path) -> bool:
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
+    stop_on_signals()
     services_were_up = stack.kafka_healthy(settings) and stack.mongo_healthy(settings)
     for line in stack.up(settings):
         print(line)  # noqa: T201 - command-line output

@@ -39,3 +39,36 @@ def test_the_background_is_stream_simulator_and_dashboard_on_loopback():
     assert list(parts) == ["stream", "simulate", "dashboard"]
     assert parts["dashboard"][parts["dashboard"].index("--server.address") + 1] == "127.0.0.1"
     assert "8600" in parts["dashboard"]
+
+
+def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path):
+    """Regression: SIGTERM ended the demo at once and left its background processes running."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "demo_like.py"
+    script.write_text(
+        "import subprocess, sys, time\n"
+        "from spark_jobs import demo\n"
+        "demo.stop_on_signals()\n"
+        "started = [(f'child{i}', subprocess.Popen(['sleep', '300'], start_new_session=True)) for i in range(2)]\n"
+        "print(' '.join(str(p.pid) for _, p in started), flush=True)\n"
+        "try:\n"
+        "    while True:\n"
+        "        time.sleep(0.2)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('stopping', flush=True)\n"
+        "finally:\n"
+        "    demo.stop_background(started)\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
+    children = [int(pid) for pid in proc.stdout.readline().split()]
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "stopping" in out and "stopped child0" in out
+    time.sleep(0.2)
+    for pid in children:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
