@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,7 +78,9 @@ def wait(check, timeout: float, what: str):
     raise SystemExit(f"bench.freshness: timed out waiting for {what}")
 
 
-def run_row(name: str, *, tracks: int, listeners: int, rate: float, seconds: float, state: int, warmup: float) -> dict:
+def run_row(
+    name: str, *, tracks: int, listeners: int, rate: float, seconds: float, state: int, warmup: float, keep: bool
+) -> dict:
     root = Path(tempfile.mkdtemp(prefix="earshot-bench-freshness-"))
     env = environ(root)
     settings = load_settings(env)
@@ -145,6 +148,8 @@ def run_row(name: str, *, tracks: int, listeners: int, rate: float, seconds: flo
             os.killpg(stream.pid, signal.SIGKILL)
         client.drop_database(settings.mongo.database)
         client.close()
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)  # a seeded state store and its checkpoint are gigabytes
     window = [b for b in batches if b["at"] >= measured_from.replace(tzinfo=b["at"].tzinfo)]
     latencies = np.concatenate([np.asarray(b.get("latency_sample_ms", []), float) for b in window] or [[]])
     applied, dlq, dupes = (sum(b.get(k, 0) for b in batches) for k in ("applied", "dlq", "duplicates"))
@@ -212,12 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracks", type=int, default=2000, help="tracks in the synthetic index")
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--no-baseline", action="store_true", help="skip the 100-listener row")
+    parser.add_argument("--keep", action="store_true", help="keep each row's folder (index, seed, checkpoint, log)")
     args = parser.parse_args(argv)
     rate = args.rate or (2000.0 if args.full else 500.0)
     seconds = args.seconds or (60.0 if args.full else 20.0)
     listeners = args.listeners or (20_000 if args.full else 5_000)
     state = args.state_listeners if args.state_listeners is not None else (1_000_000 if args.full else 50_000)
-    common = dict(tracks=args.tracks, rate=rate, seconds=seconds, warmup=args.warmup)
+    common = dict(tracks=args.tracks, rate=rate, seconds=seconds, warmup=args.warmup, keep=args.keep)
     rows = [run_row("population", listeners=listeners, state=state, **common)]
     if not args.no_baseline:
         rows.append(run_row("100 listeners", listeners=100, state=0, **common))
