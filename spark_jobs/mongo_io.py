@@ -105,3 +105,29 @@ def set_fields_many(db: Database, collection: str, docs: Iterable[Mapping[str, A
         fields = clean_document({k: v for k, v in d.items() if k != "_id"})
         ops.append(UpdateOne({"_id": d["_id"]}, {"$set": fields}, upsert=True))
     return bulk_write(db, collection, ops)
+
+
+def retrying(write, *, seconds: float, what: str):
+    """Run ``write()``; while the server is unreachable, try again with backoff (0.5 s to 5 s) for ``seconds``.
+
+    For idempotent writes only (upserts, ``$set`` by ``_id``): a retried command that had in fact been
+    applied changes nothing. Errors other than a lost connection (a refused document) are raised at once.
+    """
+    import logging
+    import time
+
+    from pymongo.errors import ConnectionFailure
+
+    deadline = time.monotonic() + seconds
+    delay = 0.5
+    while True:
+        try:
+            return write()
+        except ConnectionFailure as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            logging.getLogger("earshot.mongo").warning(
+                "%s: the database did not answer (%s); retrying in %.1f s", what, type(exc).__name__, delay
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)

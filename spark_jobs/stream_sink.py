@@ -53,7 +53,15 @@ class BatchSink:
         if self.progress is None:
             return
         docs = [{"_id": self.batch_key(b), **fields} for b, fields in self.progress.take().items()]
-        mongo_io.set_fields_many(self.db, "stream_batches", docs)
+        self.write("stream_batches", docs)
+
+    def write(self, collection: str, docs: list[dict]) -> None:
+        """``$set`` the documents, waiting out a database outage as the serving writes do."""
+        mongo_io.retrying(
+            lambda: mongo_io.set_fields_many(self.db, collection, docs),
+            seconds=self.settings.mongo.write_retry_seconds,
+            what=collection,
+        )
 
     @property
     def db(self):
@@ -129,7 +137,7 @@ class BatchSink:
             "latency_ms": _summary(latencies),
             "latency_sample_ms": [round(float(x), 1) for x in _sample(latencies, 2000)],
         }
-        mongo_io.set_fields_many(self.db, "stream_batches", [metrics])
+        self.write("stream_batches", [metrics])
         self.store_progress()
 
     def send_dead_letters(self, dlq: pd.DataFrame, now: datetime) -> None:

@@ -166,21 +166,12 @@ class Serving:
         """
         if not docs:
             return
-        from pymongo.errors import ConnectionFailure
 
-        deadline = time.monotonic() + self.retry_s
-        delay = 0.5
-        while True:
-            try:
-                db = _client(self.uri, self.timeout_ms)[self.database]
-                mongo_io.upsert_many(db, "recommendations", docs, clean=False)  # built here: plain values, safe keys
-                return
-            except ConnectionFailure as exc:
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.warning("the serving store did not answer (%s); retrying in %.1f s", type(exc).__name__, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        def write() -> None:
+            db = _client(self.uri, self.timeout_ms)[self.database]
+            mongo_io.upsert_many(db, "recommendations", docs, clean=False)  # built here: plain values, safe keys
+
+        mongo_io.retrying(write, seconds=self.retry_s, what=f"recommendations of {len(docs)} listeners")
 
 
 _clients: dict[str, Any] = {}

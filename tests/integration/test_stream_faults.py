@@ -1,0 +1,119 @@
+"""Faults under a steady load, on the real services: the stream waits out a database outage and loses nothing."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+
+from conf.settings import load_settings
+from events.producer import ListenProducer, new_event
+from index.query import SimilarityIndex
+from spark_jobs.kafka_io import ensure_topic
+from tests.integration.test_stream import publish_synthetic_index, stream_environ, wait_for
+from tests.integration.test_stream_restart import start_stream
+
+pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.spark]
+OUTAGE_S = 20
+
+
+def spare_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_ferretdb(binary: Path, port: int, data: Path, log: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [str(binary), f"-listen=127.0.0.1:{port}", f"-data={data}", "-log-level=warn"],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    client = MongoClient(f"mongodb://127.0.0.1:{port}/", serverSelectionTimeoutMS=500)
+    try:
+        wait_for(lambda: _pings(client), timeout=30, what=f"FerretDB on port {port}")
+    finally:
+        client.close()
+    return proc
+
+
+def _pings(client: MongoClient) -> bool:
+    try:
+        return bool(client.admin.command("ping"))
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
+def applied_by_listener(client: MongoClient, database: str) -> Counter:
+    try:
+        docs = client[database]["recommendations"].find({}, {"profile.events": 1})
+        return Counter({d["_id"]: d["profile"]["events"] for d in docs})
+    except Exception:  # noqa: BLE001 - the server is down or coming back
+        return Counter()
+
+
+def test_the_stream_waits_out_a_database_outage_and_applies_every_event_once(stack, settings, tmp_path, repo_root):
+    port = spare_port()
+    uri = f"mongodb://127.0.0.1:{port}/"
+    env = stream_environ(tmp_path, "outage", MONGO_URI=uri)
+    mine = load_settings(env)
+    binary = Path(settings.paths.state_root) / "bin" / "ferretdb"
+    data, db_log, stream_log = tmp_path / "ferretdb", tmp_path / "ferretdb.log", tmp_path / "stream.log"
+    ferretdb = start_ferretdb(binary, port, data, db_log)
+    publish_synthetic_index(mine)
+    ensure_topic(mine, mine.kafka.listens_topic)
+    ids = sorted(SimilarityIndex.open(mine.paths.index_root).catalogue.tracks)
+    rng = random.Random(5)
+    users = [f"o{i}" for i in range(40)]
+    ledger: Counter = Counter()
+    client = MongoClient(uri, serverSelectionTimeoutMS=1000)
+    stream = None
+
+    def send(producer: ListenProducer, n: int) -> None:
+        for _ in range(n):
+            user = rng.choice(users)
+            producer.send(new_event(user_id=user, track_id=rng.choice(ids), type=rng.choice(["play", "like", "skip"])))
+            ledger[user] += 1
+        producer.flush()
+
+    try:
+        with ListenProducer(mine.kafka.bootstrap_servers, topic=mine.kafka.listens_topic) as producer:
+            stream = start_stream(repo_root, env, stream_log)
+            send(producer, 200)
+            wait_for(lambda: applied_by_listener(client, mine.mongo.database) == ledger, timeout=180,
+                     what=f"the first events (log: {stream_log})")  # fmt: skip
+            ferretdb.terminate()
+            ferretdb.wait(timeout=30)
+            down_at = time.monotonic()
+            while time.monotonic() - down_at < OUTAGE_S:  # a steady load while the database is down
+                send(producer, 20)
+                time.sleep(1.0)
+            assert stream.poll() is None, f"the stream stopped during the outage (log: {stream_log})"
+            ferretdb = start_ferretdb(binary, port, data, db_log)
+            back_at = time.monotonic()
+            wait_for(lambda: applied_by_listener(client, mine.mongo.database) == ledger, timeout=150,
+                     what=f"every event applied after the outage (log: {stream_log})")  # fmt: skip
+            caught_up_s = time.monotonic() - back_at
+            send(producer, 50)  # and it goes on
+            wait_for(lambda: applied_by_listener(client, mine.mongo.database) == ledger, timeout=60,
+                     what="fresh recommendations after the outage")  # fmt: skip
+        assert stream.poll() is None
+        assert caught_up_s < 120, "fresh recommendations resume within two minutes of the database's return"
+    finally:
+        if stream is not None and stream.poll() is None:
+            os.killpg(stream.pid, signal.SIGTERM)
+            try:
+                stream.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(stream.pid, signal.SIGKILL)
+        client.close()
+        ferretdb.terminate()
+        ferretdb.wait(timeout=30)
