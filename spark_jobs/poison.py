@@ -59,6 +59,13 @@ def pending_batch(checkpoint: str, topic: str) -> Quarantine | None:
     return Quarantine(batch_id=last, topic=topic, starts=starts, ends=ends)
 
 
+def has_started(checkpoint: str) -> bool:
+    """Whether the checkpoint has started any batch (a remote one is taken as started)."""
+    if "://" in checkpoint and not checkpoint.startswith("file://"):
+        return True
+    return bool(_batch_files(Path(checkpoint.removeprefix("file://")) / "offsets"))
+
+
 def _local(checkpoint: str) -> Path:
     if "://" in checkpoint and not checkpoint.startswith("file://"):
         raise JobInputError(

@@ -43,7 +43,7 @@ from index.manifest import IndexError_
 from spark_jobs import kafka_io, mongo_io
 from spark_jobs.archive import start_archive
 from spark_jobs.errors import JobInputError
-from spark_jobs.poison import Quarantine, pending_batch
+from spark_jobs.poison import Quarantine, has_started, pending_batch
 from spark_jobs.services import require_kafka, require_mongo
 from spark_jobs.session import build_spark
 from spark_jobs.stream_sink import QUERY_NAME, BatchSink, ProgressRecorder
@@ -148,7 +148,7 @@ def start(
     spark.conf.set("spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows", "false")
     checkpoint = settings.checkpoint(QUERY_NAME)
     check_layout(checkpoint, settings.stream.state_buckets)
-    fresh = not pending_batch_exists(checkpoint)
+    fresh = not has_started(checkpoint)
     if initial_tastes and not fresh:
         log.warning("--initial-tastes is ignored: the checkpoint %s already holds state", checkpoint)
     app_id = app_id_for(checkpoint)
@@ -237,11 +237,3 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     if failed:
         raise RuntimeError("the stream failed: " + "; ".join(failed))
     return 0
-
-
-def pending_batch_exists(checkpoint: str) -> bool:
-    """Whether the checkpoint has started any batch (then initial state no longer applies)."""
-    if "://" in checkpoint and not checkpoint.startswith("file://"):
-        return True
-    offsets = Path(checkpoint.removeprefix("file://")) / "offsets"
-    return offsets.is_dir() and any(p.name.isdigit() for p in offsets.iterdir())

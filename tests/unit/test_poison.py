@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from spark_jobs.errors import JobInputError
-from spark_jobs.poison import pending_batch
+from spark_jobs.poison import has_started, pending_batch
 
 pytestmark = pytest.mark.unit
 
@@ -51,3 +51,10 @@ def test_another_querys_checkpoint_is_named_in_the_error(tmp_path: Path):
 def test_a_remote_checkpoint_is_refused_with_a_reason():
     with pytest.raises(JobInputError, match="local or mounted path"):
         pending_batch("s3a://bucket/checkpoints/recommender", "listens")
+
+
+def test_a_checkpoint_has_started_once_it_has_an_offsets_file(tmp_path: Path):
+    assert not has_started(str(tmp_path))
+    write_offsets(tmp_path, 0, {"0": 1})
+    assert has_started(str(tmp_path)) and has_started(f"file://{tmp_path}")
+    assert has_started("hdfs://nn/checkpoints/recommender")
