@@ -134,10 +134,10 @@ def run_row(
         quality, chance = [], []
         for listener in sim.listeners[:2000]:
             doc = db["recommendations"].find_one({"_id": listener.user_id}, {"items.genre": 1})
-            if not doc or not doc.get("items"):
+            top = ((doc or {}).get("items") or {}).get("genre", [])[:10]
+            if not top:
                 continue
-            top = doc["items"][:10]
-            quality.append(sum(i["genre"] in listener.favourites for i in top) / len(top))
+            quality.append(sum(g in listener.favourites for g in top) / len(top))
             chance.append(sum(catalogue.get(t).genre in listener.favourites for t in ids) / len(ids))
         sim.close()
     finally:

@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import data
 from index.radio import radio
+from index.recommend import items_of
 
 SHOWN = 50  # search results listed at once
 EVENT_BUTTONS = (("Like", "like"), ("Dislike", "dislike"), ("Skip", "skip"), ("Finished", "complete"))
@@ -143,7 +144,7 @@ def _for_you(s, db, index, user: str, weights: dict) -> None:
         st.caption(data.freshness_line(doc))
         if not doc:
             return
-        items = data.steer(data.with_titles(doc["items"], index), index, weights)
+        items = data.steer(data.with_titles(items_of(doc.get("items")), index), index, weights)
         table = pd.DataFrame(items)[["track_id", "title", "artist", "genre", "score", "reason"]]
         st.dataframe(table, key="for_you", hide_index=True, height=420)
 
@@ -153,7 +154,7 @@ def _for_you(s, db, index, user: str, weights: dict) -> None:
         doc = db["recommendations"].find_one({"_id": user}, {"items": 1})
         doc_items = {
             i["track_id"]: f"{i['title']} — {i['artist']} [{i['genre']}]"
-            for i in data.with_titles((doc or {}).get("items", []), index)
+            for i in data.with_titles(items_of((doc or {}).get("items")), index)
         }
     except Exception:  # noqa: BLE001, S110 - the panel above already says the database is down
         pass

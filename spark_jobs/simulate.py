@@ -125,7 +125,7 @@ class Simulator:
         if self.rng.random() < self.from_recommendations:
             if now - listener.recs_at > RECS_REFRESH_S:
                 doc = self._db["recommendations"].find_one({"_id": listener.user_id}, {"items.track_id": 1})
-                listener.recs = [i["track_id"] for i in (doc or {}).get("items", [])]
+                listener.recs = list(((doc or {}).get("items") or {}).get("track_id", []))
                 listener.recs_at = now
             if listener.recs:
                 return self.rng.choice(listener.recs[:10])

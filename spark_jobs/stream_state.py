@@ -39,7 +39,7 @@ from index import store
 from index.fold import Folded, Rules, fold_batch
 from index.manifest import IndexError_
 from index.query import SimilarityIndex
-from index.recommend import Recommendation, recommend_many
+from index.recommend import Recommendation, recommend_many, stored_items
 from index.taste import Taste
 from spark_jobs import mongo_io
 from spark_jobs.errors import JobInputError
@@ -107,7 +107,7 @@ def listener_document(folded: Folded, rec: Recommendation, index: SimilarityInde
     last = folded.trigger()
     profile = taste.profile()
     return {
-        "items": rec.items,
+        "items": stored_items(rec.items),
         "source": rec.source,
         "index_version": index.version,
         "trigger_event_id": last["event_id"],

@@ -197,3 +197,17 @@ def test_without_an_index_every_event_is_a_dead_letter():
     frame = messages_frame([json.dumps(new_event(user_id="u", track_id=1, type="play")).encode()])
     folded, dead = fold_batch(frame, {}, None, rules(), half_life_ms=HOUR_MS)
     assert not folded and len(dead) == 1 and "no index" in dead[0]["reason"]
+
+
+def test_stored_items_are_parallel_arrays_that_read_back_as_the_ranked_items():
+    from index.recommend import items_of, stored_items
+
+    items = [
+        {"track_id": 7, "score": 0.9, "reason": "a", "genre": "Rock"},
+        {"track_id": 3, "score": 0.5, "reason": "b", "genre": None},
+    ]
+    stored = stored_items(items)
+    assert stored == {"track_id": [7, 3], "score": [0.9, 0.5], "reason": ["a", "b"], "genre": ["Rock", None]}
+    assert items_of(stored) == items
+    assert items_of({"track_id": [7, 3]}) == [{"track_id": 7}, {"track_id": 3}], "a projection of one field"
+    assert items_of(None) == [] and items_of({}) == []
