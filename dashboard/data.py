@@ -20,7 +20,13 @@ from index.manifest import IndexError_
 from index.query import SimilarityIndex
 from spark_jobs.services import any_reachable, kafka_hosts, mongo_hosts
 
-AUDIO_TYPES = {".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".flac": "audio/flac", ".wav": "audio/wav"}
+AUDIO_TYPES = {
+    ".mp3": "audio/mpeg",
+    ".ogg": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".flac": "audio/flac",
+    ".wav": "audio/wav",
+}
 STREAM_FRESH_S = 60.0  # a stream whose last batch is older than this is shown as idle
 
 

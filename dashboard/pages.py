@@ -195,6 +195,29 @@ def monitoring() -> None:
                 col.dataframe(frame.drop(columns=[c for c in frame.columns if c == "content_hash"]), hide_index=True)
         except data.Unavailable as exc:
             col.caption(str(exc))
+    _last_check(db)
+
+
+def _last_check(db) -> None:
+    """The last ``./spark-submit.sh check``: does Mongo hold what Delta holds?"""
+    st.subheader("Lake and serving store")
+    found = db["pipeline_checks"].find_one({"_id": "tracks"}) if db is not None else None
+    if not found:
+        st.caption("never checked: ./spark-submit.sh check compares Delta with Mongo (--repair fixes Mongo)")
+        return
+    verdict = "agree" if found["differences"] == 0 else f"{found['differences']} differences"
+    st.metric("Delta and Mongo tracks", verdict, f"checked {found['at']:%Y-%m-%d %H:%M} UTC", delta_color="off")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {"kind": k, "count": found[k], "examples": ", ".join(map(str, found["examples"][k]))}
+                for k in ("missing", "extra", "field", "features")
+            ]
+        ),
+        hide_index=True,
+    )
+    if found.get("repaired"):
+        st.caption(f"the last check repaired {found['repaired']} documents from Delta")
 
 
 def _batch_charts(batches: pd.DataFrame) -> None:

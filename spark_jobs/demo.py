@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from conf.settings import REPO_ROOT, Settings
+from conf.settings import REPO_ROOT, Settings, load_settings
 from index import store
 from index.manifest import IndexError_
 from services import stack
@@ -40,13 +40,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=3.0, help="the background simulator's events per second")
     parser.add_argument("--no-serve", action="store_true", help="run the pipeline, then stop")
     parser.add_argument(
+        "--music",
+        metavar="DIR",
+        help="run the demo on this folder of music (tags first, then Artist/Album/NN Title.ext); "
+        "default: the real-music library of services/real-music.sh when it is built, else the synthetic one",
+    )
+    parser.add_argument(
+        "--synthetic", action="store_true", help="use the synthetic library even when real music is there"
+    )
+    parser.add_argument(
         "--rebuild", action="store_true", help="run the pipeline even when the library is unchanged since the last run"
     )
 
 
-def steps(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+REAL_MUSIC = REPO_ROOT / ".earshot" / "real-music"  # where services/real-music.sh lays its library out
+
+
+def choose_music(args: argparse.Namespace) -> Path | None:
+    """The folder of music the demo plays: ``--music``, else the built real-music library, else None (synthetic)."""
+    if args.music:
+        folder = Path(args.music).expanduser().resolve()
+        if not folder.is_dir():
+            raise EarshotError(f"demo --music {args.music}: not a folder")
+        return folder
+    if not args.synthetic and (REAL_MUSIC / ".complete").exists():
+        return REAL_MUSIC
+    return None
+
+
+def music_environment(settings: Settings, folder: Path) -> dict[str, str]:
+    """Settings for a demo over ``folder``: a lake, index, checkpoints and database of its own.
+
+    The synthetic library's catalogue, features and listeners never mix with the folder's,
+    and a second demo over the same folder reuses what the first one built.
+    """
+    tag = hashlib.sha256(str(folder).encode()).hexdigest()[:8]
+    home = Path(settings.paths.state_root).resolve() / f"music-{tag}"
+    return {
+        "EARSHOT_LIBRARY_ROOT": str(folder),
+        "EARSHOT_LAKE_ROOT": str(home / "lake"),
+        "EARSHOT_INDEX_ROOT": str(home / "index"),
+        "EARSHOT_CHECKPOINT_ROOT": str(home / "checkpoints"),
+        "MONGO_DATABASE": f"{settings.mongo.database}_music_{tag}",
+    }
+
+
+def steps(args: argparse.Namespace, music: Path | None = None) -> list[tuple[str, list[str]]]:
     """The jobs the demo runs, in order, with their arguments. Each reuses earlier work:
     the library is made once, ingest and extract only touch new or changed tracks."""
+    if music is not None:
+        return [("ingest", ["--folder", str(music)]), ("extract", []), ("build-index", [])]
     return [
         ("sample-library", ["--tracks", str(args.tracks)]),
         ("ingest", []),
@@ -145,14 +188,24 @@ def pipeline_is_current(settings: Settings, stamp: Path) -> bool:
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
     stop_on_signals()
+    music = choose_music(args)
+    if music is not None:
+        os.environ.update(music_environment(settings, music))
+        settings = load_settings()
+        print(f"demo: the music in {music} (database {settings.mongo.database})")  # noqa: T201
+    else:
+        print(  # noqa: T201
+            "demo: the synthetic sample library; services/real-music.sh builds a library of real recordings "
+            "(then the demo plays it), or pass --music DIR"
+        )
     services_were_up = stack.kafka_healthy(settings) and stack.mongo_healthy(settings)
     for line in stack.up(settings):
         print(line)  # noqa: T201 - command-line output
-    stamp = Path(settings.paths.state_root) / "demo-pipeline.stamp"
+    stamp = Path(settings.paths.lake_root).parent / "demo-pipeline.stamp"
     if not args.rebuild and pipeline_is_current(settings, stamp):
         print("demo: the library is unchanged since the last run and its index is published; skipping the pipeline")  # noqa: T201
     else:
-        timings = [(job, run_job(job, job_args, master=args.master)) for job, job_args in steps(args)]
+        timings = [(job, run_job(job, job_args, master=args.master)) for job, job_args in steps(args, music)]
         stamp.write_text(library_fingerprint(settings) or "")
         print("demo: pipeline done")  # noqa: T201
         for job, seconds in timings:

@@ -21,7 +21,7 @@ import pandas as pd
 from udfs.schema import FEATURE_COLUMNS
 
 SUBSETS = ("small", "medium", "large")
-AUDIO_EXTENSIONS = ("mp3", "ogg", "flac", "wav")
+AUDIO_EXTENSIONS = ("mp3", "ogg", "opus", "flac", "wav")
 
 
 class FmaFormatError(ValueError):

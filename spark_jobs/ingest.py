@@ -6,8 +6,8 @@ track's audio by listing the audio root with Spark's ``binaryFile`` source
 (``<root>/<3 digits>/<6 digits>.<ext>``; a track whose file is missing keeps a
 null ``audio_path`` and extract records it). Folder mode (``--folder``) takes
 every audio file under a folder and reads its tags with mutagen, falling back
-to ``Artist - Title`` file names; its track ids are stable hashes of the
-relative path.
+to the folder layout (``Artist/Album/NN Title.ext``, ``Album/Title.ext``,
+``Artist - Title.ext``); its track ids are stable hashes of the relative path.
 
 Rows go to the Delta table ``tracks`` (MERGE on ``track_id``) and the Mongo
 collection ``tracks`` (``$set``, so extracted features on a document stay).
@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import io
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,13 +116,37 @@ def stable_track_id(relative_path: str) -> int:
     return int.from_bytes(hashlib.sha1(relative_path.encode()).digest()[:8], "big") >> 2
 
 
+LEADING_NUMBER = re.compile(r"^\s*(\d{1,3})\s*(?:[-.)_]\s*|\s+)(?=\S)")
+
+
+def layout_guess(rel: str) -> dict[str, str | None]:
+    """Artist, album and title from a path relative to the library folder, for files without tags.
+
+    ``Artist/Album/NN Title.ext`` gives all three (the track number is dropped from the title),
+    ``Album/Title.ext`` the album, and a bare ``Artist - Title.ext`` file name the artist.
+    Deeper paths use their last two folders.
+    """
+    parts = [p for p in rel.split("/") if p]
+    stem = parts[-1].rsplit(".", 1)[0] if parts else rel
+    folders = parts[:-1]
+    title = LEADING_NUMBER.sub("", stem) or stem
+    artist, album = None, None
+    if len(folders) >= 2:
+        artist, album = folders[-2], folders[-1]
+    elif len(folders) == 1:
+        album = folders[0]
+    guess_artist, sep, guess_title = title.partition(" - ")
+    if sep and guess_title:
+        artist, title = artist or guess_artist, guess_title
+    return {"artist": artist, "album": album, "title": title}
+
+
 def read_tags(path: str, content: bytes, *, root: str) -> dict:
-    """Catalogue fields of one file from its tags (mutagen), with file-name fallbacks."""
+    """Catalogue fields of one file: its tags first (mutagen), then the folder layout (:func:`layout_guess`)."""
     import mutagen
 
     rel = path.split(root, 1)[-1].lstrip("/") if root in path else path.rsplit("/", 1)[-1]
-    stem = rel.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    guess_artist, _, guess_title = stem.partition(" - ")
+    guess = layout_guess(rel)
     tags: dict[str, str] = {}
     duration = None
     try:
@@ -130,17 +155,17 @@ def read_tags(path: str, content: bytes, *, root: str) -> dict:
             duration = float(audio.info.length) if audio.info else None
             for key in ("title", "artist", "album", "genre"):
                 values = audio.tags.get(key) if audio.tags else None
-                if values:
-                    tags[key] = str(values[0])
-    except Exception:  # noqa: BLE001 - any unreadable tag block falls back to the file name
+                if values and str(values[0]).strip():
+                    tags[key] = str(values[0]).strip()
+    except Exception:  # noqa: BLE001 - any unreadable tag block falls back to the folder layout
         pass
     genre = tags.get("genre")
     return {
         "track_id": stable_track_id(rel),
-        "title": tags.get("title") or (guess_title if guess_title else stem),
+        "title": tags.get("title") or guess["title"],
         "artist_id": None,
-        "artist_name": tags.get("artist") or (guess_artist if guess_title else "Unknown artist"),
-        "album_title": tags.get("album") or "",
+        "artist_name": tags.get("artist") or guess["artist"] or "Unknown artist",
+        "album_title": tags.get("album") or guess["album"] or "",
         "genre_top": genre,
         "genre_ids": [],
         "genres_all": [],

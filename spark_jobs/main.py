@@ -44,6 +44,10 @@ JOBS: dict[str, tuple[str, str]] = {
         "spark_jobs.build_index",
         "standardise, PCA and k-means shard the features with MLlib; build Annoy shards; publish a version",
     ),
+    "check": (
+        "spark_jobs.check",
+        "compare Delta `tracks`/`features` with Mongo `tracks`; --repair writes Mongo from Delta",
+    ),
     "similar": (
         "spark_jobs.similar",
         "print the tracks most like a track (or its song radio) from the published index",

@@ -27,3 +27,28 @@ def test_the_player_says_the_database_is_down_then_recovers_when_it_is_back(stac
     assert not back.error
     assert back.title[0].value == "Earshot"
     assert any("matches of 640 tracks" in c.value for c in back.caption)
+
+
+def test_the_pipeline_page_shows_the_last_check_of_lake_against_serving_store(stack, tmp_path, monkeypatch):
+    from datetime import UTC, datetime
+
+    from spark_jobs import mongo_io
+
+    env = stream_environ(tmp_path, "checkpage")
+    settings = load_settings(env)
+    for key in ("EARSHOT_INDEX_ROOT", "EARSHOT_LAKE_ROOT", "MONGO_DATABASE"):
+        monkeypatch.setenv(key, env[key])
+    never = run_page("monitoring")
+    assert not never.exception, never.exception
+    assert any("never checked" in c.value for c in never.caption)
+    with mongo_io.connect(settings) as client:
+        db = client[settings.mongo.database]
+        examples = {"missing": [7], "extra": [], "field": [], "features": []}
+        result = {"differences": 1, "missing": 1, "extra": 0, "field": 0, "features": 0, "examples": examples}
+        db["pipeline_checks"].insert_one({"_id": "tracks", **result, "repaired": 0, "at": datetime.now(UTC)})
+        try:
+            page = run_page("monitoring")
+        finally:
+            client.drop_database(settings.mongo.database)
+    assert not page.exception, page.exception
+    assert any(m.value == "1 differences" for m in page.metric)

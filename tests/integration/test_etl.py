@@ -18,7 +18,7 @@ import soundfile as sf
 from deltalake import DeltaTable
 
 from conf.settings import REPO_ROOT, Settings, load_settings
-from spark_jobs import extract, import_fma_features, ingest, sample_library
+from spark_jobs import check, extract, import_fma_features, ingest, sample_library
 from spark_jobs.sample_library import PLANTED
 from tests.conftest import isolated_environ
 from tests.unit.test_fma import write_fma_features_csv
@@ -243,8 +243,10 @@ def test_a_second_ingest_of_a_changed_folder_reaches_mongo_field_by_field(stack,
     write_tone(folder / "Artist 0 - Song 0.wav", 4.0)  # one changed: a longer recording
     assert run_job(ingest, settings, "--folder", str(folder)) == 0
     lake = table(settings, "tracks").set_index("track_id")
+    assert run_job(check, settings) == 0, "the check finds Delta and Mongo in agreement"
     with mongo_io.connect(settings) as client:
         docs = {d["_id"]: d for d in client[settings.mongo.database]["tracks"].find()}
+        assert client[settings.mongo.database]["pipeline_checks"].find_one({"_id": "tracks"})["differences"] == 0
         client.drop_database(settings.mongo.database)
     assert len(lake) == 6 and set(docs) == set(lake.index)
     for track_id, row in lake.iterrows():
@@ -254,3 +256,37 @@ def test_a_second_ingest_of_a_changed_folder_reaches_mongo_field_by_field(stack,
         assert doc["duration_s"] == pytest.approx(row["duration_s"])
     changed = lake[lake["title"] == "Song 0"].iloc[0]
     assert changed["duration_s"] == pytest.approx(4.0, abs=0.01)
+
+
+def test_check_finds_each_kind_of_drift_and_repair_writes_mongo_from_delta(etl):
+    """Drift made by hand in the serving store: a lost document, an edited field, lost features, a stray document."""
+    from spark_jobs import mongo_io
+
+    settings, _ = etl
+    version = settings.extract.feature_version
+    assert run_job(check, settings) == 0, "what the pipeline wrote agrees"
+    with mongo_io.connect(settings) as client:
+        db = client[settings.mongo.database]
+        before = {d["_id"]: d for d in db["tracks"].find({"features.version": version})}
+        lost, edited, unfeatured = sorted(before)[:3]
+        db["tracks"].delete_one({"_id": lost})
+        db["tracks"].update_one({"_id": edited}, {"$set": {"title": "Tampered", "duration_s": -1.0}})
+        db["tracks"].update_one({"_id": unfeatured}, {"$unset": {"features": ""}})
+        db["tracks"].insert_one({"_id": 987654321, "title": "not in the lake"})
+
+        assert run_job(check, settings) == 1, "a check that finds differences fails"
+        found = db["pipeline_checks"].find_one({"_id": "tracks"})
+        assert (found["missing"], found["field"], found["features"], found["extra"]) == (1, 1, 1, 1), found
+        assert found["per_field"] == {"title": 1, "duration_s": 1}
+        assert found["examples"]["missing"] == [lost] and found["examples"]["features"] == [unfeatured]
+        assert db["tracks"].find_one({"_id": edited})["title"] == "Tampered", "a check alone writes nothing"
+
+        assert run_job(check, settings, "--repair") == 0, "after the repair the stores agree"
+        assert db["pipeline_checks"].find_one({"_id": "tracks"})["repaired"] == 4
+        after = {d["_id"]: d for d in db["tracks"].find({"features.version": version})}
+        assert set(after) == set(before)
+        for track_id in (lost, edited, unfeatured):
+            for name in ("title", "artist_name", "duration_s", "audio_path", "genre_top"):
+                assert after[track_id].get(name) == before[track_id].get(name), (track_id, name)
+            assert after[track_id]["features"]["vector"] == before[track_id]["features"]["vector"]
+        assert db["tracks"].find_one({"_id": 987654321}) is None

@@ -72,3 +72,36 @@ def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path):
     for pid in children:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_folder_of_music_gets_its_own_lake_index_checkpoints_and_database(tmp_path, monkeypatch):
+    music = tmp_path / "My Music"
+    music.mkdir()
+    settings = load_settings({"EARSHOT_STATE_ROOT": str(tmp_path / "state")})
+    args = argparse.Namespace(music=str(music), synthetic=False)
+    folder = demo.choose_music(args)
+    assert folder == music.resolve()
+    env = demo.music_environment(settings, folder)
+    assert env["EARSHOT_LIBRARY_ROOT"] == str(music.resolve())
+    homes = {env[k].rsplit("/", 1)[0] for k in ("EARSHOT_LAKE_ROOT", "EARSHOT_INDEX_ROOT", "EARSHOT_CHECKPOINT_ROOT")}
+    assert len(homes) == 1 and homes.pop().startswith(str(tmp_path / "state" / "music-"))
+    assert env["MONGO_DATABASE"].startswith(settings.mongo.database + "_music_")
+    assert demo.music_environment(settings, folder) == env, "the same folder reuses what it built"
+    other = tmp_path / "Other"
+    other.mkdir()
+    assert demo.music_environment(settings, other)["MONGO_DATABASE"] != env["MONGO_DATABASE"]
+    assert [job for job, _ in demo.steps(args, folder)] == ["ingest", "extract", "build-index"]
+    assert demo.steps(args, folder)[0][1] == ["--folder", str(folder)]
+
+
+def test_the_demo_falls_back_to_the_synthetic_library_and_refuses_a_missing_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "REAL_MUSIC", tmp_path / "real-music")
+    args = argparse.Namespace(music=None, synthetic=False, tracks=300)
+    assert demo.choose_music(args) is None, "no real-music library built"
+    assert demo.steps(args)[0] == ("sample-library", ["--tracks", "300"])
+    (tmp_path / "real-music").mkdir()
+    (tmp_path / "real-music" / ".complete").write_text("3\n")
+    assert demo.choose_music(args) == tmp_path / "real-music"
+    assert demo.choose_music(argparse.Namespace(music=None, synthetic=True)) is None
+    with pytest.raises(demo.EarshotError, match="not a folder"):
+        demo.choose_music(argparse.Namespace(music=str(tmp_path / "nowhere"), synthetic=False))

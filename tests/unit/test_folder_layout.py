@@ -1,0 +1,50 @@
+"""Catalogue fields of untagged files from the folder layout users keep their music in."""
+
+from __future__ import annotations
+
+import pytest
+
+from spark_jobs.ingest import layout_guess, read_tags
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("rel", "artist", "album", "title"),
+    [
+        ("Nina Simone/Pastel Blues/03 Be My Husband.flac", "Nina Simone", "Pastel Blues", "Be My Husband"),
+        ("Nina Simone/Pastel Blues/03 - Be My Husband.mp3", "Nina Simone", "Pastel Blues", "Be My Husband"),
+        ("Nina Simone/Pastel Blues/3. Be My Husband.ogg", "Nina Simone", "Pastel Blues", "Be My Husband"),
+        ("Music/Jazz/Nina Simone/Pastel Blues/Be My Husband.wav", "Nina Simone", "Pastel Blues", "Be My Husband"),
+        ("Pastel Blues/Be My Husband.mp3", None, "Pastel Blues", "Be My Husband"),
+        ("Nina Simone - Be My Husband.mp3", "Nina Simone", None, "Be My Husband"),
+        ("Compilations/Blues/Nina Simone - Be My Husband.mp3", "Compilations", "Blues", "Be My Husband"),
+        ("1999.mp3", None, None, "1999"),
+        ("Prince/1999/1999.mp3", "Prince", "1999", "1999"),
+        ("track.mp3", None, None, "track"),
+    ],
+)
+def test_the_layout_gives_artist_album_and_title(rel, artist, album, title):
+    assert layout_guess(rel) == {"artist": artist, "album": album, "title": title}
+
+
+def test_an_untagged_file_takes_its_fields_from_the_folders():
+    row = read_tags("/lib/Nina Simone/Pastel Blues/03 Be My Husband.mp3", b"not audio", root="/lib")
+    assert (row["artist_name"], row["album_title"], row["title"]) == ("Nina Simone", "Pastel Blues", "Be My Husband")
+    assert row["genre_top"] is None and row["duration_s"] is None
+
+
+def test_tags_win_over_the_folders(tmp_path):
+    import numpy as np
+    import soundfile as sf
+    from mutagen.oggvorbis import OggVorbis
+
+    path = tmp_path / "Wrong Artist" / "Wrong Album" / "01 Wrong Title.ogg"
+    path.parent.mkdir(parents=True)
+    sf.write(path, np.zeros(22050, np.float32), 22050, format="OGG", subtype="VORBIS")
+    tagged = OggVorbis(path)
+    tagged.update({"title": "Right Title", "artist": "Right Artist", "album": "Right Album", "genre": "Folk"})
+    tagged.save()
+    row = read_tags(str(path), path.read_bytes(), root=str(tmp_path))
+    assert (row["artist_name"], row["album_title"], row["title"]) == ("Right Artist", "Right Album", "Right Title")
+    assert row["genre_top"] == "Folk" and row["duration_s"] == pytest.approx(1.0, abs=0.05)
