@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     if done.exists() and not args.force:
         print(f"real-music: {recordings_in(dest)} recordings already in {dest}")  # noqa: T201
         return 0
+    if args.force and done.exists():
+        shutil.rmtree(dest)  # a library this script laid out: nothing of the user's is in it
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         print("real-music: needs Debian's apt-get and dpkg-deb", file=sys.stderr)  # noqa: T201
         return 2

@@ -64,6 +64,13 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     feats = delta_io.read_table(spark, loc).filter(F.col("feature_version") == version_of_features)
     has_tempo = feats.filter(F.col("tempo").isNull()).limit(1).count() == 0
     columns = list(FEATURE_COLUMNS) + (["tempo"] if has_tempo else [])
+    tracks_loc = settings.lake_table("tracks")
+    gone = None
+    if delta_io.table_exists(spark, tracks_loc):
+        catalogued = delta_io.read_table(spark, tracks_loc)
+        if "gone" in catalogued.columns:  # tracks whose files were removed are not served
+            gone = catalogued.filter(F.coalesce(F.col("gone"), F.lit(False))).select("track_id")
+            feats = feats.join(gone, "track_id", "left_anti")
     feats = feats.select("track_id", *columns).cache()
     n = feats.count()
     if n == 0:
@@ -152,10 +159,12 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         group_scale=typical_group_scale(sample, group_slices(columns), seed=seed),
         probe=cfg.probe,
     ).write(staging)
-    tracks_loc = settings.lake_table("tracks")
     if delta_io.table_exists(spark, tracks_loc):
-        # Every catalogued track, with or without features: events for any of them are valid.
-        tracks = delta_io.read_table(spark, tracks_loc).select(*CATALOGUE_COLUMNS)
+        # Every catalogued track that is not gone, with or without features: events for any of them are valid.
+        tracks = delta_io.read_table(spark, tracks_loc)
+        if gone is not None:
+            tracks = tracks.join(gone, "track_id", "left_anti")
+        tracks = tracks.select(*CATALOGUE_COLUMNS)
         write_catalogue(staging, tracks.toPandas())
     store.publish(root_path, staging, version, keep=cfg.keep_versions)
     print(  # noqa: T201 - command-line output

@@ -3,13 +3,14 @@
 Compares, track by track:
 
 - ids: a track in Delta ``tracks`` with no Mongo document (``missing``), a Mongo
-  document with no Delta row (``extra``);
+  document with neither a Delta ``tracks`` row nor features (``extra``);
 - catalogue fields: every column of Delta ``tracks`` (title, artist, album,
   genres, duration, audio path, ...) against the document's field of the same
   name (``field``, counted per field);
 - features: a track with features of the configured ``extract.feature_version``
   in Delta whose document has no features or another version (``features``),
-  and a document that claims that version for a track Delta has none of.
+  and a document that claims that version for a track Delta has none of (features
+  of tracks outside the catalogue, as ``import-fma-features`` writes, count too).
 
 Prints a count per kind and up to ``--examples`` differences each, and stores
 the result in Mongo ``pipeline_checks`` (``_id`` = "tracks"; the dashboard's
@@ -85,8 +86,18 @@ def same(a: Any, b: Any) -> bool:
     return mongo_io.clean_value(a) == mongo_io.clean_value(b)
 
 
-def compare(lake: dict[int, dict], featured: set[int], docs: dict[Any, dict], version: str) -> Report:
-    """The differences between the lake's rows (by track id) and the serving store's documents (by ``_id``)."""
+def compare(
+    lake: dict[int, dict],
+    featured: set[int],
+    docs: dict[Any, dict],
+    version: str,
+    other_features: set[int] = frozenset(),
+) -> Report:
+    """The differences between the lake's rows (by track id) and the serving store's documents (by ``_id``).
+
+    ``other_features``: tracks with features of other versions only (FMA's own, ``features_fma``): their
+    documents are not extra.
+    """
     report = Report(tracks=len(lake), documents=len(docs))
     for track_id, row in lake.items():
         doc = docs.get(track_id)
@@ -99,11 +110,14 @@ def compare(lake: dict[int, dict], featured: set[int], docs: dict[Any, dict], ve
         has = (doc.get("features") or {}).get("version") == version
         if has != (track_id in featured):
             report.features.append(track_id)
-    report.extra = sorted((k for k in docs if k not in lake), key=str)
+    for track_id in sorted(featured - lake.keys()):  # features of a track outside the catalogue (import-fma-features)
+        if (docs.get(track_id, {}).get("features") or {}).get("version") != version:
+            report.features.append(track_id)
+    report.extra = sorted((k for k in docs if k not in lake and k not in featured and k not in other_features), key=str)
     return report
 
 
-def read_lake(spark: SparkSession, settings: Settings, version: str) -> tuple[dict[int, dict], set[int]]:
+def read_lake(spark: SparkSession, settings: Settings, version: str) -> tuple[dict[int, dict], set[int], set[int]]:
     tracks_loc, features_loc = settings.lake_table("tracks"), settings.lake_table("features")
     lake: dict[int, dict] = {}
     if delta_io.table_exists(spark, tracks_loc):
@@ -111,10 +125,12 @@ def read_lake(spark: SparkSession, settings: Settings, version: str) -> tuple[di
             d = row.asDict(recursive=True)
             lake[int(d["track_id"])] = d
     featured: set[int] = set()
+    other: set[int] = set()
     if delta_io.table_exists(spark, features_loc):
-        ids = delta_io.read_table(spark, features_loc).filter(F.col("feature_version") == version).select("track_id")
-        featured = {int(r.track_id) for r in ids.toLocalIterator()}
-    return lake, featured
+        ids = delta_io.read_table(spark, features_loc).select("track_id", "feature_version").distinct()
+        for r in ids.toLocalIterator():
+            (featured if r.feature_version == version else other).add(int(r.track_id))
+    return lake, featured, other - featured
 
 
 def read_serving(db, columns: list[str]) -> dict[Any, dict]:
@@ -155,9 +171,9 @@ def repair(
 
 
 def run_check(spark: SparkSession, settings: Settings, db, version: str) -> tuple[Report, dict[int, dict], set[int]]:
-    lake, featured = read_lake(spark, settings, version)
+    lake, featured, other = read_lake(spark, settings, version)
     columns = sorted({c for row in lake.values() for c in row})
-    return compare(lake, featured, read_serving(db, columns), version), lake, featured
+    return compare(lake, featured, read_serving(db, columns), version, other), lake, featured
 
 
 def print_report(summary: dict, *, title: str) -> None:

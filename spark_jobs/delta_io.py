@@ -24,12 +24,20 @@ def write_table(df: DataFrame, location: str, *, mode: str = "overwrite") -> Non
 
 
 def merge_upsert(
-    spark: SparkSession, df: DataFrame, location: str, *, keys: Sequence[str], update: bool = True
+    spark: SparkSession,
+    df: DataFrame,
+    location: str,
+    *,
+    keys: Sequence[str],
+    update: bool = True,
+    evolve: bool = False,
 ) -> None:
     """MERGE ``df`` into the table on ``keys``: a replayed batch changes nothing.
 
     The table is created from ``df``'s schema the first time. With ``update``
     False, existing rows are kept as they are (insert-only, for append logs).
+    With ``evolve``, columns of ``df`` that the table lacks are added to it
+    (older rows read them as null).
     """
     if not table_exists(spark, location):
         # An empty first batch still creates the table, so readers find it.
@@ -37,6 +45,8 @@ def merge_upsert(
     target = DeltaTable.forPath(spark, location)
     condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
     merge = target.alias("t").merge(df.alias("s"), condition)
+    if evolve:
+        merge = merge.withSchemaEvolution()
     if update:
         merge = merge.whenMatchedUpdateAll()
     merge.whenNotMatchedInsertAll().execute()

@@ -53,7 +53,10 @@ def pending(spark: SparkSession, settings: Settings, version: str) -> tuple[Data
     tracks_loc = settings.lake_table("tracks")
     if not delta_io.table_exists(spark, tracks_loc):
         raise JobInputError(f"no catalogue at {tracks_loc}; run ./spark-submit.sh ingest first")
-    tracks = delta_io.read_table(spark, tracks_loc).select("track_id", "audio_path").cache()
+    tracks = delta_io.read_table(spark, tracks_loc)
+    if "gone" in tracks.columns:  # a track whose file was removed from its folder is not analysed again
+        tracks = tracks.filter(~F.coalesce(F.col("gone"), F.lit(False)))
+    tracks = tracks.select("track_id", "audio_path").cache()
     located = tracks.filter(F.col("audio_path").isNotNull())
     folders = files.existing(spark, files.with_parents(located, "audio_path"))
     rows, all_paths = files.list_audio(spark, folders)

@@ -12,6 +12,12 @@ to the folder layout (``Artist/Album/NN Title.ext``, ``Album/Title.ext``,
 Rows go to the Delta table ``tracks`` (MERGE on ``track_id``) and the Mongo
 collection ``tracks`` (``$set``, so extracted features on a document stay).
 Only new or changed rows are written: a second run changes nothing.
+
+Every row has ``gone``: in folder mode, a track catalogued from this folder
+earlier whose file is no longer there is kept with ``gone`` true (its history
+and features stay in the lake); extract skips it and build-index leaves it
+out of the index, so it is no longer recommended or accepted in events. A file
+that comes back is catalogued again with ``gone`` false.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import argparse
 import hashlib
 import io
 import logging
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +36,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from conf.settings import Settings, join_uri
+from conf.settings import Settings, is_uri, join_uri
 from spark_jobs import delta_io, mongo_io
 from spark_jobs import files as files_mod
 from spark_jobs.errors import JobInputError
@@ -194,23 +201,39 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     require_mongo(settings)
     spark = build_spark(settings, app_name="ingest")
     if args.folder:
-        rows = folder_catalogue(spark, args.folder)
+        rows = folder_catalogue(spark, args.folder).withColumn("gone", F.lit(False))
+        rows = rows.unionByName(gone_rows(spark, settings, rows, args.folder))
     else:
         metadata = args.fma_metadata or join_uri(settings.paths.library_root, "fma_metadata")
         audio_root = args.audio_root or join_uri(settings.paths.library_root, "audio")
-        rows = fma_catalogue(spark, metadata, audio_root, args.subset)
+        rows = fma_catalogue(spark, metadata, audio_root, args.subset).withColumn("gone", F.lit(False))
     rows = with_content_hash(rows).cache()
     try:
         n_total, n_changed, missing_audio = write_changes(spark, settings, rows)
+        n_gone = rows.filter(F.col("gone")).count()
     finally:
         # A cached plan is matched by its shape: left cached, the next ingest of the same folder in this
         # session would read this run's files again instead of listing the folder.
         rows.unpersist()
     print(  # noqa: T201 - command-line output
-        f"ingest: {n_total} tracks in the catalogue, {n_changed} new or changed written, "
-        f"{missing_audio} without an audio file"
+        f"ingest: {n_total - n_gone} tracks in the catalogue, {n_changed} new or changed written, "
+        f"{missing_audio} without an audio file, {n_gone} gone (their files were removed)"
     )
     return 0
+
+
+def gone_rows(spark: SparkSession, settings: Settings, present: DataFrame, folder: str) -> DataFrame:
+    """Tracks catalogued from ``folder`` before whose files are not in it now, with ``gone`` true."""
+    location = settings.lake_table("tracks")
+    if not delta_io.table_exists(spark, location):
+        return present.limit(0)
+    existing = delta_io.read_table(spark, location)
+    if "gone" not in existing.columns:  # a catalogue from before the column
+        existing = existing.withColumn("gone", F.lit(False))
+    root = (folder if is_uri(folder) else os.path.abspath(folder)).rstrip("/") + "/"
+    mine = existing.filter((F.col("source") == "folder") & (F.instr(F.col("audio_path"), root) > 0))
+    removed = mine.join(present.select("track_id"), "track_id", "left_anti")
+    return removed.withColumn("gone", F.lit(True)).select(*present.columns)
 
 
 def write_changes(spark: SparkSession, settings: Settings, rows: DataFrame) -> tuple[int, int, int]:
@@ -226,8 +249,8 @@ def write_changes(spark: SparkSession, settings: Settings, rows: DataFrame) -> t
         # Mongo first: if the MERGE then fails, the next run finds the same changes and writes both again.
         with mongo_io.connect(settings) as client:
             mongo_io.set_fields_many(mongo_io.database(client, settings), "tracks", docs)
-        delta_io.merge_upsert(spark, changed, location, keys=["track_id"])
-    return n_total, n_changed, rows.filter(F.col("audio_path").isNull()).count()
+        delta_io.merge_upsert(spark, changed, location, keys=["track_id"], evolve=True)
+    return n_total, n_changed, rows.filter(F.col("audio_path").isNull() & ~F.col("gone")).count()
 
 
 def tracks_document(row: dict) -> dict:

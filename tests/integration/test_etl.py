@@ -247,7 +247,6 @@ def test_a_second_ingest_of_a_changed_folder_reaches_mongo_field_by_field(stack,
     with mongo_io.connect(settings) as client:
         docs = {d["_id"]: d for d in client[settings.mongo.database]["tracks"].find()}
         assert client[settings.mongo.database]["pipeline_checks"].find_one({"_id": "tracks"})["differences"] == 0
-        client.drop_database(settings.mongo.database)
     assert len(lake) == 6 and set(docs) == set(lake.index)
     for track_id, row in lake.iterrows():
         doc = docs[track_id]
@@ -256,6 +255,26 @@ def test_a_second_ingest_of_a_changed_folder_reaches_mongo_field_by_field(stack,
         assert doc["duration_s"] == pytest.approx(row["duration_s"])
     changed = lake[lake["title"] == "Song 0"].iloc[0]
     assert changed["duration_s"] == pytest.approx(4.0, abs=0.01)
+    assert not lake["gone"].any()
+
+    removed = folder / "Artist 1 - Song 1.wav"
+    removed.unlink()
+    assert run_job(ingest, settings, "--folder", str(folder)) == 0
+    assert run_job(ingest, settings, "--folder", str(folder)) == 0, "a second run over the same folder"
+    lake = table(settings, "tracks").set_index("track_id")
+    with mongo_io.connect(settings) as client:
+        docs = {d["_id"]: d for d in client[settings.mongo.database]["tracks"].find()}
+    assert len(lake) == 6, "a removed file's track stays in the lake"
+    gone = lake[lake["gone"]]
+    assert list(gone["title"]) == ["Song 1"]
+    assert docs[gone.index[0]]["gone"] is True
+    assert sum(bool(d.get("gone")) for d in docs.values()) == 1
+    assert run_job(check, settings) == 0
+    write_tone(removed, 1.0)
+    assert run_job(ingest, settings, "--folder", str(folder)) == 0
+    assert not table(settings, "tracks")["gone"].any(), "a file that comes back is catalogued again"
+    with mongo_io.connect(settings) as client:
+        client.drop_database(settings.mongo.database)
 
 
 def test_check_finds_each_kind_of_drift_and_repair_writes_mongo_from_delta(etl):

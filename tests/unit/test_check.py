@@ -50,3 +50,11 @@ def test_each_kind_of_difference_is_counted_once_with_its_fields():
 def test_a_document_that_claims_features_the_lake_lacks_differs():
     report = compare({1: row(1)}, set(), {1: doc(1)}, "v1")
     assert report.features == [1]
+
+
+def test_features_of_a_track_outside_the_catalogue_are_checked_not_called_extra():
+    docs = {1: doc(1), 9: {"_id": 9, "features": {"version": "v1"}}, 8: {"_id": 8}}
+    report = compare({1: row(1)}, {1, 9, 7}, docs, "v1")
+    assert report.extra == [8], "9 mirrors the lake's features; 8 mirrors nothing"
+    assert report.features == [7], "7 has features in the lake and no document"
+    assert compare({1: row(1)}, {1}, {1: doc(1), 5: {"_id": 5}}, "v1", {5}).extra == [], "5 has FMA's features"
