@@ -104,6 +104,16 @@ def catalogue_from_fma(tracks: pd.DataFrame, genres: pd.DataFrame, *, subset: st
     def text(col: tuple[str, str]) -> pd.Series:
         return picked[col].astype("string").fillna("")
 
+    def number(col: tuple[str, str]) -> object:
+        if col not in picked.columns:
+            return pd.array([pd.NA] * len(picked), dtype="Int64")
+        return pd.to_numeric(picked[col], errors="coerce").astype("Int64").to_numpy()
+
+    def year(col: tuple[str, str]) -> object:
+        if col not in picked.columns:
+            return pd.array([pd.NA] * len(picked), dtype="Int64")
+        return pd.to_datetime(picked[col], errors="coerce").dt.year.astype("Int64").to_numpy()
+
     genre_ids = picked[("track", "genres")].map(lambda c: [int(x) for x in parse_list(c)])
     genres_all = picked[("track", "genres_all")].map(lambda c: [int(x) for x in parse_list(c)])
     return pd.DataFrame(
@@ -120,6 +130,8 @@ def catalogue_from_fma(tracks: pd.DataFrame, genres: pd.DataFrame, *, subset: st
             "duration_s": pd.to_numeric(picked[("track", "duration")], errors="coerce").astype(float).to_numpy(),
             "listens": pd.to_numeric(picked[("track", "listens")], errors="coerce").astype("Int64").to_numpy(),
             "subset": picked[("set", "subset")].astype("string").to_numpy(),
+            "track_number": number(("track", "number")),
+            "year": year(("album", "date_released")),
         }
     )
 

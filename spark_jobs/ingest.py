@@ -60,6 +60,8 @@ TRACKS_SCHEMA = T.StructType(
         T.StructField("duration_s", T.DoubleType()),
         T.StructField("listens", T.LongType()),
         T.StructField("subset", T.StringType()),
+        T.StructField("track_number", T.LongType()),
+        T.StructField("year", T.LongType()),
     ]
 )
 FMA_PATH_RE = r"/(\d{3})/(\d{6})\.(?i:mp3|ogg|flac|wav)$"
@@ -126,6 +128,12 @@ def stable_track_id(relative_path: str) -> int:
 LEADING_NUMBER = re.compile(r"^\s*(\d{1,3})\s*(?:[-.)_]\s*|\s+)(?=\S)")
 
 
+def leading_int(text: str | None) -> int | None:
+    """The number a tag or file name starts with ("3/12" -> 3, "2012-12-15" -> 2012, "03 Title" -> 3)."""
+    found = re.match(r"\s*(\d{1,4})", text or "")
+    return int(found.group(1)) if found else None
+
+
 def layout_guess(rel: str) -> dict[str, str | None]:
     """Artist, album and title from a path relative to the library folder, for files without tags.
 
@@ -160,13 +168,18 @@ def read_tags(path: str, content: bytes, *, root: str) -> dict:
         audio = mutagen.File(io.BytesIO(content), easy=True)
         if audio is not None:
             duration = float(audio.info.length) if audio.info else None
-            for key in ("title", "artist", "album", "genre"):
+            for key in ("title", "artist", "album", "genre", "tracknumber", "date"):
                 values = audio.tags.get(key) if audio.tags else None
                 if values and str(values[0]).strip():
                     tags[key] = str(values[0]).strip()
     except Exception:  # noqa: BLE001 - any unreadable tag block falls back to the folder layout
         pass
     genre = tags.get("genre")
+    stem = rel.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    number = leading_int(tags.get("tracknumber"))
+    if number is None and LEADING_NUMBER.match(stem):
+        number = leading_int(stem)
+    year = leading_int(tags.get("date"))
     return {
         "track_id": stable_track_id(rel),
         "title": tags.get("title") or guess["title"],
@@ -180,6 +193,8 @@ def read_tags(path: str, content: bytes, *, root: str) -> dict:
         "duration_s": duration,
         "listens": None,
         "subset": None,
+        "track_number": number,
+        "year": year if year and year >= 1000 else None,
         "audio_path": path,
     }
 

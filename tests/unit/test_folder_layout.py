@@ -32,6 +32,8 @@ def test_an_untagged_file_takes_its_fields_from_the_folders():
     row = read_tags("/lib/Nina Simone/Pastel Blues/03 Be My Husband.mp3", b"not audio", root="/lib")
     assert (row["artist_name"], row["album_title"], row["title"]) == ("Nina Simone", "Pastel Blues", "Be My Husband")
     assert row["genre_top"] is None and row["duration_s"] is None
+    assert row["track_number"] == 3 and row["year"] is None
+    assert read_tags("/lib/Prince/1999/1999.mp3", b"", root="/lib")["track_number"] is None, "a title, not a number"
 
 
 def test_tags_win_over_the_folders(tmp_path):
@@ -44,7 +46,9 @@ def test_tags_win_over_the_folders(tmp_path):
     sf.write(path, np.zeros(22050, np.float32), 22050, format="OGG", subtype="VORBIS")
     tagged = OggVorbis(path)
     tagged.update({"title": "Right Title", "artist": "Right Artist", "album": "Right Album", "genre": "Folk"})
+    tagged.update({"tracknumber": "7/12", "date": "2001-05-02"})
     tagged.save()
     row = read_tags(str(path), path.read_bytes(), root=str(tmp_path))
     assert (row["artist_name"], row["album_title"], row["title"]) == ("Right Artist", "Right Album", "Right Title")
     assert row["genre_top"] == "Folk" and row["duration_s"] == pytest.approx(1.0, abs=0.05)
+    assert (row["track_number"], row["year"]) == (7, 2001), "track number and year from the tags, not the file name"
