@@ -12,7 +12,6 @@ further shards.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ import numpy as np
 from index.query import SimilarityIndex
 
 CHUNK_CELLS = 4_000_000  # queries x shard tracks scored per matrix product (16 MB of float32)
+NONE = np.iinfo(np.int64).max  # the sort key of an empty or excluded slot
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,31 @@ class Pool:
         return len(self.track_ids)
 
 
+@dataclass(frozen=True)
+class Pools:
+    """Many queries' nearest tracks in one set of flat arrays: query ``owner[i]``'s, nearest first within it."""
+
+    owner: np.ndarray
+    track_ids: np.ndarray
+    distances: np.ndarray
+    shards: np.ndarray
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+    def take(self, keep: np.ndarray) -> Pools:
+        return Pools(*(a[keep] for a in (self.owner, self.track_ids, self.distances, self.shards, self.rows)))
+
+    def split(self, n: int) -> list[Pool]:
+        """One :class:`Pool` per query 0..n-1."""
+        bounds = np.searchsorted(self.owner, np.arange(n + 1))
+        return [
+            Pool(*(a[bounds[q] : bounds[q + 1]] for a in (self.track_ids, self.distances, self.shards, self.rows)))
+            for q in range(n)
+        ]
+
+
 def nearest_many(
     index: SimilarityIndex,
     points: np.ndarray,
@@ -46,53 +71,89 @@ def nearest_many(
 ) -> list[Pool]:
     """The ``k`` nearest tracks to each row of ``points`` (index space), leaving out ``exclude[i]`` for row i."""
     points = np.asarray(points, dtype=np.float32).reshape(-1, index.manifest.dims)
+    return nearest_flat(index, points, k=k, exclude=exclude, probe=probe).split(len(points))
+
+
+def nearest_flat(
+    index: SimilarityIndex,
+    points: np.ndarray,
+    *,
+    k: int,
+    exclude: Sequence[set[int]] | None = None,
+    probe: int | None = None,
+) -> Pools:
+    """:func:`nearest_many` as flat arrays sorted by query: the work is per shard and per chunk, not per query."""
+    points = np.asarray(points, dtype=np.float32).reshape(-1, index.manifest.dims)
     n = len(points)
-    exclude = exclude if exclude is not None else [set()] * n
     shards = len(index.centroids)
     probe = index.manifest.probe if probe is None else probe
     n_probe = shards if not probe else max(1, min(probe, shards))
     to_centroid = _squared(points, index.centroids)
     probed = np.argsort(to_centroid, axis=1, kind="stable")[:, :n_probe]
-    # Rows to leave out, per query and shard.
-    skip: list[dict[int, list[int]]] = []
-    for ex in exclude:
-        by_shard: dict[int, list[int]] = defaultdict(list)
-        for s, r in index.where(ex):
-            by_shard[s].append(r)
-        skip.append(by_shard)
-    found: list[list[tuple[np.ndarray, np.ndarray, int, np.ndarray]]] = [[] for _ in range(n)]
+    # The rows to leave out, as (query, shard, row) triples sorted by shard.
+    ex_owner, ex_shard, ex_row = _excluded(index, exclude, n)
+    ex_bounds = np.searchsorted(ex_shard, np.arange(shards + 1))
+    at = np.full(n, -1, np.int64)  # a query's place in the chunk being scored
+    # Every query's candidates in one row of sort keys: distance (float32 bits, which order like the
+    # non-negative floats they are) above the track id's rank, so ties go to the smaller id.
+    slots = n_probe * k
+    keys = np.full((n, slots), NONE, np.int64)
+    flats = np.zeros((n, slots), np.int64)
+    filled = np.zeros(n, np.int64)
+    offsets = index.flat_at(np.arange(shards), np.zeros(shards, np.int64))
     for s in range(shards):
         queries = np.flatnonzero((probed == s).any(axis=1))
         if not len(queries):
             continue
-        shard_points, ids = index.shard_points(s), index.shard_ids(s)
+        shard_points, ids = index.shard_points(s), np.asarray(index.shard_ids(s), np.int64)
         if not len(ids):
             continue
+        skip_q, skip_r = ex_owner[ex_bounds[s] : ex_bounds[s + 1]], ex_row[ex_bounds[s] : ex_bounds[s + 1]]
+        want = min(k, len(ids))
+        rank = index.id_rank_at(offsets[s] + np.arange(len(ids)))
         step = max(1, CHUNK_CELLS // len(ids))
         for start in range(0, len(queries), step):
             chunk = queries[start : start + step]
             dist = _squared(points[chunk], shard_points)
-            for j, q in enumerate(chunk):
-                rows = skip[q].get(s)
-                if rows:
-                    dist[j, rows] = np.inf
-            want = min(k, len(ids))
+            at[chunk] = np.arange(len(chunk))
+            mine = at[skip_q] >= 0
+            dist[at[skip_q[mine]], skip_r[mine]] = np.inf
+            at[chunk] = -1
             top = (
                 np.argpartition(dist, want - 1, axis=1)[:, :want]
                 if want < len(ids)
                 else np.tile(np.arange(len(ids)), (len(chunk), 1))
             )
-            for j, q in enumerate(chunk):
-                d = dist[j, top[j]]
-                keep = np.isfinite(d)
-                found[q].append((np.sqrt(np.maximum(d[keep], 0)), ids[top[j][keep]], s, top[j][keep]))
-    pools = []
-    for q in range(n):
-        pool = _merge(found[q], k)
-        if len(pool) < k and n_probe < shards:
-            pool = _widened(index, points[q], k, exclude[q])
-        pools.append(pool)
+            d = np.sqrt(np.take_along_axis(dist, top, axis=1))
+            key = (d.view(np.int32).astype(np.int64) << 32) | rank[top]
+            key[~np.isfinite(d)] = NONE
+            cols = filled[chunk][:, None] + np.arange(want)
+            keys[chunk[:, None], cols] = key
+            flats[chunk[:, None], cols] = offsets[s] + top
+            filled[chunk] += want
+    pools = _best(index, keys, flats, k)
+    if n_probe < shards:
+        counts = np.bincount(pools.owner, minlength=n)
+        short = np.flatnonzero(counts < k)
+        if len(short):
+            pools = _with_widened(index, pools, points, short, k, exclude)
     return pools
+
+
+def _excluded(
+    index: SimilarityIndex, exclude: Sequence[set[int]] | None, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query, shard, row) of every excluded track that is in the index, sorted by shard."""
+    if not exclude:
+        empty = np.empty(0, np.int64)
+        return empty, empty, empty
+    sizes = [len(e) for e in exclude]
+    owner = np.repeat(np.arange(n, dtype=np.int64), sizes)
+    tracks = np.fromiter((t for e in exclude for t in e), dtype=np.int64, count=sum(sizes))
+    found, shard, row = index.locate_many(tracks)
+    owner, shard, row = owner[found], shard[found], row[found]
+    order = np.argsort(shard, kind="stable")
+    return owner[order], shard[order], row[order]
 
 
 def _squared(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -102,15 +163,40 @@ def _squared(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.maximum(d, 0.0, out=d)
 
 
-def _merge(parts: list[tuple[np.ndarray, np.ndarray, int, np.ndarray]], k: int) -> Pool:
-    if not parts:
-        return Pool(np.empty(0, np.int64), np.empty(0, np.float32), np.empty(0, np.int64), np.empty(0, np.int64))
-    dist = np.concatenate([p[0] for p in parts])
-    ids = np.concatenate([p[1] for p in parts]).astype(np.int64)
-    shards = np.concatenate([np.full(len(p[0]), p[2], np.int64) for p in parts])
-    rows = np.concatenate([p[3] for p in parts]).astype(np.int64)
-    order = np.lexsort((ids, dist))[:k]
-    return Pool(ids[order], dist[order], shards[order], rows[order])
+def _best(index: SimilarityIndex, keys: np.ndarray, flats: np.ndarray, k: int) -> Pools:
+    """Each row's ``k`` smallest keys, in order, as flat pools (rows without candidates give none)."""
+    n, slots = keys.shape
+    want = min(k, slots)
+    if not n or not want:
+        e = np.empty(0, np.int64)
+        return Pools(e, e, np.empty(0, np.float32), e, e)
+    top = np.argpartition(keys, want - 1, axis=1)[:, :want] if want < slots else np.tile(np.arange(slots), (n, 1))
+    top = np.take_along_axis(top, np.take_along_axis(keys, top, axis=1).argsort(axis=1), axis=1)
+    key, flat = np.take_along_axis(keys, top, axis=1).ravel(), np.take_along_axis(flats, top, axis=1).ravel()
+    found = key != NONE
+    key, flat = key[found], flat[found]
+    owner = np.repeat(np.arange(n, dtype=np.int64), want)[found]
+    shard = np.searchsorted(index.flat_at(np.arange(len(index.centroids)), 0), flat, side="right") - 1
+    row = flat - index.flat_at(shard, 0)
+    distances = (key >> 32).astype(np.int32).view(np.float32)
+    return Pools(owner, index.ids_at(flat), distances, shard, row)
+
+
+def _with_widened(
+    index: SimilarityIndex, pools: Pools, points: np.ndarray, short: np.ndarray, k: int, exclude
+) -> Pools:
+    """``pools`` with the queries in ``short`` answered again over further shards (fewer than k found)."""
+    redo = np.isin(pools.owner, short)
+    extra = [_widened(index, points[q], k, exclude[q] if exclude else set()) for q in short.tolist()]
+    owner = np.concatenate(
+        [pools.owner[~redo], *(np.full(len(p), q, np.int64) for q, p in zip(short.tolist(), extra, strict=True))]
+    )
+    cols = [
+        np.concatenate([getattr(pools, f)[~redo], *(getattr(p, f) for p in extra)])
+        for f in ("track_ids", "distances", "shards", "rows")
+    ]
+    order = np.argsort(owner, kind="stable")
+    return Pools(owner[order], *(c[order] for c in cols))
 
 
 def _widened(index: SimilarityIndex, point: np.ndarray, k: int, exclude: set[int]) -> Pool:

@@ -68,7 +68,15 @@ class SimilarityIndex:
         for i, idx in enumerate(self.slices.values()):
             self._group_mean[i, idx] = 1.0 / len(idx)
         self._group_scale = np.asarray([m.group_scale.get(g, 1.0) for g in self._group_names])
+        self._group_mean32 = self._group_mean.T.astype(np.float32)
+        self._group_scale32 = self._group_scale.astype(np.float32)
+        names = [GROUP_WORDS[g] for g in self._group_names]
+        # The reasons by code (:meth:`_reason_codes`): none close, one group, then two.
+        self._reason_words = ["similar overall", *(f"close in {a}" for a in names)]
+        self._reason_words += [f"close in {a} and {b}" for a in names for b in names]
         self._where: dict[int, tuple[int, int]] | None = None
+        self._flat: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._attributes: tuple[np.ndarray, list[str | None]] | None = None
         self._points: dict[int, np.ndarray] = {}
         self._catalogue: Catalogue | None = None
         self._lock = threading.Lock()
@@ -150,19 +158,81 @@ class SimilarityIndex:
 
     def standardized_at(self, shards: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """The standardized vectors of the tracks at (shard, row) pairs, one row each."""
-        out = np.empty((len(rows), len(self.manifest.columns)), np.float32)
-        for s in np.unique(shards):
-            mask = shards == s
-            out[mask] = self._z[int(s)][rows[mask]]
-        return out
+        return self._gather(lambda s: self._z[s], shards, rows, len(self.manifest.columns))
 
     def points_at(self, shards: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """The index-space points of the tracks at (shard, row) pairs."""
-        out = np.empty((len(rows), self.manifest.dims), np.float32)
-        for s in np.unique(shards):
-            mask = shards == s
-            out[mask] = self.shard_points(int(s))[rows[mask]]
+        return self._gather(self.shard_points, shards, rows, self.manifest.dims)
+
+    @staticmethod
+    def _gather(source, shards: np.ndarray, rows: np.ndarray, width: int) -> np.ndarray:
+        """Rows of each shard's matrix (``source(shard)``), one fancy index per shard present."""
+        shards, rows = np.asarray(shards, np.int64), np.asarray(rows, np.int64)
+        out = np.empty((len(rows), width), np.float32)
+        if not len(rows):
+            return out
+        order = np.argsort(shards, kind="stable")
+        for part in np.split(order, np.flatnonzero(np.diff(shards[order])) + 1):
+            out[part] = source(int(shards[part[0]]))[rows[part]]
         return out
+
+    # ------------------------------------------------------------ many tracks at once
+
+    def _flat_positions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Each shard's first flat position; every indexed id sorted, beside its flat position; each flat
+        position's place in that order (ids rank the same as their places). Built once."""
+        if self._flat is None:
+            with self._lock:
+                if self._flat is None:
+                    sizes = [len(ids) for ids in self._ids]
+                    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+                    ids = self.track_ids().astype(np.int64)
+                    order = np.argsort(ids, kind="stable")
+                    rank = np.empty(len(ids), np.int64)
+                    rank[order] = np.arange(len(ids))
+                    self._flat = (offsets, ids[order], order.astype(np.int64), rank)
+        return self._flat
+
+    def locate_many(self, track_ids: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(found, shard, row) for each id, by one sorted search; shard and row hold 0 where not found."""
+        offsets, sorted_ids, flat_of, _ = self._flat_positions()
+        t = np.asarray(track_ids, dtype=np.int64).reshape(-1)
+        if not len(sorted_ids):
+            zero = np.zeros(len(t), np.int64)
+            return np.zeros(len(t), bool), zero, zero
+        at = np.minimum(np.searchsorted(sorted_ids, t), len(sorted_ids) - 1)
+        found = sorted_ids[at] == t
+        flat = np.where(found, flat_of[at], 0)
+        shard = np.searchsorted(offsets, flat, side="right") - 1
+        return found, shard, flat - offsets[shard]
+
+    def flat_at(self, shards: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """One number per (shard, row): its place in :meth:`track_ids`."""
+        return self._flat_positions()[0][np.asarray(shards, np.int64)] + np.asarray(rows, np.int64)
+
+    def id_rank_at(self, flat: np.ndarray) -> np.ndarray:
+        """Each flat position's place among the indexed ids sorted: ranks in the order of the track ids."""
+        return self._flat_positions()[3][flat]
+
+    def ids_at(self, flat: np.ndarray) -> np.ndarray:
+        """The track id at each flat position."""
+        _, sorted_ids, _, rank = self._flat_positions()
+        return sorted_ids[rank[flat]]
+
+    def attributes(self) -> tuple[np.ndarray, list[str | None]]:
+        """Per flat position (:meth:`flat_at`): an artist code (-1: no artist to cap) and the genre."""
+        if self._attributes is None:
+            catalogue = self.catalogue
+            codes: dict[str, int] = {}
+            artist, genre = [], []
+            for t in self.track_ids().tolist():
+                track = catalogue.get(t)
+                name = track.artist if track else None
+                artist.append(codes.setdefault(name, len(codes)) if name else -1)
+                genre.append(track.genre if track else None)
+            with self._lock:
+                self._attributes = (np.asarray(artist, np.int64), genre)
+        return self._attributes
 
     def shard_ids(self, shard: int) -> np.ndarray:
         return np.asarray(self._ids[shard])
@@ -268,19 +338,39 @@ class SimilarityIndex:
 
     def explain_pairs(self, references: np.ndarray, others: np.ndarray, *, chunk: int = 4096) -> list[str]:
         """Why row i of ``others`` is near row i of ``references``: up to two groups within 0.6 of their scale."""
-        reasons: list[str] = []
-        names = [GROUP_WORDS[g] for g in self._group_names]
-        for start in range(0, len(others), chunk):
-            diff = (np.asarray(others[start : start + chunk], np.float64)
-                    - np.asarray(references[start : start + chunk], np.float64)) ** 2  # fmt: skip
-            ratio = np.sqrt(diff @ self._group_mean.T) / self._group_scale[None, :]
-            order = np.argsort(ratio, axis=1, kind="stable")[:, :2]
-            close = np.take_along_axis(ratio, order, axis=1) < 0.6
-            for (a, b), (ca, cb) in zip(order.tolist(), close.tolist(), strict=True):
-                if not ca:
-                    reasons.append("similar overall")
-                elif not cb:
-                    reasons.append(f"close in {names[a]}")
-                else:
-                    reasons.append(f"close in {names[a]} and {names[b]}")
-        return reasons
+        codes = [
+            self._reason_codes(others[a : a + chunk], references[a : a + chunk]) for a in range(0, len(others), chunk)
+        ]
+        return self.reason_words(np.concatenate(codes) if codes else np.empty(0, np.int64))
+
+    def explain_at(
+        self, references: np.ndarray, ref_of: np.ndarray, shards: np.ndarray, rows: np.ndarray, *, chunk: int = 2048
+    ) -> np.ndarray:
+        """Reason codes (:meth:`reason_words`) of the track at (shards[i], rows[i]) against ``references[ref_of[i]]``.
+
+        In chunks grouped by shard, so no pair matrix of every track's 519 values is ever built.
+        """
+        references = np.asarray(references, np.float32)
+        shards, rows, ref_of = (np.asarray(a, np.int64) for a in (shards, rows, ref_of))
+        codes = np.empty(len(rows), np.int64)
+        order = np.argsort(shards, kind="stable")
+        for a in range(0, len(order), chunk):
+            part = order[a : a + chunk]
+            codes[part] = self._reason_codes(self.standardized_at(shards[part], rows[part]), references[ref_of[part]])
+        return codes
+
+    def reason_words(self, codes: np.ndarray) -> list[str]:
+        return [self._reason_words[c] for c in np.asarray(codes).tolist()]
+
+    def _reason_codes(self, others: np.ndarray, references: np.ndarray) -> np.ndarray:
+        """0: no group close; 1 + a: group a; 1 + G + a * G + b: groups a then b (G groups)."""
+        diff = np.subtract(others, references, dtype=np.float32)
+        np.square(diff, out=diff)
+        ratio = np.sqrt(diff @ self._group_mean32) / self._group_scale32[None, :]
+        g = len(self._group_names)
+        if g < 2:  # a single group: "close in it" or not
+            return np.where(ratio[:, 0] < 0.6, 1, 0) if g else np.zeros(len(ratio), np.int64)
+        order = np.argsort(ratio, axis=1, kind="stable")[:, :2]
+        close = np.take_along_axis(ratio, order, axis=1) < 0.6
+        a, b = order[:, 0], order[:, 1]
+        return np.where(~close[:, 0], 0, np.where(~close[:, 1], 1 + a, 1 + g + a * g + b))

@@ -12,19 +12,18 @@
 
 :func:`recommend_many` answers every listener of a micro-batch together: their
 query points are standardized and projected as one matrix, and their
-candidates come from one batched search (:func:`index.batched.nearest_many`);
+candidates come from one batched search (:func:`index.batched.nearest_flat`);
 :func:`recommend` is the same for one listener.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from index.batched import Pool, nearest_many
+from index.batched import Pools, nearest_flat
 from index.manifest import IndexError_
 from index.query import SimilarityIndex
 from index.radio import radio_many
@@ -33,6 +32,7 @@ from index.taste import Taste
 AWAY = 1.0  # how far past the pulled centre the query moves, at a fully negative history
 PUSH = 1.5  # weight of the distance from the pushed centre in the ranking, at a fully negative history
 POOL = 3  # candidates per item asked for, before exclusions, re-ranking and the artist cap
+LIKED = 10  # the latest liked tracks an item's reason may name
 
 
 @dataclass(frozen=True)
@@ -99,11 +99,8 @@ def recommend_many(
         order = list(queries)
         z = np.stack([queries[i].z for i in order])
         points = (z.astype(np.float64) @ index.projection).astype(np.float32)
-        pools = nearest_many(index, points, k=POOL * k, exclude=[queries[i].excluded for i in order])
-        chosen = [
-            _choose(index, queries[i], pool, k=k, max_per_artist=max_per_artist)
-            for i, pool in zip(order, pools, strict=True)
-        ]
+        pools = nearest_flat(index, points, k=POOL * k, exclude=[queries[i].excluded for i in order])
+        chosen = _choose(index, [queries[i] for i in order], pools, k=k, max_per_artist=max_per_artist)
         for i, rec in zip(
             order, _items(index, [tastes[i] for i in order], [queries[i] for i in order], chosen), strict=True
         ):
@@ -146,60 +143,92 @@ def _query(index: SimilarityIndex, taste: Taste) -> _Query | None:
     return _Query(z.astype(np.float32), p_neg, share, set(taste.recent) | set(taste.disliked))
 
 
-def _choose(index: SimilarityIndex, query: _Query, pool: Pool, *, k: int, max_per_artist: int) -> Pool:
-    """The pool re-ranked away from what pushed, at most ``max_per_artist`` per artist, the first ``k``."""
-    if not len(pool):
-        return pool
-    rank = pool.distances.astype(np.float64)
-    if query.p_neg is not None:  # far from what was skipped, as much as skips weigh
-        points = index.points_at(pool.shards, pool.rows)
-        rank = rank - PUSH * query.share * np.linalg.norm(points - query.p_neg[None, :], axis=1)
-    artist_of = index.catalogue.artist_of()
-    per_artist: Counter = Counter()
-    picked: list[int] = []
-    for j in np.lexsort((pool.track_ids, rank)).tolist():
-        artist = artist_of.get(int(pool.track_ids[j]))
-        if artist and per_artist[artist] >= max_per_artist:
-            continue
-        per_artist[artist] += 1
-        picked.append(j)
-        if len(picked) == k:
-            break
-    pick = np.asarray(picked, dtype=np.int64)
-    return Pool(pool.track_ids[pick], pool.distances[pick], pool.shards[pick], pool.rows[pick])
+def _choose(index: SimilarityIndex, queries: list[_Query], pools: Pools, *, k: int, max_per_artist: int) -> Pools:
+    """Each query's pool re-ranked away from what pushed, at most ``max_per_artist`` per artist, its first ``k``.
+
+    All queries at once: the ranking, the artist cap and the cut are array operations over the flat pools.
+    """
+    if not len(pools):
+        return pools
+    rank = pools.distances.astype(np.float64)
+    pushed = np.asarray([q.p_neg is not None for q in queries])
+    if pushed.any():  # far from what was skipped, as much as skips weigh
+        dims = index.manifest.dims
+        p_neg = np.stack([q.p_neg if q.p_neg is not None else np.zeros(dims, np.float32) for q in queries])
+        weight = np.asarray([PUSH * q.share for q in queries], np.float32)
+        sel = np.flatnonzero(pushed[pools.owner])
+        points = index.points_at(pools.shards[sel], pools.rows[sel])
+        owner = pools.owner[sel]
+        rank[sel] = rank[sel] - weight[owner] * np.linalg.norm(points - p_neg[owner], axis=1)
+    ranked = pools.take(np.lexsort((pools.track_ids, rank, pools.owner)))
+    artist = index.attributes()[0][index.flat_at(ranked.shards, ranked.rows)]
+    place = np.arange(len(ranked))
+    # How many earlier places of the same listener went to the same artist (-1: no artist, never capped).
+    by_artist = np.lexsort((place, artist, ranked.owner))
+    o, a = ranked.owner[by_artist], artist[by_artist]
+    run = np.concatenate([[True], (o[1:] != o[:-1]) | (a[1:] != a[:-1])])
+    run_start = np.maximum.accumulate(np.where(run, np.arange(len(o)), 0))
+    earlier = np.empty(len(o), np.int64)
+    earlier[by_artist] = np.arange(len(o)) - run_start
+    kept = ranked.take((artist < 0) | (earlier < max_per_artist))
+    first = np.searchsorted(kept.owner, kept.owner)
+    return kept.take(np.arange(len(kept)) - first < k)
 
 
-def _items(
-    index: SimilarityIndex, tastes: list[Taste], queries: list[_Query], chosen: list[Pool]
-) -> list[Recommendation]:
+def _items(index: SimilarityIndex, tastes: list[Taste], queries: list[_Query], chosen: Pools) -> list[Recommendation]:
     """Items with their reasons for every listener at once: one pass over all the chosen tracks."""
-    if not chosen:
+    n = len(queries)
+    if not n:
         return []
-    shards = np.concatenate([c.shards for c in chosen])
-    rows = np.concatenate([c.rows for c in chosen])
-    refs = np.concatenate([np.broadcast_to(q.z, (len(c), len(q.z))) for q, c in zip(queries, chosen, strict=True)])
-    close = iter(index.explain_pairs(refs, index.standardized_at(shards, rows)) if len(rows) else [])
-    points = index.points_at(shards, rows) if len(rows) else np.empty((0, index.manifest.dims), np.float32)
-    out, at = [], 0
-    for taste, query, pool in zip(tastes, queries, chosen, strict=True):
-        mine = points[at : at + len(pool)]
-        at += len(pool)
-        because = [""] * len(pool)
-        liked = [t for t in taste.positives if t in index][-10:]
-        if liked and len(pool):
-            where = index.where(liked)
-            liked_p = index.points_at(np.asarray([w[0] for w in where]), np.asarray([w[1] for w in where]))
-            nearest = (((mine[:, None, :] - liked_p[None, :, :]) ** 2).sum(axis=2)).argmin(axis=1)
-            titles = {n: _title(index, liked[n]) for n in set(nearest.tolist())}
-            because = [f"sounds like {titles[n]}, which you liked; " for n in nearest.tolist()]
-        elif query.p_neg is not None:
-            because = ["away from what you skipped; "] * len(pool)
+    bounds = np.searchsorted(chosen.owner, np.arange(n + 1))
+    close = index.reason_words(
+        index.explain_at(np.stack([q.z for q in queries]), chosen.owner, chosen.shards, chosen.rows)
+    )
+    because = _because(index, tastes, queries, chosen)
+    genre_at = index.attributes()[1]
+    genres = [genre_at[f] for f in index.flat_at(chosen.shards, chosen.rows).tolist()]
+    scores = [round(s, 4) for s in (1.0 / (1.0 + chosen.distances.astype(np.float64))).tolist()]
+    ids = chosen.track_ids.tolist()
+    out = []
+    for q in range(n):
+        a, b = int(bounds[q]), int(bounds[q + 1])
         items = [
-            _item(index, t, 1.0 / (1.0 + d), b + next(close))
-            for t, d, b in zip(pool.track_ids.tolist(), pool.distances.tolist(), because, strict=True)
+            {"track_id": ids[j], "score": scores[j], "reason": because[j] + close[j], "genre": genres[j]}
+            for j in range(a, b)
         ]
         out.append(Recommendation("taste", items))
     return out
+
+
+def _because(index: SimilarityIndex, tastes: list[Taste], queries: list[_Query], chosen: Pools) -> list[str]:
+    """Each chosen item's first words: the liked track it sounds most like, or that it is away from the skipped."""
+    liked = [[t for t in taste.positives if t in index][-LIKED:] for taste in tastes]
+    # A (listener, LIKED) table of places in one flat list of liked tracks; -1 pads.
+    flat = [t for mine in liked for t in mine]
+    table = np.full((len(tastes), LIKED), -1, np.int64)
+    at = 0
+    for q, mine in enumerate(liked):
+        table[q, : len(mine)] = np.arange(at, at + len(mine))
+        at += len(mine)
+    prefix = [f"sounds like {_title(index, t)}, which you liked; " for t in flat]
+    away = ["away from what you skipped; " if q.p_neg is not None else "" for q in queries]
+    because = [away[o] for o in chosen.owner.tolist()]
+    if not flat or not len(chosen):
+        return because
+    _, l_shard, l_row = index.locate_many(flat)
+    liked_p = index.points_at(l_shard, l_row)
+    mine = table[chosen.owner]  # (items, LIKED)
+    has = np.flatnonzero(mine[:, 0] >= 0)
+    points = index.points_at(chosen.shards[has], chosen.rows[has])
+    nearest = np.empty(len(has), np.int64)
+    for a in range(0, len(has), 8192):
+        m = mine[has[a : a + 8192]]
+        d = ((points[a : a + 8192, None, :] - liked_p[np.maximum(m, 0)]) ** 2).sum(axis=2)
+        d[m < 0] = np.inf
+        nearest[a : a + 8192] = m[np.arange(len(m)), d.argmin(axis=1)]
+    for j, n in zip(has.tolist(), nearest.tolist(), strict=True):
+        because[j] = prefix[n]
+    return because
 
 
 def _title(index: SimilarityIndex, track_id: int) -> str:

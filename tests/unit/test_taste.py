@@ -211,3 +211,45 @@ def test_stored_items_are_parallel_arrays_that_read_back_as_the_ranked_items():
     assert items_of(stored) == items
     assert items_of({"track_id": [7, 3]}) == [{"track_id": 7}, {"track_id": 3}], "a projection of one field"
     assert items_of(None) == [] and items_of({}) == []
+
+
+def _plain_recommendation(index: SimilarityIndex, taste: Taste, *, k: int, max_per_artist: int) -> list[int]:
+    """The ranking rules read one listener at a time over every track: the oracle of the array version."""
+    from index.recommend import POOL, PUSH, _query
+
+    query = _query(index, taste)
+    p = index.project(query.z).astype(np.float64)
+    ids = [int(t) for t in index.track_ids() if int(t) not in query.excluded]
+    points = {t: index.projected_of(t).astype(np.float64) for t in ids}
+    pool = sorted(ids, key=lambda t: (np.linalg.norm(points[t] - p), t))[: POOL * k]
+    rank = {t: np.linalg.norm(points[t] - p) for t in pool}
+    if query.p_neg is not None:
+        for t in pool:
+            rank[t] -= PUSH * query.share * np.linalg.norm(points[t] - query.p_neg)
+    picked, per_artist = [], {}
+    for t in sorted(pool, key=lambda t: (rank[t], t)):
+        artist = index.catalogue.get(t).artist
+        if per_artist.get(artist, 0) < max_per_artist:
+            per_artist[artist] = per_artist.get(artist, 0) + 1
+            picked.append(t)
+    return picked[:k]
+
+
+def test_the_batched_ranking_equals_the_rules_read_one_listener_at_a_time(index: SimilarityIndex):
+    """Exclusions, the push away from skips, the artist cap and the cut at k, over many listeners at once."""
+    rng = np.random.default_rng(7)
+    ids = [int(t) for t in index.track_ids()]
+    tastes = []
+    for i in range(24):
+        t = Taste()
+        for track in rng.choice(ids, size=3 + i % 4, replace=False).tolist():
+            kind = ["like", "complete", "skip", "dislike", "play"][(i + track) % (5 if i % 3 else 2)]
+            genre = index.catalogue.get(track).genre
+            t.apply(kind, track, 1_000 * track, index.raw_of(track), genre=genre, half_life_ms=HOUR_MS)
+        tastes.append(t)
+    assert sum(t.neg_w > 0 for t in tastes) >= 8, "the case needs listeners who pushed away"
+    recs = recommend_many(index, tastes, k=8, max_per_artist=2)
+    for taste, rec in zip(tastes, recs, strict=True):
+        got = [item["track_id"] for item in rec.items]
+        assert got == _plain_recommendation(index, taste, k=8, max_per_artist=2)
+        assert not set(got) & (set(taste.recent) | set(taste.disliked))
