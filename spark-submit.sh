@@ -58,12 +58,32 @@ if [[ "$master" == local* ]]; then
   export PYSPARK_PYTHON="$PY" PYSPARK_DRIVER_PYTHON="$PY"
   extra+=(--driver-memory "$EARSHOT_DRIVER_MEMORY")
 else
-  # A cluster: ship the project's code; the Python environment comes from the
-  # cluster (see README, "Running on a cluster").
-  mkdir -p "$ROOT/.earshot/dist"
-  (cd "$ROOT" && rm -f .earshot/dist/earshot.zip \
-    && zip -qr .earshot/dist/earshot.zip conf spark_jobs udfs index -x '*__pycache__*')
-  extra+=(--py-files "$ROOT/.earshot/dist/earshot.zip" --files "$ROOT/conf/base.yaml")
+  # A cluster: executors get the project's code, the settings and the packed
+  # Python environment (spark_jobs/package.py; README, "Running on a cluster").
+  # The driver (client mode) runs here, with the venv and its own Spark.
+  export SPARK_HOME="${SPARK_HOME:-$("$PY" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')}"
+  export PYSPARK_DRIVER_PYTHON="$PY"
+  unset PYSPARK_PYTHON
+  ship_file=$(mktemp)
+  "$PY" "$ROOT/spark_jobs/main.py" package --launcher >"$ship_file" || exit 2
+  mapfile -d '' ship <"$ship_file"
+  rm -f "$ship_file"
+  extra+=("${ship[@]}" --conf "spark.pyspark.driver.python=$PY")
+  # The driver's JVM runs in the driver folder, where ./env is the venv: the Python it starts
+  # itself (the stream's stateful processor) uses the executors' path, ./env/bin/python. Paths
+  # given to spark-submit are made absolute first; the job's own process works from here again.
+  for i in "${!spark_opts[@]}"; do
+    case "${spark_opts[$i]}" in
+      --files|--py-files|--archives|--jars|--properties-file|--keytab)
+        IFS=, read -ra parts <<<"${spark_opts[$((i + 1))]}"
+        for j in "${!parts[@]}"; do
+          [[ "${parts[$j]}" == /* || "${parts[$j]}" == *://* ]] || parts[$j]="$PWD/${parts[$j]}"
+        done
+        spark_opts[$((i + 1))]=$(IFS=,; echo "${parts[*]}") ;;
+    esac
+  done
+  export EARSHOT_CALLER_CWD="$PWD"
+  cd "$EARSHOT_DRIVER_DIR"
 fi
 
 exec "$ROOT/.venv/bin/spark-submit" \

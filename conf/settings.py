@@ -42,6 +42,7 @@ class SparkSettings:
     master: str
     shuffle_partitions: int
     driver_memory: str
+    python_env: str  # executors' Python on a non-local master: pack | none | an archive path or URI
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class StreamSettings:
     max_age_days: float
     archive_trigger_seconds: float
     state_buckets: int
+    index_delivery: str  # path: executors read paths.index_root; spark: the driver ships versions with addArchive
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,15 @@ _SECTIONS: dict[str, type] = {f.name: typing.get_type_hints(Settings)[f.name] fo
 def join_uri(root: str, name: str) -> str:
     """Join a path or URI root and a child name with exactly one slash."""
     return root.rstrip("/") + "/" + name
+
+
+def path_argument(value: str) -> str:
+    """argparse ``type`` of a path option: a URI as it is, a local path made absolute against the working folder.
+
+    Spark resolves a relative path against its JVM's folder, which is not always the caller's
+    (the launcher starts a cluster driver's JVM in its own folder).
+    """
+    return value if is_uri(value) else os.path.abspath(os.path.expanduser(value))
 
 
 def is_uri(value: str) -> bool:
@@ -233,12 +244,13 @@ def _resolve_paths(paths: PathSettings, root: Path) -> PathSettings:
 def load_settings(environ: Mapping[str, str] | None = None, *, base_file: Path = BASE_FILE) -> Settings:
     """Load and check the settings; raise :class:`SettingsError` naming the key at fault."""
     environ = os.environ if environ is None else environ
-    raw = _read_yaml(base_file)
+    raw = _read_yaml(_shipped(base_file))
     overlay = environ.get("EARSHOT_CONF")
     if overlay:
         overlay_path = Path(overlay)
         if not overlay_path.is_absolute():
             overlay_path = (Path.cwd() / overlay_path).resolve()
+        overlay_path = _shipped(overlay_path)
         raw = _merge(raw, _read_yaml(overlay_path))
         origin = f"{base_file.name} + {overlay_path.name}"
     else:
@@ -259,9 +271,21 @@ def load_settings(environ: Mapping[str, str] | None = None, *, base_file: Path =
     return settings
 
 
+def _shipped(path: Path) -> Path:
+    """``path``, or the copy spark-submit's ``--files`` put in the working folder (a driver run on the cluster)."""
+    if path.is_file():
+        return path
+    here = Path.cwd() / path.name
+    return here if here.is_file() else path
+
+
 def _check_values(s: Settings) -> None:
     """Range checks that a type alone cannot express."""
     checks = [
+        (
+            s.spark.python_env in ("pack", "none") or s.spark.python_env.endswith((".tar.gz", ".tgz", ".tar", ".zip")),
+            "spark.python_env must be pack, none, or an archive (.tar.gz, .tgz, .tar, .zip) path or URI",
+        ),
         (s.kafka.partitions >= 1, "kafka.partitions must be >= 1"),
         (s.kafka.replication_factor >= 1, "kafka.replication_factor must be >= 1"),
         (bool(s.kafka.bootstrap_servers.strip()), "kafka.bootstrap_servers is empty"),
@@ -283,6 +307,10 @@ def _check_values(s: Settings) -> None:
         (s.stream.half_life_hours > 0, "stream.half_life_hours must be > 0"),
         (s.stream.archive_trigger_seconds > 0, "stream.archive_trigger_seconds must be > 0"),
         (s.stream.state_buckets >= 1, "stream.state_buckets must be >= 1"),
+        (
+            s.stream.index_delivery in ("path", "spark"),
+            "stream.index_delivery must be path (executors read paths.index_root) or spark (shipped by the driver)",
+        ),
         (s.mongo.write_retry_seconds >= 0, "mongo.write_retry_seconds must be >= 0"),
         (s.stream.max_age_days > 0, "stream.max_age_days must be > 0"),
     ]

@@ -16,7 +16,7 @@ from pathlib import Path
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from conf.settings import Settings, join_uri
+from conf.settings import Settings, join_uri, path_argument
 from spark_jobs import delta_io, mongo_io
 from spark_jobs.errors import JobInputError
 from spark_jobs.extract import mongo_features
@@ -29,7 +29,7 @@ log = logging.getLogger("earshot.import_fma_features")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--features-csv", help="default: <library_root>/fma_metadata/features.csv")
+    parser.add_argument("--features-csv", type=path_argument, help="default: <library_root>/fma_metadata/features.csv")
     parser.add_argument("--feature-version", default="fma-csv")
     parser.add_argument("--no-mongo", action="store_true", help="write Delta only")
 

@@ -36,7 +36,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from conf.settings import Settings, is_uri, join_uri
+from conf.settings import Settings, is_uri, join_uri, path_argument
 from spark_jobs import delta_io, mongo_io
 from spark_jobs import files as files_mod
 from spark_jobs.errors import JobInputError
@@ -69,11 +69,13 @@ FMA_PATH_RE = r"/(\d{3})/(\d{6})\.(?i:mp3|ogg|flac|wav)$"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--fma-metadata", help="folder with tracks.csv and genres.csv (default: <library_root>/fma_metadata)"
+        "--fma-metadata",
+        type=path_argument,
+        help="folder with tracks.csv and genres.csv (default: <library_root>/fma_metadata)",
     )
-    parser.add_argument("--audio-root", help="FMA audio root (default: <library_root>/audio)")
+    parser.add_argument("--audio-root", type=path_argument, help="FMA audio root (default: <library_root>/audio)")
     parser.add_argument("--subset", default="large", choices=["small", "medium", "large"])
-    parser.add_argument("--folder", help="ingest any folder of music instead of FMA metadata")
+    parser.add_argument("--folder", type=path_argument, help="ingest any folder of music instead of FMA metadata")
 
 
 def fma_catalogue(spark: SparkSession, metadata_dir: str, audio_root: str, subset: str) -> DataFrame:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -60,13 +61,17 @@ JOBS: dict[str, tuple[str, str]] = {
         "spark_jobs.simulate",
         "synthetic listeners who play, finish, skip, like and dislike at a target rate (plus bad events)",
     ),
+    "package": (
+        "spark_jobs.package",
+        "zip the code and pack .venv for executors on a cluster (.earshot/dist; the launcher runs it for you)",
+    ),
     "demo": (
         "spark_jobs.demo",
         "the stack, the pipeline, then stream + simulator + dashboard on 127.0.0.1:8501 (the README's main command)",
     ),
 }
 # Jobs that orchestrate other jobs and run in plain Python, not under spark-submit.
-PLAIN_PYTHON_JOBS: set[str] = {"demo", "similar", "simulate"}
+PLAIN_PYTHON_JOBS: set[str] = {"demo", "package", "similar", "simulate"}
 
 
 def usage() -> str:
@@ -88,6 +93,7 @@ def usage() -> str:
 
 def launcher_env() -> str:
     """Shell assignments the launcher evaluates (it fails here, in one line, on a bad setting)."""
+    from spark_jobs.package import driver_folder
     from spark_jobs.session import IVY_SETTINGS, LOG4J_CONFIG, PACKAGES, ivy_home
 
     settings = load_settings()
@@ -99,6 +105,7 @@ def launcher_env() -> str:
         "EARSHOT_LOG4J_CONFIG": str(LOG4J_CONFIG),
         "EARSHOT_DRIVER_MEMORY": settings.spark.driver_memory,
         "NUMBA_CACHE_DIR": settings.paths.numba_cache_dir,
+        "EARSHOT_DRIVER_DIR": str(driver_folder(settings)),
         "EARSHOT_PLAIN_PYTHON_JOBS": " ".join(sorted(PLAIN_PYTHON_JOBS)),
         "EARSHOT_JOBS": " ".join(JOBS),
     }
@@ -106,6 +113,11 @@ def launcher_env() -> str:
 
 
 def run(argv: list[str]) -> int:
+    # A cluster driver's JVM runs in the launcher's driver folder (spark_jobs/package.py); this
+    # process works from the folder the command was given in, so relative paths mean what they say.
+    caller = os.environ.pop("EARSHOT_CALLER_CWD", None)
+    if caller:
+        os.chdir(caller)
     if not argv or argv[0] in ("-h", "--help", "help"):
         sys.stdout.write(usage() + "\n")
         return 0

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from conf.settings import Settings
+from conf.settings import Settings, path_argument
 from spark_jobs.errors import JobInputError
 from spark_jobs.fma import audio_relpath, parse_list, write_genres_csv, write_tracks_csv
 from spark_jobs.session import build_spark
@@ -72,7 +72,7 @@ class TrackSpec:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracks", type=int, default=200, help="rows in tracks.csv, planted files included")
-    parser.add_argument("--out", default=None, help="library folder (default: paths.library_root)")
+    parser.add_argument("--out", default=None, type=path_argument, help="library folder (default: paths.library_root)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-broken", action="store_true", help="plant no broken or odd files")
     parser.add_argument("--force", action="store_true", help="write again over an existing library")

@@ -37,12 +37,13 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from conf.settings import Settings
+from conf.settings import Settings, path_argument
 from index import store
 from index.manifest import IndexError_
 from spark_jobs import kafka_io, mongo_io
 from spark_jobs.archive import start_archive
 from spark_jobs.errors import JobInputError
+from spark_jobs.index_delivery import IndexShipper, executor_root
 from spark_jobs.poison import Quarantine, has_started, pending_batch
 from spark_jobs.services import require_kafka, require_mongo
 from spark_jobs.session import build_spark
@@ -67,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--initial-tastes",
         metavar="PATH",
+        type=path_argument,
         help="a Parquet folder of (user_id string, taste binary) rows that seeds the listeners' tastes when the "
         "checkpoint is new (ignored afterwards); see bench.freshness --state-listeners",
     )
@@ -93,7 +95,7 @@ def build_query(
         spark, settings, starting_offsets=starting_offsets, max_offsets=settings.stream.max_offsets_per_trigger
     )
     processor = TasteBuckets(
-        index_root=str(settings.paths.index_root),
+        index_root=executor_root(settings),
         max_future_s=float(settings.stream.max_future_seconds),
         max_age_s=settings.stream.max_age_days * 86400.0,
         half_life_ms=settings.stream.half_life_hours * 3600 * 1000,
@@ -155,6 +157,9 @@ def start(
     progress = ProgressRecorder()
     spark.streams.addListener(progress)
     sink = BatchSink(settings, app_id, progress)
+    if settings.stream.index_delivery == "spark":
+        sink.after_batch = IndexShipper(spark, settings)
+        sink.after_batch()  # before the first batch's tasks
     with mongo_io.connect(settings) as client:  # create the collections once, from one connection
         db = mongo_io.database(client, settings)
         existing = set(db.list_collection_names())

@@ -44,6 +44,7 @@ class BatchSink:
         self.progress = progress
         self._client = None
         self._producer = None
+        self.after_batch = None  # called on the driver after each batch is written (the index shipper)
 
     def batch_key(self, batch_id: int) -> str:
         return f"{self.app_id}:{batch_id:010d}"
@@ -81,6 +82,8 @@ class BatchSink:
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         try:
             self._write(batch, batch_id)
+            if self.after_batch is not None:
+                self.after_batch()
         except Exception:
             # Spark shortens a foreachBatch error to one line: keep the whole story in the log.
             where = f"batch {batch_id}"

@@ -43,6 +43,7 @@ from index.recommend import Recommendation, recommend_many, stored_items
 from index.taste import Taste
 from spark_jobs import mongo_io
 from spark_jobs.errors import JobInputError
+from spark_jobs.index_delivery import SHIPPED, shipped_folder
 from spark_jobs.mongo_io import safe_key
 from spark_jobs.poison import Quarantine
 
@@ -78,14 +79,15 @@ _cache_lock = threading.Lock()
 
 
 def current_index(root: str) -> SimilarityIndex | None:
-    """The published version under ``root``, re-resolved at most every INDEX_RECHECK_S seconds."""
+    """The published version under ``root`` (or the newest one Spark shipped, for SHIPPED), re-resolved at most
+    every INDEX_RECHECK_S seconds."""
     now = time.monotonic()
     with _cache_lock:
         if _cache["root"] == root and now - _cache["checked"] < INDEX_RECHECK_S:
             return _cache["index"]
         _cache["root"], _cache["checked"] = root, now
         try:
-            folder = store.resolve(Path(root), None)
+            folder = shipped_folder() if root == SHIPPED else store.resolve(Path(root), None)
         except IndexError_:
             return _cache["index"]  # keep serving the last good version
         if folder != _cache["folder"]:

@@ -94,3 +94,19 @@ def test_cluster_example_is_a_valid_overlay():
     assert s.paths.lake_root.startswith("s3a://")
     assert s.kafka.replication_factor == 3
     assert s.extract.sample_rate == 22050  # untouched keys keep the base value
+
+
+def test_the_executors_python_setting_is_pack_none_or_an_archive():
+    assert load_settings({}).spark.python_env == "pack"
+    assert load_settings({"EARSHOT__SPARK__PYTHON_ENV": "hdfs:///envs/earshot.tar.gz"}).spark.python_env.endswith(".gz")
+    with pytest.raises(SettingsError, match="spark.python_env must be pack, none, or an archive"):
+        load_settings({"EARSHOT__SPARK__PYTHON_ENV": "/opt/venv"})
+
+
+def test_a_driver_on_the_cluster_reads_the_settings_files_shipped_into_its_folder(tmp_path: Path, monkeypatch):
+    """--files puts base.yaml and the overlay in the driver's working folder (YARN/Kubernetes cluster mode)."""
+    (tmp_path / "base.yaml").write_text((REPO_ROOT / "conf" / "base.yaml").read_text())
+    (tmp_path / "cluster.yaml").write_text("index:\n  shards: 7\n")
+    monkeypatch.chdir(tmp_path)
+    s = load_settings({"EARSHOT_CONF": "/gone/conf/cluster.yaml"}, base_file=Path("/gone/conf/base.yaml"))
+    assert s.index.shards == 7

@@ -1,0 +1,183 @@
+"""A real Spark standalone cluster: a master and two workers started from the venv's own Spark.
+
+The batch jobs and the stream run through ``./spark-submit.sh --master spark://...`` exactly as
+the README's cluster section says. Executors get the code, settings and packed Python
+environment the launcher ships (``spark_jobs/package.py``): the workers run with no PYTHONPATH and
+no venv of their own, so a job that needed the checkout's editable install would fail there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conf.settings import REPO_ROOT, load_settings
+from events.producer import ListenProducer, new_event
+from spark_jobs import mongo_io
+from tests.integration.test_stream import stream_environ, wait_for
+
+pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.spark]
+
+SPARK_CLASS = REPO_ROOT / ".venv" / "bin" / "spark-class"
+WORKERS = 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spark_home() -> str:
+    import pyspark
+
+    return os.path.dirname(pyspark.__file__)
+
+
+def master_state(web_port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/json/", timeout=5) as r:
+        return json.load(r)
+
+
+def worker_environ() -> dict[str, str]:
+    """What a worker host has: Java and Spark, no project Python on any path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK", "PYTHON", "VIRTUAL_ENV", "EARSHOT"))}
+    env.update(SPARK_HOME=spark_home(), SPARK_LOCAL_IP="127.0.0.1", SPARK_NO_DAEMONIZE="1")
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if ".venv" not in p)
+    return env
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[dict]:
+    root = tmp_path_factory.mktemp("cluster")
+    port, web = free_port(), free_port()
+    env = worker_environ()
+    procs = []
+
+    def start(name: str, *args: str) -> None:
+        log = (root / f"{name}.log").open("wb")
+        procs.append(
+            subprocess.Popen(
+                [str(SPARK_CLASS), *args],
+                env=env,
+                cwd=root,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+
+    start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+          "--webui-port", str(web))  # fmt: skip
+    work_dirs = []
+    try:
+        wait_for(lambda: _answers(web), timeout=90, what=f"the standalone master (log: {root / 'master.log'})")
+        for i in range(WORKERS):
+            work = root / f"worker-{i}"
+            work.mkdir()
+            work_dirs.append(work)
+            start(f"worker-{i}", "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
+                  "--webui-port", str(free_port()), "--cores", "1", "--memory", "1g", "--work-dir", str(work),
+                  f"spark://127.0.0.1:{port}")  # fmt: skip
+        wait_for(
+            lambda: sum(w["state"] == "ALIVE" for w in master_state(web)["workers"]) == WORKERS,
+            timeout=90,
+            what=f"{WORKERS} workers to register (logs: {root})",
+        )
+        yield {"url": f"spark://127.0.0.1:{port}", "web": web, "work_dirs": work_dirs, "root": root}
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _answers(web: int) -> bool:
+    try:
+        return bool(master_state(web))
+    except OSError:
+        return False
+
+
+def submit(cluster: dict, env: dict[str, str], *job: str, log: Path, timeout: float = 300) -> None:
+    command = [str(REPO_ROOT / "spark-submit.sh"), "--master", cluster["url"], "--executor-memory", "768m", *job]
+    with log.open("ab") as out:
+        rc = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout).returncode
+    assert rc == 0, f"{' '.join(job)} failed on the cluster (log: {log})"
+
+
+def executor_dirs(cluster: dict) -> list[Path]:
+    """Each executor's folder on the workers: app-*/<executor id>/ (what the master handed out)."""
+    return [d for w in cluster["work_dirs"] for app in w.glob("app-*") for d in app.iterdir() if d.is_dir()]
+
+
+def test_the_pipeline_and_the_stream_run_on_a_standalone_cluster(stack, cluster, tmp_path):
+    root = tmp_path / "data"
+    # The stream's executors get the index from the driver through Spark, not from the index root.
+    env = stream_environ(root, "cluster", EARSHOT_LIBRARY_ROOT=str(root / "library"),
+                         EARSHOT__STREAM__INDEX_DELIVERY="spark")  # fmt: skip
+    settings = load_settings(env)
+    log = tmp_path / "jobs.log"
+    for job in (("sample-library", "--tracks", "20"), ("ingest",), ("extract",), ("build-index",)):
+        submit(cluster, env, *job, log=log)
+
+    # Every app ran with the workers' cores; executors unpacked the shipped environment and wrote their logs.
+    state = master_state(cluster["web"])
+    apps = {a["name"]: a for a in state["completedapps"]}
+    for name in ("earshot-sample-library", "earshot-ingest", "earshot-extract", "earshot-build-index"):
+        assert name in apps and apps[name]["cores"] >= 1, f"{name} did not run on the cluster: {sorted(apps)}"
+    dirs = executor_dirs(cluster)
+    assert {d.parents[1] for d in dirs} == set(cluster["work_dirs"]), "both workers ran executors"
+    assert all((d / "env" / "bin" / "python").exists() for d in dirs), "each executor has the packed environment"
+    assert not [p for d in dirs for p in (d / "env" / "lib").glob("python*/site-packages/__editable__*")]
+
+    client = mongo_io.connect(settings)
+    db = mongo_io.database(client, settings)
+    try:
+        analysed = {"features": {"$exists": True}}
+        features = db["tracks"].count_documents(analysed)
+        assert features >= 10, f"the executors wrote features of {features} tracks to Mongo"
+        stream_log = tmp_path / "stream.log"
+        command = [str(REPO_ROOT / "spark-submit.sh"), "--master", cluster["url"], "--executor-memory", "768m",
+                   "stream", "--run-seconds", "150"]  # fmt: skip
+        proc = subprocess.Popen(command, env=env, stdout=stream_log.open("wb"), stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+        try:
+            ids = [int(d["_id"]) for d in db["tracks"].find(analysed, {"_id": 1}).limit(6)]
+            users = ["cluster-a", "cluster-b", "cluster-c"]
+            deadline = time.monotonic() + 240
+            with ListenProducer(settings.kafka.bootstrap_servers, topic=settings.kafka.listens_topic) as producer:
+                while time.monotonic() < deadline and db["recommendations"].count_documents({}) < len(users):
+                    for i, user in enumerate(users):
+                        producer.send(new_event(user_id=user, track_id=ids[i % len(ids)], type="like"))
+                    producer.flush()
+                    time.sleep(3)
+            wait_for(
+                lambda: db["recommendations"].count_documents({"items.track_id.0": {"$exists": True}}) == len(users),
+                timeout=30,
+                what=f"recommendations from the stream on the cluster (log: {stream_log})",
+            )
+            running = [a["name"] for a in master_state(cluster["web"])["activeapps"]]
+            assert "earshot-stream" in running, f"the stream is not a cluster app: {running}"
+            shipped = [p for d in executor_dirs(cluster) for p in d.glob("index-v*/v*/manifest.json")]
+            assert shipped, "the index version reached the stream's executors through Spark"
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+    finally:
+        client.drop_database(settings.mongo.database)
+        client.close()
