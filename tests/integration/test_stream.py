@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from conf.settings import Settings, load_settings
-from events.contract import format_ts
+from events.contract import EVENT_TYPES, format_ts
 from events.producer import ListenProducer, new_event
 from index.local import build_version
 from index.query import SimilarityIndex
@@ -274,3 +275,106 @@ def test_valid_events_are_archived_in_delta_once(live, spark):
     twice = delta_io.read_table(spark, location).filter("user_id = 'twice'").count()
     assert twice == 2
     assert delta_io.read_table(spark, location).filter("user_id = 'bad'").count() == 0
+
+
+def fuzzed_messages(rng: random.Random, valid: list[dict], n: int) -> list[tuple[str | None, bytes]]:
+    """``n`` bad messages of many kinds, built from valid events by breaking them (keys: user id or None)."""
+    now = datetime.now(UTC)
+    wrong = {  # values each field's contract refuses
+        "event_id": [None, 7, [], "e" * 300],
+        "user_id": [None, 42, {}, "u" * 300],
+        "track_id": [None, "7", 1.5, [], 2**70],
+        "type": [None, 3, "PLAY", "rewind"],
+        "ts": [None, 5, "yesterday", "2026-01-01T00:00:00"],
+        "position_ms": [-1, "x", 1.5, 10**12],
+    }
+    out = []
+    for i in range(n):
+        event = dict(rng.choice(valid), event_id=uuid.uuid4().hex)
+        kind = i % 9
+        if kind == 0:  # random bytes, most not UTF-8
+            value = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
+        elif kind == 1:  # a valid event cut short
+            raw = json.dumps(event).encode()
+            value = raw[: rng.randrange(1, len(raw) - 1)]
+        elif kind == 2:  # a field of the wrong type or value
+            field = rng.choice(sorted(wrong))
+            value = json.dumps({**event, field: rng.choice(wrong[field])}).encode()
+        elif kind == 3:  # a required field missing
+            field = rng.choice(["event_id", "user_id", "track_id", "type", "ts"])
+            value = json.dumps({k: v for k, v in event.items() if k != field}).encode()
+        elif kind == 4:
+            value = json.dumps({**event, "type": rng.choice(["rewind", "PLAY", "", "like "])}).encode()
+        elif kind == 5:  # far future or ancient
+            ts = now + timedelta(days=rng.choice([1, 400, -90, -20_000]))
+            value = json.dumps({**event, "ts": format_ts(ts)}).encode()
+        elif kind == 6:
+            value = json.dumps({**event, "track_id": rng.choice([0, -5, 10**12, 999_999])}).encode()
+        elif kind == 7:  # JSON that is not an object
+            value = json.dumps(rng.choice([[event], "event", 42, None, [1, 2]])).encode()
+        else:  # invalid UTF-8 inside an otherwise fine event
+            value = json.dumps(event).encode().replace(b'"type"', b'"ty\xffpe"')
+        key = None if i % 3 == 0 else event["user_id"]
+        out.append((key, value))
+    return out
+
+
+def test_thousands_of_fuzzed_messages_among_valid_ones_each_get_a_dead_letter_or_are_applied_once(live):
+    """3,000 broken messages of nine kinds mixed with 600 valid events (and repeats of 60) from 60 listeners:
+    every broken one has a dead letter with a reason, every valid one is applied exactly once."""
+    from kafka import KafkaConsumer
+
+    settings, db, producer, index = live
+    rng = random.Random(2026)
+    ids = sorted(index.catalogue.tracks)
+    users = [f"fuzz-{i:02d}" for i in range(60)]
+    valid = [new_event(user_id=rng.choice(users), track_id=rng.choice(ids), type=rng.choice(EVENT_TYPES))
+             for _ in range(600)]  # fmt: skip
+    bad = fuzzed_messages(rng, valid, 3000)
+    bad_offsets: set[tuple[int, int]] = set()
+    futures = []
+    stream = [("bad", b) for b in bad] + [("valid", v) for v in valid] + [("repeat", v) for v in valid[::10]]
+    rng.shuffle(stream)
+    for what, item in stream:
+        if what == "bad":
+            futures.append(producer.send_raw(*item))
+        else:
+            producer.send(item)
+    producer.flush()
+    for f in futures:
+        meta = f.get(timeout=30)
+        bad_offsets.add((meta.partition, meta.offset))
+    expected = {u: sum(e["user_id"] == u for e in valid) for u in users}
+    wait_for(
+        lambda: all(
+            (d := db["recommendations"].find_one({"_id": u}, {"events_total": 1})) and d["events_total"] >= n
+            for u, n in expected.items()
+            if n
+        ),
+        timeout=180,
+        what="the valid listeners' events",
+    )
+    consumer = KafkaConsumer(
+        settings.kafka.dlq_topic,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=2000,
+        fetch_max_bytes=8 * 1024 * 1024,
+    )
+    lettered: dict[tuple[int, int], str] = {}
+    deadline = time.monotonic() + 120
+    try:
+        while not bad_offsets <= set(lettered) and time.monotonic() < deadline:
+            for m in consumer:
+                letter = json.loads(m.value)
+                lettered[(letter["source"]["partition"], letter["source"]["offset"])] = letter["reason"]
+    finally:
+        consumer.close()
+    missing = bad_offsets - set(lettered)
+    assert not missing, f"{len(missing)} of {len(bad_offsets)} broken messages have no dead letter"
+    assert all(lettered[o] for o in bad_offsets), "every dead letter says why"
+    reasons = {lettered[o].split(":")[0].split(" (")[0][:40] for o in bad_offsets}
+    assert len(reasons) >= 8, f"many kinds of breakage, each named: {sorted(reasons)}"
+    time.sleep(2)  # nothing more arrives: repeats were not applied again
+    applied = {d["_id"]: d["events_total"] for d in db["recommendations"].find({"_id": {"$in": users}})}
+    assert applied == {u: n for u, n in expected.items() if n}, "each valid event applied exactly once"
