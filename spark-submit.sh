@@ -86,11 +86,26 @@ else
   cd "$EARSHOT_DRIVER_DIR"
 fi
 
-exec "$ROOT/.venv/bin/spark-submit" \
+# Not exec: SIGTERM or SIGHUP (systemd, a container runtime, kill) goes to the job's own Python
+# process, a child of spark-submit's JVM, which stops its queries and exits; the JVM then ends.
+# Sent to the JVM instead, it would die at once (status 143) and leave its Python child behind.
+"$ROOT/.venv/bin/spark-submit" \
   --master "$master" \
   --packages "$EARSHOT_PACKAGES" \
   --conf "spark.jars.ivySettings=$EARSHOT_IVY_SETTINGS" \
   --conf "spark.jars.ivy=$EARSHOT_IVY_HOME" \
   --driver-java-options "-Dlog4j2.configurationFile=$EARSHOT_LOG4J_CONFIG" \
   ${extra[@]+"${extra[@]}"} ${spark_opts[@]+"${spark_opts[@]}"} \
-  "$ROOT/spark_jobs/main.py" "$job" ${job_args[@]+"${job_args[@]}"}
+  "$ROOT/spark_jobs/main.py" "$job" ${job_args[@]+"${job_args[@]}"} &
+submit=$!
+stop_job() {
+  local driver
+  driver=$(pgrep -P "$submit" -f "spark_jobs/main.py" || true)
+  kill -TERM ${driver:-$submit} 2>/dev/null || true
+}
+trap stop_job TERM HUP INT  # background jobs of a script ignore SIGINT: Ctrl-C is forwarded too
+while true; do
+  rc=0
+  wait "$submit" || rc=$?
+  kill -0 "$submit" 2>/dev/null || exit "$rc"  # wait also returns when a trapped signal arrives
+done

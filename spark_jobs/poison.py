@@ -59,6 +59,49 @@ def pending_batch(checkpoint: str, topic: str) -> Quarantine | None:
     return Quarantine(batch_id=last, topic=topic, starts=starts, ends=ends)
 
 
+def check_files(checkpoint: str) -> None:
+    """Refuse, with the path and what to do, a checkpoint whose files a restart would read and cannot.
+
+    Spark reads ``metadata``, the newest two ``offsets`` files and the newest ``commits`` file
+    when a query starts; a truncated one (a full disk, a copy cut short) would fail the start
+    with a parser's stack trace, or worse. A remote checkpoint is left to Spark.
+    """
+    if "://" in checkpoint and not checkpoint.startswith("file://"):
+        return
+    root = Path(checkpoint.removeprefix("file://"))
+    offsets, commits = _batch_files(root / "offsets"), _batch_files(root / "commits")
+    newest = [offsets[n] for n in sorted(offsets)[-2:]] + [commits[n] for n in sorted(commits)[-1:]]
+    if (root / "metadata").exists():
+        _check_json_lines(root / "metadata", root, header=False)
+    last = max(offsets, default=None)
+    for path in newest:
+        _check_json_lines(path, root, header=True, batch=int(path.name) if int(path.name) == last else None)
+
+
+def _check_json_lines(path: Path, root: Path, *, header: bool, batch: int | None = None) -> None:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        body = lines[1:] if header else lines
+        if header and (not lines or lines[0] != "v1"):
+            raise ValueError("its first line is not the format version v1")
+        if not body:
+            raise ValueError("it is empty")
+        for line in body:
+            json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        what = (
+            f"it belongs to the newest batch: move offsets/{batch} and commits/{batch} (where it exists) out of the "
+            f"checkpoint and start again, and Spark runs batch {batch} again from the state before it (its writes "
+            "replace documents, so nothing is applied twice)"
+            if batch is not None
+            else f"restore {root} from a backup"
+        )
+        raise JobInputError(
+            f"checkpoint file {path} is corrupt ({exc}); {what}. Moving the whole checkpoint away starts over "
+            "and loses every listener's taste built from events no longer in Kafka"
+        ) from None
+
+
 def has_started(checkpoint: str) -> bool:
     """Whether the checkpoint has started any batch (a remote one is taken as started)."""
     if "://" in checkpoint and not checkpoint.startswith("file://"):

@@ -44,7 +44,7 @@ from spark_jobs import kafka_io, mongo_io
 from spark_jobs.archive import start_archive
 from spark_jobs.errors import JobInputError
 from spark_jobs.index_delivery import IndexShipper, executor_root
-from spark_jobs.poison import Quarantine, has_started, pending_batch
+from spark_jobs.poison import Quarantine, check_files, has_started, pending_batch
 from spark_jobs.services import require_kafka, require_mongo
 from spark_jobs.session import build_spark
 from spark_jobs.stream_sink import QUERY_NAME, BatchSink, ProgressRecorder
@@ -149,6 +149,7 @@ def start(
     # Without it RocksDB reads every key before writing it, only to count rows for the progress report.
     spark.conf.set("spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows", "false")
     checkpoint = settings.checkpoint(QUERY_NAME)
+    check_files(checkpoint)
     check_layout(checkpoint, settings.stream.state_buckets)
     fresh = not has_started(checkpoint)
     if initial_tastes and not fresh:

@@ -187,9 +187,20 @@ def malformed_messages(track: int) -> dict[str, bytes]:
     }
 
 
-def test_every_kind_of_malformed_message_goes_to_the_dead_letter_topic_and_the_stream_goes_on(live):
+def dead_letters(settings: Settings):
+    """A consumer of the dead-letter topic from its start, ending its iteration after 2 s without a message."""
     from kafka import KafkaConsumer
 
+    return KafkaConsumer(
+        settings.kafka.dlq_topic,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=2000,
+        fetch_max_bytes=8 * 1024 * 1024,
+    )
+
+
+def test_every_kind_of_malformed_message_goes_to_the_dead_letter_topic_and_the_stream_goes_on(live):
     settings, db, producer, index = live
     pop = index.catalogue.ids_of_genre("Pop")
     bad = malformed_messages(int(pop[0]))
@@ -199,13 +210,7 @@ def test_every_kind_of_malformed_message_goes_to_the_dead_letter_topic_and_the_s
     null_key = new_event(user_id="no-key", track_id=int(pop[1]), type="like")
     producer.send_raw(None, json.dumps(null_key).encode())  # a valid event without a key is still applied
     producer.flush()
-    consumer = KafkaConsumer(
-        settings.kafka.dlq_topic,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=1000,
-        fetch_max_bytes=4 * 1024 * 1024,
-    )
+    consumer = dead_letters(settings)
     letters: list[dict] = []
     deadline = time.monotonic() + 120
     try:
@@ -322,8 +327,6 @@ def fuzzed_messages(rng: random.Random, valid: list[dict], n: int) -> list[tuple
 def test_thousands_of_fuzzed_messages_among_valid_ones_each_get_a_dead_letter_or_are_applied_once(live):
     """3,000 broken messages of nine kinds mixed with 600 valid events (and repeats of 60) from 60 listeners:
     every broken one has a dead letter with a reason, every valid one is applied exactly once."""
-    from kafka import KafkaConsumer
-
     settings, db, producer, index = live
     rng = random.Random(2026)
     ids = sorted(index.catalogue.tracks)
@@ -354,13 +357,7 @@ def test_thousands_of_fuzzed_messages_among_valid_ones_each_get_a_dead_letter_or
         timeout=180,
         what="the valid listeners' events",
     )
-    consumer = KafkaConsumer(
-        settings.kafka.dlq_topic,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=2000,
-        fetch_max_bytes=8 * 1024 * 1024,
-    )
+    consumer = dead_letters(settings)
     lettered: dict[tuple[int, int], str] = {}
     deadline = time.monotonic() + 120
     try:

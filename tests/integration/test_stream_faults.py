@@ -117,3 +117,50 @@ def test_the_stream_waits_out_a_database_outage_and_applies_every_event_once(sta
         client.close()
         ferretdb.terminate()
         ferretdb.wait(timeout=30)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_sigterm_stops_the_stream_and_a_corrupt_checkpoint_file_is_named_at_the_next_start(stack, tmp_path, repo_root):
+    """SIGTERM to the stream's launcher (what systemd or `kill` sends) ends it and every process it started;
+    a truncated checkpoint file then stops the next start with its path and what to do, before any batch."""
+    env = stream_environ(tmp_path, "stop")
+    mine = load_settings(env)
+    publish_synthetic_index(mine)
+    ensure_topic(mine, mine.kafka.listens_topic)
+    ids = sorted(SimilarityIndex.open(mine.paths.index_root).catalogue.tracks)
+    ledger: Counter = Counter()
+    client = MongoClient(mine.mongo.uri, serverSelectionTimeoutMS=2000)
+    log = tmp_path / "stream.log"
+    stream = start_stream(repo_root, env, log)
+    try:
+        with ListenProducer(mine.kafka.bootstrap_servers, topic=mine.kafka.listens_topic) as producer:
+            for i in range(100):
+                user = f"t{i % 10}"
+                producer.send(new_event(user_id=user, track_id=ids[i % len(ids)], type="play"))
+                ledger[user] += 1
+            producer.flush()
+        wait_for(lambda: applied_by_listener(client, mine.mongo.database) == ledger, timeout=180,
+                 what=f"the events (log: {log})")  # fmt: skip
+        stream.send_signal(signal.SIGTERM)  # the launcher's process only, not its group
+        assert stream.wait(timeout=90) == 0, f"the stream did not stop cleanly (log: {log})"
+        wait_for(lambda: not group_alive(stream.pid), timeout=30, what="every process of the stream to end")
+    finally:
+        if group_alive(stream.pid):
+            os.killpg(stream.pid, signal.SIGKILL)
+        client.drop_database(mine.mongo.database)
+        client.close()
+    offsets = Path(mine.checkpoint("recommender")) / "offsets"
+    newest = max((p for p in offsets.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    newest.write_bytes(newest.read_bytes()[:40])  # a disk that filled up mid-write
+    run = subprocess.run([str(repo_root / "spark-submit.sh"), "--master", "local[2]", "stream"], env=env,
+                         capture_output=True, text=True, timeout=180)  # fmt: skip
+    said = run.stdout + run.stderr  # spark-submit joins its Python process's stderr to stdout
+    assert run.returncode == 2, said[-3000:]
+    assert f"checkpoint file {newest} is corrupt" in said and "out of the checkpoint" in said, said[-3000:]

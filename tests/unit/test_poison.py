@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from spark_jobs.errors import JobInputError
-from spark_jobs.poison import has_started, pending_batch
+from spark_jobs.poison import check_files, has_started, pending_batch
 
 pytestmark = pytest.mark.unit
 
@@ -58,3 +58,37 @@ def test_a_checkpoint_has_started_once_it_has_an_offsets_file(tmp_path: Path):
     write_offsets(tmp_path, 0, {"0": 1})
     assert has_started(str(tmp_path)) and has_started(f"file://{tmp_path}")
     assert has_started("hdfs://nn/checkpoints/recommender")
+
+
+def three_batches(root: Path) -> None:
+    (root / "metadata").parent.mkdir(parents=True, exist_ok=True)
+    (root / "metadata").write_text('{"id":"q"}')
+    for b in range(3):
+        write_offsets(root, b, {"0": 10 * (b + 1)})
+        commit(root, b)
+
+
+def test_a_sound_checkpoint_passes_the_file_check(tmp_path: Path):
+    three_batches(tmp_path)
+    check_files(str(tmp_path))
+    check_files(str(tmp_path / "never-started"))
+
+
+def test_a_truncated_newest_offsets_file_is_named_with_the_batch_to_run_again(tmp_path: Path):
+    three_batches(tmp_path)
+    newest = tmp_path / "offsets" / "2"
+    newest.write_text(newest.read_text()[:30])
+    with pytest.raises(JobInputError, match=r"offsets/2 and commits/2 \(where it exists\) out of the checkpoint") as e:
+        check_files(str(tmp_path))
+    assert str(newest) in str(e.value)
+
+
+def test_an_older_corrupt_file_or_metadata_asks_for_the_backup(tmp_path: Path):
+    three_batches(tmp_path)
+    (tmp_path / "offsets" / "1").write_bytes(b"v1\n\xff\xfe")
+    with pytest.raises(JobInputError, match="restore .* from a backup"):
+        check_files(str(tmp_path))
+    three_batches(tmp_path)
+    (tmp_path / "metadata").write_text("")
+    with pytest.raises(JobInputError, match=r"metadata is corrupt \(it is empty\)"):
+        check_files(str(tmp_path))
