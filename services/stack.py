@@ -119,6 +119,11 @@ def mongo_healthy(settings: Settings, *, timeout_s: float = 2.0) -> bool:
 # ---------------------------------------------------------------- processes
 
 
+def started_pid(service: Service) -> int | None:
+    """The pid of the process ``up`` started for ``service``, if it is still running (None: not ours, or down)."""
+    return _read_pid(service)
+
+
 def _read_pid(service: Service) -> int | None:
     try:
         pid = int(service.pid_file.read_text().strip())

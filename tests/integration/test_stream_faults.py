@@ -164,3 +164,57 @@ def test_sigterm_stops_the_stream_and_a_corrupt_checkpoint_file_is_named_at_the_
     said = run.stdout + run.stderr  # spark-submit joins its Python process's stderr to stdout
     assert run.returncode == 2, said[-3000:]
     assert f"checkpoint file {newest} is corrupt" in said and "out of the checkpoint" in said, said[-3000:]
+
+
+def test_the_stream_rides_out_a_kill_9_of_the_broker_and_applies_every_acknowledged_event_once(
+    stack, settings, tmp_path, repo_root
+):
+    """kill -9 of the Kafka broker under a running stream, 15 s down, started again on its data: the stream
+    stays up, and every acknowledged event, before and after, is applied exactly once."""
+    from services import stack as local_stack
+
+    pid = local_stack.started_pid(local_stack.kafka_service(settings))
+    if pid is None:
+        pytest.skip("the broker was not started by this checkout's stack (nothing of ours to kill)")
+    env = stream_environ(tmp_path, "broker")
+    mine = load_settings(env)
+    publish_synthetic_index(mine)
+    ensure_topic(mine, mine.kafka.listens_topic)
+    ids = sorted(SimilarityIndex.open(mine.paths.index_root).catalogue.tracks)
+    ledger: Counter = Counter()
+    client = MongoClient(mine.mongo.uri, serverSelectionTimeoutMS=2000)
+    log = tmp_path / "stream.log"
+
+    def send(n: int) -> None:
+        with ListenProducer(mine.kafka.bootstrap_servers, topic=mine.kafka.listens_topic) as producer:
+            sent = []
+            for i in range(n):
+                user = f"k{i % 10}"
+                sent.append((user, producer.send(new_event(user_id=user, track_id=ids[i % len(ids)], type="play"))))
+            producer.flush()
+            for user, future in sent:
+                future.get(timeout=60)  # acknowledged by the broker: it must be applied
+                ledger[user] += 1
+
+    stream = start_stream(repo_root, env, log)
+    try:
+        send(100)
+        wait_for(lambda: applied_by_listener(client, mine.mongo.database) == ledger, timeout=180,
+                 what=f"the first events (log: {log})")  # fmt: skip
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(15)
+        assert stream.poll() is None, f"the stream stopped while the broker was down (log: {log})"
+        local_stack.up(settings)
+        back = time.monotonic()
+        send(100)
+        wait_for(lambda: applied_by_listener(client, mine.mongo.database) == ledger, timeout=120,
+                 what=f"the events after the broker came back (log: {log})")  # fmt: skip
+        assert stream.poll() is None and time.monotonic() - back < 120
+    finally:
+        if not local_stack.kafka_healthy(settings):
+            local_stack.up(settings)  # the tests after this one need the broker
+        if stream.poll() is None:
+            os.killpg(stream.pid, signal.SIGTERM)
+            stream.wait(timeout=90)
+        client.drop_database(mine.mongo.database)
+        client.close()
