@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
-from conf.settings import load_settings
+from conf.settings import Settings, load_settings
 from events.producer import ListenProducer, new_event
 from index.query import SimilarityIndex
 from spark_jobs.kafka_io import ensure_topic
@@ -119,6 +119,28 @@ def test_the_stream_waits_out_a_database_outage_and_applies_every_event_once(sta
         ferretdb.wait(timeout=30)
 
 
+def stream_case(tmp_path: Path, tag: str) -> tuple[dict[str, str], Settings, list[int]]:
+    """A stream's own environment, settings, published synthetic index and topic, and its track ids."""
+    env = stream_environ(tmp_path, tag)
+    mine = load_settings(env)
+    publish_synthetic_index(mine)
+    ensure_topic(mine, mine.kafka.listens_topic)
+    return env, mine, sorted(SimilarityIndex.open(mine.paths.index_root).catalogue.tracks)
+
+
+def send_acknowledged(mine: Settings, ids: list[int], ledger: Counter, n: int, *, prefix: str) -> None:
+    """Send ``n`` plays from 10 listeners; count in ``ledger`` each one the broker acknowledged."""
+    with ListenProducer(mine.kafka.bootstrap_servers, topic=mine.kafka.listens_topic) as producer:
+        sent = []
+        for i in range(n):
+            user = f"{prefix}{i % 10}"
+            sent.append((user, producer.send(new_event(user_id=user, track_id=ids[i % len(ids)], type="play"))))
+        producer.flush()
+        for user, future in sent:
+            future.get(timeout=60)  # acknowledged by the broker: it must be applied
+            ledger[user] += 1
+
+
 def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -130,22 +152,13 @@ def group_alive(pgid: int) -> bool:
 def test_sigterm_stops_the_stream_and_a_corrupt_checkpoint_file_is_named_at_the_next_start(stack, tmp_path, repo_root):
     """SIGTERM to the stream's launcher (what systemd or `kill` sends) ends it and every process it started;
     a truncated checkpoint file then stops the next start with its path and what to do, before any batch."""
-    env = stream_environ(tmp_path, "stop")
-    mine = load_settings(env)
-    publish_synthetic_index(mine)
-    ensure_topic(mine, mine.kafka.listens_topic)
-    ids = sorted(SimilarityIndex.open(mine.paths.index_root).catalogue.tracks)
+    env, mine, ids = stream_case(tmp_path, "stop")
     ledger: Counter = Counter()
     client = MongoClient(mine.mongo.uri, serverSelectionTimeoutMS=2000)
     log = tmp_path / "stream.log"
     stream = start_stream(repo_root, env, log)
     try:
-        with ListenProducer(mine.kafka.bootstrap_servers, topic=mine.kafka.listens_topic) as producer:
-            for i in range(100):
-                user = f"t{i % 10}"
-                producer.send(new_event(user_id=user, track_id=ids[i % len(ids)], type="play"))
-                ledger[user] += 1
-            producer.flush()
+        send_acknowledged(mine, ids, ledger, 100, prefix="t")
         wait_for(lambda: applied_by_listener(client, mine.mongo.database) == ledger, timeout=180,
                  what=f"the events (log: {log})")  # fmt: skip
         stream.send_signal(signal.SIGTERM)  # the launcher's process only, not its group
@@ -176,29 +189,14 @@ def test_the_stream_rides_out_a_kill_9_of_the_broker_and_applies_every_acknowled
     pid = local_stack.started_pid(local_stack.kafka_service(settings))
     if pid is None:
         pytest.skip("the broker was not started by this checkout's stack (nothing of ours to kill)")
-    env = stream_environ(tmp_path, "broker")
-    mine = load_settings(env)
-    publish_synthetic_index(mine)
-    ensure_topic(mine, mine.kafka.listens_topic)
-    ids = sorted(SimilarityIndex.open(mine.paths.index_root).catalogue.tracks)
+    env, mine, ids = stream_case(tmp_path, "broker")
     ledger: Counter = Counter()
     client = MongoClient(mine.mongo.uri, serverSelectionTimeoutMS=2000)
     log = tmp_path / "stream.log"
 
-    def send(n: int) -> None:
-        with ListenProducer(mine.kafka.bootstrap_servers, topic=mine.kafka.listens_topic) as producer:
-            sent = []
-            for i in range(n):
-                user = f"k{i % 10}"
-                sent.append((user, producer.send(new_event(user_id=user, track_id=ids[i % len(ids)], type="play"))))
-            producer.flush()
-            for user, future in sent:
-                future.get(timeout=60)  # acknowledged by the broker: it must be applied
-                ledger[user] += 1
-
     stream = start_stream(repo_root, env, log)
     try:
-        send(100)
+        send_acknowledged(mine, ids, ledger, 100, prefix="k")
         wait_for(lambda: applied_by_listener(client, mine.mongo.database) == ledger, timeout=180,
                  what=f"the first events (log: {log})")  # fmt: skip
         os.kill(pid, signal.SIGKILL)
@@ -206,7 +204,7 @@ def test_the_stream_rides_out_a_kill_9_of_the_broker_and_applies_every_acknowled
         assert stream.poll() is None, f"the stream stopped while the broker was down (log: {log})"
         local_stack.up(settings)
         back = time.monotonic()
-        send(100)
+        send_acknowledged(mine, ids, ledger, 100, prefix="k")
         wait_for(lambda: applied_by_listener(client, mine.mongo.database) == ledger, timeout=120,
                  what=f"the events after the broker came back (log: {log})")  # fmt: skip
         assert stream.poll() is None and time.monotonic() - back < 120
