@@ -78,6 +78,7 @@ class ExtractSettings:
     clip_seconds: float
     batch_size: int
     feature_version: str
+    track_time_limit_s: float  # per track, in a child process; 0: no limit, no child
 
 
 @dataclass(frozen=True)
@@ -297,6 +298,7 @@ def _check_values(s: Settings) -> None:
         (8000 <= s.extract.sample_rate <= 96000, "extract.sample_rate must be 8000..96000 Hz"),
         (s.extract.clip_seconds > 0, "extract.clip_seconds must be > 0"),
         (s.extract.batch_size >= 1, "extract.batch_size must be >= 1"),
+        (s.extract.track_time_limit_s >= 0, "extract.track_time_limit_s must be >= 0 (0 turns the limit off)"),
         (s.index.n_trees >= 1, "index.n_trees must be >= 1"),
         (s.index.shards >= 1, "index.shards must be >= 1"),
         (s.index.probe >= 0, "index.probe must be >= 0 (0 probes every shard)"),

@@ -43,12 +43,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--feature-version", help="default: extract.feature_version")
     parser.add_argument("--chunk-tracks", type=int, default=256, help="tracks per committed chunk")
     parser.add_argument("--limit", type=int, default=0, help="extract at most this many tracks (0: all)")
+    parser.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="analyse again the tracks with an error row (after raising extract.track_time_limit_s, say)",
+    )
 
 
-def pending(spark: SparkSession, settings: Settings, version: str) -> tuple[DataFrame, DataFrame]:
+def pending(
+    spark: SparkSession, settings: Settings, version: str, *, retry_errors: bool = False
+) -> tuple[DataFrame, DataFrame]:
     """(tracks to analyse with their fingerprint, tracks that cannot be: no file, or an empty one).
 
-    The second frame has the error columns' shape, with a reason per track.
+    The second frame has the error columns' shape, with a reason per track. With
+    ``retry_errors`` a track whose outcome is an error row counts as not done.
     """
     tracks_loc = settings.lake_table("tracks")
     if not delta_io.table_exists(spark, tracks_loc):
@@ -84,7 +92,7 @@ def pending(spark: SparkSession, settings: Settings, version: str) -> tuple[Data
         .withColumn("source_mtime", F.lit(None).cast("timestamp"))
         .withColumn("reason", F.lit("audio file missing: no file for this track under the audio root"))
     )
-    done = outcomes(spark, settings, version)
+    done = outcomes(spark, settings, version, tables=("features",) if retry_errors else OUTCOME_TABLES)
     if done is not None:
         present = without_outcome(present, done)
         unusable = without_outcome(unusable, done)
@@ -98,10 +106,15 @@ def without_outcome(rows: DataFrame, done: DataFrame) -> DataFrame:
     return rows.join(d, cond, "left_anti")
 
 
-def outcomes(spark: SparkSession, settings: Settings, version: str) -> DataFrame | None:
-    """Fingerprints that already have an outcome (features or error) for ``version``."""
+OUTCOME_TABLES = ("features", "extract_errors")
+
+
+def outcomes(
+    spark: SparkSession, settings: Settings, version: str, *, tables: tuple[str, ...] = OUTCOME_TABLES
+) -> DataFrame | None:
+    """Fingerprints that already have an outcome (features or error, or those of ``tables``) for ``version``."""
     frames = []
-    for name in ("features", "extract_errors"):
+    for name in tables:
         loc = settings.lake_table(name)
         if delta_io.table_exists(spark, loc):
             frames.append(
@@ -129,6 +142,7 @@ def analyse_chunk(spark: SparkSession, settings: Settings, chunk: DataFrame, *, 
         sample_rate=settings.extract.sample_rate,
         clip_seconds=settings.extract.clip_seconds,
         numba_cache_dir=settings.paths.numba_cache_dir,
+        time_limit_s=settings.extract.track_time_limit_s,
     )
     return (
         audio.join(F.broadcast(chunk), "audio_path")
@@ -254,7 +268,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     version = args.feature_version or settings.extract.feature_version
     spark = build_spark(settings, app_name="extract")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.extract.batch_size))
-    todo, unusable = pending(spark, settings, version)
+    todo, unusable = pending(spark, settings, version, retry_errors=args.retry_errors)
     n_missing = record_unusable(spark, settings, unusable, version=version)
     todo_rows = todo.orderBy("track_id").collect()
     if args.limit:

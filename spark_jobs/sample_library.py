@@ -10,12 +10,16 @@ differ in timbre, tempo, rhythm and harmony, and artists share a sound.
 Unless ``--no-broken``, it also plants the files a real library has: an empty
 file, a truncated MP3, random bytes and a text file with an audio extension, a
 clip shorter than a second, a catalogue row whose file is missing; and odd but
-valid audio (pure silence, 8 kHz mono, 6 channels at 48 kHz, 11.025 kHz OGG).
+valid audio (pure silence, 8 kHz mono, 6 channels at 48 kHz, 11.025 kHz OGG), and
+two files that are hard on a decoder: three hours of silence in an MP3 with no
+seek table (as a concatenated or stream-ripped file has), and an MP3 behind a
+16 MB ID3 tag (embedded cover art of that size is common).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 from dataclasses import dataclass
@@ -50,7 +54,11 @@ PLANTED: dict[str, str] = {
     "mono_8k": "ok",
     "six_channels": "ok",
     "ogg_11k": "ok",
+    "long_silence": "ok",
+    "huge_header": "ok",
 }
+LONG_SILENCE_MINUTES = 180
+HUGE_HEADER_BYTES = 16 * 1024 * 1024
 ADJECTIVES = ("Velvet", "Broken", "Silver", "Hollow", "Electric", "Quiet", "Crimson", "Northern", "Paper", "Golden")
 NOUNS = ("Harbor", "Engines", "Orchard", "Satellites", "Foxes", "Lanterns", "Tides", "Canyons", "Choir", "Static")
 
@@ -121,6 +129,8 @@ def plan(n_tracks: int, *, seed: int, broken: bool) -> tuple[list[TrackSpec], li
         "mono_8k": ("wav", 8000, 1, 30.0),
         "six_channels": ("flac", 48000, 6, 30.0),
         "ogg_11k": ("ogg", 11025, 1, 30.0),
+        "long_silence": ("mp3", 8000, 1, LONG_SILENCE_MINUTES * 60.0),
+        "huge_header": ("mp3", 22050, 2, 30.0),
     }
     for j, kind in enumerate(planted):
         ext, rate, channels, seconds = odd[kind]
@@ -157,7 +167,7 @@ def render_spec(spec: TrackSpec, artists: list[ArtistSound]) -> np.ndarray:
 WRITE_BLOCK_FRAMES = 32768
 
 
-def write_audio(path: Path, samples: np.ndarray, sample_rate: int, ext: str) -> None:
+def write_audio(path: Path | io.BytesIO, samples: np.ndarray, sample_rate: int, ext: str) -> None:
     """Encode ``samples`` (frames, channels) to ``path`` in blocks.
 
     libsndfile 1.2's Vorbis encoder segfaults on one large write (45 s of 48 kHz
@@ -187,14 +197,38 @@ def write_spec(spec: TrackSpec, artists: list[ArtistSound], audio_root: str) -> 
     if spec.kind == "text_file":
         path.write_text("This is a text file, not audio.\n" * 200)
         return spec.track_id, rel, spec.seconds
-    samples = render_spec(spec, artists)
     tmp = path.with_suffix(".tmp" + path.suffix)
+    if spec.kind == "long_silence":
+        tmp.write_bytes(long_silent_mp3(spec.sample_rate, LONG_SILENCE_MINUTES))
+        os.replace(tmp, path)
+        return spec.track_id, rel, spec.seconds
+    samples = render_spec(spec, artists)
     write_audio(tmp, samples, spec.sample_rate, spec.ext)
     if spec.kind == "truncated":
         data = tmp.read_bytes()
         tmp.write_bytes(data[:1500])
+    if spec.kind == "huge_header":
+        tmp.write_bytes(id3_tag(HUGE_HEADER_BYTES) + tmp.read_bytes())
     os.replace(tmp, path)
     return spec.track_id, rel, len(samples) / spec.sample_rate
+
+
+def long_silent_mp3(sample_rate: int, minutes: int) -> bytes:
+    """``minutes`` of silence as MP3 frames with no Xing/Info seek table: one encoded minute, repeated.
+
+    Without the table a decoder must scan the whole stream to learn its length or seek.
+    """
+    buf = io.BytesIO()
+    write_audio(buf, np.zeros((sample_rate * 60, 1), dtype=np.float32), sample_rate, "mp3")
+    data = buf.getvalue()
+    second = next(i for i in range(1, len(data) - 1) if data[i] == 0xFF and data[i + 1] & 0xE0 == 0xE0)
+    return data[second:] * minutes  # the first frame holds the Xing/Info table
+
+
+def id3_tag(size: int) -> bytes:
+    """An ID3v2.4 tag of ``size`` bytes of padding (sizes are 7-bit "synchsafe" integers)."""
+    synchsafe = bytes((size >> shift) & 0x7F for shift in (21, 14, 7, 0))
+    return b"ID3\x04\x00\x00" + synchsafe + b"\x00" * size
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:

@@ -23,25 +23,25 @@ ANALYSIS_TYPE = T.StructType(
 )
 
 
-def make_analyse_udf(*, sample_rate: int, clip_seconds: float, numba_cache_dir: str):
-    """An iterator pandas UDF: audio bytes -> ANALYSIS_TYPE struct, a bad file -> error, not a failed batch."""
+def make_analyse_udf(*, sample_rate: int, clip_seconds: float, numba_cache_dir: str, time_limit_s: float = 0.0):
+    """An iterator pandas UDF: audio bytes -> ANALYSIS_TYPE struct, a bad file -> error, not a failed batch.
+
+    With ``time_limit_s > 0`` each track is analysed in a child process under that limit
+    (``udfs.isolated``): a file that hangs or crashes the decoder is an error row, not a failed task.
+    """
 
     @pandas_udf(ANALYSIS_TYPE)  # type: ignore[call-overload]
     def analyse_audio(contents: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
         # Imported here, once per Python worker: librosa and numba load slowly. The warm-up
         # compiles under a lock so that concurrent workers never write the cache at once.
-        from udfs.analyse import analyse
+        from udfs.isolated import IsolatedAnalyser
         from udfs.numba_cache import warm_up
 
-        warm_up(numba_cache_dir)
+        warm_up(numba_cache_dir)  # before the child is forked: it inherits the compiled kernels
 
-        for batch in contents:
-            rows = [
-                dataclasses.asdict(
-                    analyse(bytes(c) if c is not None else b"", sample_rate=sample_rate, clip_seconds=clip_seconds)
-                )
-                for c in batch
-            ]
-            yield pd.DataFrame(rows, columns=[f.name for f in ANALYSIS_TYPE.fields])
+        with IsolatedAnalyser(sample_rate=sample_rate, clip_seconds=clip_seconds, time_limit_s=time_limit_s) as run:
+            for batch in contents:
+                rows = [dataclasses.asdict(run(bytes(c) if c is not None else b"")) for c in batch]
+                yield pd.DataFrame(rows, columns=[f.name for f in ANALYSIS_TYPE.fields])
 
     return analyse_audio

@@ -7,6 +7,7 @@ which is how spark-submit runs them too, minus a JVM start per step.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import os
 import subprocess
@@ -100,6 +101,46 @@ def test_odd_but_valid_audio_is_analysed(etl):
     assert feats.loc[kinds["mono_8k"], "source_rate"] == 8000
     assert feats.loc[kinds["six_channels"], "channels"] == 6
     assert feats.loc[kinds["silence"], "rmse_mean_01"] == 0.0
+    # Three hours of silence with no seek table: the middle 30 s, not the whole file, is decoded.
+    assert feats.loc[kinds["long_silence"], "clip_s"] == 30.0
+    assert feats.loc[kinds["long_silence"], "rmse_mean_01"] == 0.0
+    assert feats.loc[kinds["huge_header"], "channels"] == 2  # the music behind a 16 MB ID3 tag
+
+
+def test_tracks_past_the_time_limit_are_error_rows_the_job_finishes_and_a_retry_recovers_them(etl, capsys):
+    """Every track's analysis runs in a child under extract.track_time_limit_s; no 30 s clip is analysed in
+    10 ms, so with that limit every analysed track is an error row that names the setting, and the job ends
+    with exit 0. Raising the limit and --retry-errors then gives each of them its features."""
+    settings, kinds = etl
+    root = Path(settings.paths.lake_root).parent / "time-limit"
+    tight = dataclasses.replace(
+        settings,
+        paths=dataclasses.replace(settings.paths, lake_root=str(root / "lake")),
+        mongo=dataclasses.replace(settings.mongo, database="earshot_test_etl_limit"),
+        extract=dataclasses.replace(settings.extract, track_time_limit_s=0.01),
+    )
+    from spark_jobs import mongo_io
+
+    with mongo_io.connect(tight) as client:
+        client.drop_database(tight.mongo.database)
+    assert run_job(ingest, tight) == 0
+    assert run_job(extract, tight) == 0
+    errors = table(tight, "extract_errors").set_index("track_id")
+    music = {s.track_id for s in sample_library.plan(N_TRACKS, seed=7, broken=True)[0] if s.kind == "music"}
+    assert music <= set(errors.index)
+    assert all("extract.track_time_limit_s" in errors.loc[t, "reason"] for t in music)
+    assert not DeltaTable(tight.lake_table("features")).to_pandas()["track_id"].isin(music).any()
+
+    relaxed = dataclasses.replace(tight, extract=settings.extract)
+    capsys.readouterr()
+    assert run_job(extract, relaxed, "--retry-errors") == 0
+    assert "errors)" in capsys.readouterr().out
+    feats = table(relaxed, "features")
+    assert music <= set(feats["track_id"])
+    left = set(table(relaxed, "extract_errors")["track_id"])
+    assert left == {kinds[k] for k, outcome in PLANTED.items() if outcome == "error"}
+    with mongo_io.connect(relaxed) as client:
+        client.drop_database(relaxed.mongo.database)
 
 
 def test_a_second_run_extracts_nothing_and_ingest_changes_nothing(etl, capsys):
