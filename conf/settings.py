@@ -31,6 +31,8 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE_FILE = REPO_ROOT / "conf" / "base.yaml"
+EMBEDDINGS = ("musicnn-msd", "none")
+SPACES = ("features", "musicnn-msd")
 
 
 class SettingsError(ValueError):
@@ -70,6 +72,7 @@ class PathSettings:
     checkpoint_root: str
     numba_cache_dir: str
     library_root: str
+    models_dir: str  # pretrained weights (services/setup.sh downloads them)
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class ExtractSettings:
     batch_size: int
     feature_version: str
     track_time_limit_s: float  # per track, in a child process; 0: no limit, no child
+    embedding: str  # musicnn-msd: each track's pretrained embedding beside its features; none: features only
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class IndexSettings:
     pca_components: int
     keep_versions: int
     seed: int
+    space: str  # features: the 518 + tempo; musicnn-msd: the tracks' pretrained embeddings
 
 
 @dataclass(frozen=True)
@@ -299,6 +304,8 @@ def _check_values(s: Settings) -> None:
         (s.extract.clip_seconds > 0, "extract.clip_seconds must be > 0"),
         (s.extract.batch_size >= 1, "extract.batch_size must be >= 1"),
         (s.extract.track_time_limit_s >= 0, "extract.track_time_limit_s must be >= 0 (0 turns the limit off)"),
+        (s.extract.embedding in EMBEDDINGS, f"extract.embedding must be one of {', '.join(EMBEDDINGS)}"),
+        (s.index.space in SPACES, f"index.space must be one of {', '.join(SPACES)}"),
         (s.index.n_trees >= 1, "index.n_trees must be >= 1"),
         (s.index.shards >= 1, "index.shards must be >= 1"),
         (s.index.probe >= 0, "index.probe must be >= 0 (0 probes every shard)"),

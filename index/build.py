@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
+from udfs.musicnn import COLUMNS as MUSICNN_COLUMNS
+from udfs.musicnn import PARTS as MUSICNN_PARTS
 from udfs.schema import FEATURE_COLUMNS, FEATURE_GROUPS
 
 METRIC = "euclidean"
@@ -52,7 +54,13 @@ def build_shard(
 
 
 def group_slices(columns: list[str]) -> dict[str, np.ndarray]:
-    """Column positions of each feature group in the raw vector (tempo is "rhythm")."""
+    """Column positions of each feature group in the raw vector (tempo is "rhythm").
+
+    In musicnn's space the groups are the network's parts: its timbral filters, its temporal
+    ("rhythm") filters and its mid-end layers ("texture"), in ``udfs.musicnn.PARTS``.
+    """
+    if columns and columns[0] == MUSICNN_COLUMNS[0]:
+        return {g: np.arange(lo, hi, dtype=np.int64) for g, (lo, hi) in MUSICNN_PARTS.items() if hi <= len(columns)}
     position = {c: i for i, c in enumerate(columns)}
     groups: dict[str, list[int]] = {g: [] for g in FEATURE_GROUPS}
     for c in FEATURE_COLUMNS:

@@ -27,6 +27,7 @@ GROUP_WORDS = {
     "brightness": "brightness",
     "energy": "energy",
     "rhythm": "tempo",
+    "texture": "texture",  # musicnn's mid end (index.space: musicnn-msd)
 }
 
 
@@ -111,7 +112,7 @@ class SimilarityIndex:
         if x.shape != (len(self.manifest.columns),):
             raise IndexError_(
                 f"expected a vector of {len(self.manifest.columns)} values (feature version "
-                f"{self.manifest.feature_version!r}: 518 features + tempo), got shape {x.shape}"
+                f"{self.manifest.feature_version!r}, columns {self.manifest.columns[0]}..), got shape {x.shape}"
             )
         if not np.all(np.isfinite(x)):
             raise IndexError_("the query vector contains NaN or Inf")

@@ -133,10 +133,14 @@ def _radios(index: SimilarityIndex, seeds: list[int], *, k: int) -> list[Recomme
 
 def _query(index: SimilarityIndex, taste: Taste) -> _Query | None:
     pos, neg = taste.centre("pos"), taste.centre("neg")
+    width = len(index.manifest.columns)
+    # A taste folded in another index space (index.space changed) starts again with its next event.
+    pos = pos if pos is not None and len(pos) == width else None
+    neg = neg if neg is not None and len(neg) == width else None
     if pos is None and neg is None:
         return None
     share = taste.negative_share()
-    z_pos = index.standardize(pos) if pos is not None else np.zeros(len(index.manifest.columns), np.float32)
+    z_pos = index.standardize(pos) if pos is not None else np.zeros(width, np.float32)
     z_neg = index.standardize(neg) if neg is not None else None
     z = z_pos if z_neg is None else z_pos + AWAY * share * (z_pos - z_neg)
     p_neg = index.project(z_neg) if z_neg is not None else None

@@ -5,6 +5,7 @@
 #   .earshot/kafka/libs/        the Kafka broker's jars (Maven Central, via mvn)
 #   .earshot/bin/ferretdb       the MongoDB-protocol server (Go module build)
 #   .earshot/ivy/               Spark's Kafka and Delta connector jars (Ivy, via Spark)
+#   .earshot/models/            musicnn's pretrained weights: its wheel from PyPI, read in place
 #   Debian chromium             only with --browser (dashboard end-to-end tests)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -61,7 +62,18 @@ if ! compgen -G "$numba_dir/*/*.nbi" >/dev/null; then
   NUMBA_CACHE_DIR="$numba_dir" "$PY" -m udfs.numba_cache "$numba_dir"
 fi
 
-# 6. A browser for the dashboard's end-to-end tests.
+# 6. musicnn's pretrained weights (udfs/musicnn.py reads the checkpoint inside the wheel; nothing is
+#    installed, and TensorFlow is not needed). Checked against the wheel's published sha256.
+wheel="$STATE/models/musicnn-0.1.0-py3-none-any.whl"
+wheel_sha=f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa
+if [[ "$(sha256sum "$wheel" 2>/dev/null | cut -c1-64)" != "$wheel_sha" ]]; then
+  say "downloading musicnn's pretrained weights (a 29 MB wheel from PyPI, once)"
+  rm -f "$wheel"
+  "$PY" -m pip download -q --no-deps --only-binary=:all: musicnn==0.1.0 -d "$STATE/models"
+  [[ "$(sha256sum "$wheel" | cut -c1-64)" == "$wheel_sha" ]] || { say "musicnn's wheel has an unexpected sha256"; exit 1; }
+fi
+
+# 7. A browser for the dashboard's end-to-end tests.
 if [[ "${1:-}" == "--browser" ]] && ! command -v chromium >/dev/null; then
   say "installing Debian's chromium (apt-get)"
   export DEBIAN_FRONTEND=noninteractive

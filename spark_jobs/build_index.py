@@ -26,7 +26,7 @@ from pyspark.ml.feature import PCA, StandardScaler, VectorAssembler
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import functions as F
 
-from conf.settings import Settings, is_uri
+from conf.settings import SPACES, Settings, is_uri
 from index import store
 from index.build import METRIC, build_shard, group_slices, typical_group_scale
 from index.catalogue import COLUMNS as CATALOGUE_COLUMNS
@@ -36,6 +36,7 @@ from index.manifest import Manifest, Shard
 from spark_jobs import delta_io
 from spark_jobs.errors import JobInputError
 from spark_jobs.session import build_spark
+from udfs.musicnn import COLUMNS as MUSICNN_COLUMNS
 from udfs.schema import FEATURE_COLUMNS
 
 log = logging.getLogger("earshot.build_index")
@@ -46,6 +47,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shards", type=int, help="default: index.shards")
     parser.add_argument("--n-trees", type=int, help="default: index.n_trees")
     parser.add_argument("--version", help="name of the new version (default: a UTC timestamp)")
+    parser.add_argument("--space", choices=SPACES, help="default: index.space")
+
+
+def space_rows(spark, settings: Settings, space: str, version_of_features: str):
+    """(track_id + raw columns, the column names, the table read) of one index space.
+
+    ``features``: the 518 FMA features plus tempo (left out when the version has none, as
+    FMA's imported features). ``musicnn-msd``: the 753 numbers of each track's embedding
+    (Delta ``embeddings``, written by ``extract`` with ``extract.embedding: musicnn-msd``).
+    """
+    if space == "features":
+        loc = settings.lake_table("features")
+        if not delta_io.table_exists(spark, loc):
+            raise JobInputError(f"no features at {loc}; run ./spark-submit.sh extract (or import-fma-features) first")
+        feats = delta_io.read_table(spark, loc).filter(F.col("feature_version") == version_of_features)
+        has_tempo = feats.filter(F.col("tempo").isNull()).limit(1).count() == 0
+        return feats, list(FEATURE_COLUMNS) + (["tempo"] if has_tempo else []), loc
+    loc = settings.lake_table("embeddings")
+    if not delta_io.table_exists(spark, loc):
+        raise JobInputError(
+            f"index.space is {space} but there are no embeddings at {loc}: run ./spark-submit.sh extract with "
+            f"extract.embedding: {space} (extract --retry-errors is not needed; tracks without one are analysed again)"
+        )
+    rows = delta_io.read_table(spark, loc).filter(
+        (F.col("feature_version") == version_of_features) & (F.col("model") == space)
+    )
+    columns = list(MUSICNN_COLUMNS)
+    vector = F.col("vector")
+    return rows.select("track_id", *[vector[i].cast("double").alias(c) for i, c in enumerate(columns)]), columns, loc
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
@@ -58,12 +88,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         raise JobInputError(f"paths.index_root must be a filesystem path every executor can write, not {root}")
     root_path = Path(root)
     spark = build_spark(settings, app_name="build-index")
-    loc = settings.lake_table("features")
-    if not delta_io.table_exists(spark, loc):
-        raise JobInputError(f"no features at {loc}; run ./spark-submit.sh extract (or import-fma-features) first")
-    feats = delta_io.read_table(spark, loc).filter(F.col("feature_version") == version_of_features)
-    has_tempo = feats.filter(F.col("tempo").isNull()).limit(1).count() == 0
-    columns = list(FEATURE_COLUMNS) + (["tempo"] if has_tempo else [])
+    space = args.space or cfg.space
+    feats, columns, loc = space_rows(spark, settings, space, version_of_features)
     tracks_loc = settings.lake_table("tracks")
     gone = None
     if delta_io.table_exists(spark, tracks_loc):
@@ -75,6 +101,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     n = feats.count()
     if n == 0:
         raise JobInputError(f"no rows of feature version {version_of_features!r} in {loc}")
+    log.info("build-index: %d tracks in the %s space (%d columns)", n, space, len(columns))
     n_shards = max(1, min(n_shards, n // 2 or 1))
 
     raw = VectorAssembler(inputCols=columns, outputCol="raw").transform(feats)
@@ -168,7 +195,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         write_catalogue(staging, tracks.toPandas())
     store.publish(root_path, staging, version, keep=cfg.keep_versions)
     print(  # noqa: T201 - command-line output
-        f"build-index: published {version} ({n} tracks, {len(shards)} shards of "
+        f"build-index: published {version} ({n} tracks in the {space} space, {len(shards)} shards of "
         f"{', '.join(str(s.count) for s in shards)}, {projection.shape[1]} dims, {n_trees} trees) "
         f"in {time.perf_counter() - started:.1f} s at {root_path / version}"
     )

@@ -22,6 +22,7 @@ import argparse
 import logging
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -56,7 +57,9 @@ def pending(
     """(tracks to analyse with their fingerprint, tracks that cannot be: no file, or an empty one).
 
     The second frame has the error columns' shape, with a reason per track. With
-    ``retry_errors`` a track whose outcome is an error row counts as not done.
+    ``retry_errors`` a track whose outcome is an error row counts as not done. With an
+    embedding on (``extract.embedding``), a track's good outcome is its embedding row: tracks
+    extracted before the embedding existed are analysed again, once.
     """
     tracks_loc = settings.lake_table("tracks")
     if not delta_io.table_exists(spark, tracks_loc):
@@ -92,7 +95,8 @@ def pending(
         .withColumn("source_mtime", F.lit(None).cast("timestamp"))
         .withColumn("reason", F.lit("audio file missing: no file for this track under the audio root"))
     )
-    done = outcomes(spark, settings, version, tables=("features",) if retry_errors else OUTCOME_TABLES)
+    good = "embeddings" if settings.extract.embedding != "none" else "features"
+    done = outcomes(spark, settings, version, tables=(good,) if retry_errors else (good, "extract_errors"))
     if done is not None:
         present = without_outcome(present, done)
         unusable = without_outcome(unusable, done)
@@ -128,7 +132,9 @@ def outcomes(
     return out
 
 
-def analyse_chunk(spark: SparkSession, settings: Settings, chunk: DataFrame, *, version: str) -> DataFrame:
+def analyse_chunk(
+    spark: SparkSession, settings: Settings, chunk: DataFrame, *, version: str, weights=None
+) -> DataFrame:
     """Read the chunk's audio and run the UDF; one row per track with its outcome."""
     paths = [r.audio_path for r in chunk.select("audio_path").collect()]
     parts = max(1, min(len(paths), spark.sparkContext.defaultParallelism * 4))
@@ -143,6 +149,7 @@ def analyse_chunk(spark: SparkSession, settings: Settings, chunk: DataFrame, *, 
         clip_seconds=settings.extract.clip_seconds,
         numba_cache_dir=settings.paths.numba_cache_dir,
         time_limit_s=settings.extract.track_time_limit_s,
+        weights=weights,
     )
     return (
         audio.join(F.broadcast(chunk), "audio_path")
@@ -176,6 +183,31 @@ def feature_rows(analysed: DataFrame) -> DataFrame:
     )
 
 
+def embedding_rows(analysed: DataFrame, model: str) -> DataFrame:
+    """Delta ``embeddings``: one pretrained embedding per analysed track (``udfs.musicnn``), beside its features."""
+    return analysed.filter(F.col("error").isNull() & F.col("embedding").isNotNull()).select(
+        "track_id",
+        "feature_version",
+        F.lit(model).alias("model"),
+        F.col("embedding").alias("vector"),
+        "source_size",
+        "source_mtime",
+        F.current_timestamp().alias("extracted_at"),
+    )
+
+
+def embedding_weights(settings: Settings):
+    """musicnn's weights for the UDF (read once, on the driver), or None when ``extract.embedding`` is none."""
+    if settings.extract.embedding == "none":
+        return None
+    from udfs import musicnn
+
+    try:
+        return musicnn.load_weights(Path(settings.paths.models_dir) / musicnn.WHEEL)
+    except musicnn.WeightsError as exc:
+        raise JobInputError(f"{exc}; or set extract.embedding: none") from None
+
+
 def error_rows(analysed: DataFrame) -> DataFrame:
     return analysed.filter(F.col("error").isNotNull()).select(
         "track_id",
@@ -189,21 +221,34 @@ def error_rows(analysed: DataFrame) -> DataFrame:
 
 
 def write_outcomes(
-    spark: SparkSession, settings: Settings, feats: DataFrame, errs: DataFrame, *, version: str, fresh: bool
+    spark: SparkSession,
+    settings: Settings,
+    feats: DataFrame,
+    errs: DataFrame,
+    *,
+    version: str,
+    fresh: bool,
+    embeddings: DataFrame | None = None,
 ) -> None:
     """Commit a chunk's outcomes. ``fresh``: no track of the chunk has an earlier outcome, so
-    appending is enough; otherwise MERGE, and drop each track's row from the other table
+    appending is enough; otherwise MERGE, and drop each track's row from the other tables
     (the latest outcome wins)."""
     keys = ["track_id", "feature_version"]
     feats_loc, errs_loc = settings.lake_table("features"), settings.lake_table("extract_errors")
+    emb_loc = settings.lake_table("embeddings")
     if fresh:
         delta_io.write_table(feats, feats_loc, mode="append")
         delta_io.write_table(errs, errs_loc, mode="append")
+        if embeddings is not None:
+            delta_io.write_table(embeddings, emb_loc, mode="append")
     else:
         delta_io.merge_upsert(spark, feats, feats_loc, keys=keys)
         delta_io.merge_upsert(spark, errs, errs_loc, keys=keys)
         delta_io.delete_matching(spark, errs_loc, feats.select(*keys), keys=keys)
         delta_io.delete_matching(spark, feats_loc, errs.select(*keys), keys=keys)
+        if embeddings is not None:
+            delta_io.merge_upsert(spark, embeddings, emb_loc, keys=keys)
+        delta_io.delete_matching(spark, emb_loc, errs.select(*keys), keys=keys)
     uri, database, timeout = settings.mongo.uri, settings.mongo.database, settings.mongo.timeout_ms
     feats.foreachPartition(lambda rows: _mongo_features(rows, uri, database, timeout, version))
 
@@ -260,6 +305,7 @@ def record_unusable(spark: SparkSession, settings: Settings, unusable: DataFrame
         keys = ["track_id", "feature_version"]
         delta_io.merge_upsert(spark, rows, settings.lake_table("extract_errors"), keys=keys)
         delta_io.delete_matching(spark, settings.lake_table("features"), rows.select(*keys), keys=keys)
+        delta_io.delete_matching(spark, settings.lake_table("embeddings"), rows.select(*keys), keys=keys)
     return n
 
 
@@ -275,16 +321,18 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         todo_rows = todo_rows[: args.limit]
     total = len(todo_rows)
     seen = tracks_with_outcome(spark, settings, version)
+    weights = embedding_weights(settings)
     log.info("extract %s: %d tracks to analyse, %d missing or empty recorded", version, total, n_missing)
     started, done, n_errors = time.perf_counter(), 0, 0
     for i in range(0, total, args.chunk_tracks):
         rows = todo_rows[i : i + args.chunk_tracks]
         chunk = spark.createDataFrame(rows, schema=todo.schema)
-        analysed = analyse_chunk(spark, settings, chunk, version=version).persist()
+        analysed = analyse_chunk(spark, settings, chunk, version=version, weights=weights).persist()
         feats, errs = feature_rows(analysed), error_rows(analysed)
+        embeddings = embedding_rows(analysed, settings.extract.embedding) if weights is not None else None
         n_chunk, n_err = analysed.count(), errs.count()
         fresh = not any(r.track_id in seen for r in rows)
-        write_outcomes(spark, settings, feats, errs, version=version, fresh=fresh)
+        write_outcomes(spark, settings, feats, errs, version=version, fresh=fresh, embeddings=embeddings)
         analysed.unpersist()
         done, n_errors = done + n_chunk, n_errors + n_err
         rate = done / max(time.perf_counter() - started, 1e-9)

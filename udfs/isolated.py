@@ -40,7 +40,7 @@ def crash_reason(exitcode: int | None) -> str:
     return f"the decoder's process ended on this file (exit code {exitcode})"
 
 
-def _serve(conn: Connection, sample_rate: int, clip_seconds: float) -> None:
+def _serve(conn: Connection, sample_rate: int, clip_seconds: float, weights) -> None:
     """The child: analyse each track it is sent until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the child stops
     faulthandler.disable()  # a crash is reported once, as the track's error row, not as a stack dump
@@ -49,13 +49,14 @@ def _serve(conn: Connection, sample_rate: int, clip_seconds: float) -> None:
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        conn.send(analyse(data, sample_rate=sample_rate, clip_seconds=clip_seconds))
+        conn.send(analyse(data, sample_rate=sample_rate, clip_seconds=clip_seconds, weights=weights))
 
 
 class IsolatedAnalyser:
     """``analyse`` behind a process boundary and a per-track time limit; never raises for a bad file."""
 
-    def __init__(self, *, sample_rate: int, clip_seconds: float, time_limit_s: float) -> None:
+    def __init__(self, *, sample_rate: int, clip_seconds: float, time_limit_s: float, weights=None) -> None:
+        self.weights = weights  # musicnn's, for the embedding; the child inherits them by fork
         self.sample_rate = sample_rate
         self.clip_seconds = clip_seconds
         self.time_limit_s = time_limit_s
@@ -72,7 +73,7 @@ class IsolatedAnalyser:
 
     def __call__(self, data: bytes) -> Analysis:
         if self.time_limit_s <= 0:
-            return analyse(data, sample_rate=self.sample_rate, clip_seconds=self.clip_seconds)
+            return analyse(data, sample_rate=self.sample_rate, clip_seconds=self.clip_seconds, weights=self.weights)
         conn = self._ensure_child()
         try:
             conn.send_bytes(data)
@@ -102,7 +103,7 @@ class IsolatedAnalyser:
             parent, child = self._context.Pipe(duplex=True)
             self._child = self._context.Process(
                 target=_serve,
-                args=(child, self.sample_rate, self.clip_seconds),
+                args=(child, self.sample_rate, self.clip_seconds, self.weights),
                 name=f"earshot-analyse-{os.getpid()}",
                 daemon=True,
             )

@@ -242,6 +242,36 @@ def test_build_index_publishes_a_version_the_query_library_opens(etl, capsys):
         assert len(station) == 5 and int(track_id) not in [n.track_id for n in station]
 
 
+def test_every_good_track_has_a_musicnn_embedding_and_the_index_can_serve_that_space(etl, capsys):
+    """extract.embedding (on by default) writes Delta embeddings beside features; build-index --space
+    musicnn-msd publishes an index over them whose "why" names the network's parts."""
+    from index.query import SimilarityIndex
+    from spark_jobs import build_index
+    from udfs import musicnn
+
+    settings, kinds = etl
+    feats = table(settings, "features")
+    feats = feats[feats["feature_version"] == settings.extract.feature_version]
+    emb = table(settings, "embeddings")
+    assert set(emb["track_id"]) == set(feats["track_id"]) and set(emb["model"]) == {"musicnn-msd"}
+    vectors = np.stack(emb["vector"].to_numpy())
+    assert vectors.shape == (len(feats), musicnn.DIMS) and np.isfinite(vectors).all()
+    # One per track, not a constant (the two silent files, and the two files the changed-file test
+    # rewrote with one tone, are alike by design).
+    assert len(np.unique(vectors.round(3), axis=0)) >= len(vectors) - 2
+    root = Path(settings.paths.index_root).parent / "index-musicnn"
+    spaced = dataclasses.replace(settings, paths=dataclasses.replace(settings.paths, index_root=str(root)))
+    assert run_job(build_index, spaced, "--space", "musicnn-msd", "--version", "v-musicnn") == 0
+    assert "in the musicnn-msd space" in capsys.readouterr().out
+    index = SimilarityIndex.open(root)
+    assert index.manifest.columns == list(musicnn.COLUMNS) and len(index) == len(feats)
+    some = int(emb["track_id"].iloc[0])
+    hits = index.similar_to(some, k=5)
+    assert len(hits) == 5 and some not in [h.track_id for h in hits]
+    words = ("similar overall", "timbre", "tempo", "texture")
+    assert all(any(w in h.reason for w in words) for h in hits), [h.reason for h in hits]
+
+
 def test_build_index_is_deterministic_for_a_seed(etl):
     from spark_jobs import build_index
 
