@@ -176,14 +176,25 @@ def library_fingerprint(settings: Settings) -> str | None:
     return digest.hexdigest()
 
 
+def pipeline_stamp(settings: Settings) -> str | None:
+    """The library's fingerprint and the settings that shape the pipeline's output (a changed
+    ``index.space`` or ``extract.embedding`` runs the pipeline again)."""
+    fingerprint = library_fingerprint(settings)
+    if fingerprint is None:
+        return None
+    e, i = settings.extract, settings.index
+    return f"{fingerprint} {e.feature_version} {e.embedding} {e.clip_seconds} {i.space} {i.pca_components} {i.shards}"
+
+
 def pipeline_is_current(settings: Settings, stamp: Path) -> bool:
-    """True when the last pipeline ran over this very library and its index is still published."""
+    """True when the last pipeline ran over this very library, with these settings, and its index is still
+    published."""
     try:
         store.resolve(Path(settings.paths.index_root))
     except IndexError_:
         return False
-    fingerprint = library_fingerprint(settings)
-    return fingerprint is not None and stamp.exists() and stamp.read_text().strip() == fingerprint
+    want = pipeline_stamp(settings)
+    return want is not None and stamp.exists() and stamp.read_text().strip() == want
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
@@ -206,7 +217,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         print("demo: the library is unchanged since the last run and its index is published; skipping the pipeline")  # noqa: T201
     else:
         timings = [(job, run_job(job, job_args, master=args.master)) for job, job_args in steps(args, music)]
-        stamp.write_text(library_fingerprint(settings) or "")
+        stamp.write_text(pipeline_stamp(settings) or "")
         print("demo: pipeline done")  # noqa: T201
         for job, seconds in timings:
             print(f"  {job:<20} {seconds:7.1f} s")  # noqa: T201

@@ -247,6 +247,9 @@ def gone_rows(spark: SparkSession, settings: Settings, present: DataFrame, folde
     existing = delta_io.read_table(spark, location)
     if "gone" not in existing.columns:  # a catalogue from before the column
         existing = existing.withColumn("gone", F.lit(False))
+    for field in present.schema.fields:  # columns newer than the catalogue (track_number, year): unknown
+        if field.name not in existing.columns:
+            existing = existing.withColumn(field.name, F.lit(None).cast(field.dataType))
     root = (folder if is_uri(folder) else os.path.abspath(folder)).rstrip("/") + "/"
     mine = existing.filter((F.col("source") == "folder") & (F.instr(F.col("audio_path"), root) > 0))
     removed = mine.join(present.select("track_id"), "track_id", "left_anti")

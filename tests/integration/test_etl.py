@@ -380,3 +380,27 @@ def test_check_finds_each_kind_of_drift_and_repair_writes_mongo_from_delta(etl):
                 assert after[track_id].get(name) == before[track_id].get(name), (track_id, name)
             assert after[track_id]["features"]["vector"] == before[track_id]["features"]["vector"]
         assert db["tracks"].find_one({"_id": 987654321}) is None
+
+
+def test_a_catalogue_written_before_the_newest_columns_takes_a_removed_file(stack, spark, tmp_path):
+    """Regression: over a `tracks` table from an earlier Earshot (no track_number, no year), an ingest of a
+    folder with a removed file failed (UNRESOLVED_COLUMN track_number) while marking it gone."""
+    from spark_jobs import mongo_io
+
+    folder = tmp_path / "music"
+    for i in range(3):
+        write_tone(folder / f"Artist {i} - Song {i}.wav", 1.0 + i)
+    settings = load_settings(isolated_environ(tmp_path, MONGO_DATABASE="earshot_test_ingest_upgrade"))
+    with mongo_io.connect(settings) as client:
+        client.drop_database(settings.mongo.database)
+    assert run_job(ingest, settings, "--folder", str(folder)) == 0
+    loc = settings.lake_table("tracks")
+    older = spark.read.format("delta").load(loc).drop("track_number", "year")
+    older.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(loc)
+    (folder / "Artist 1 - Song 1.wav").unlink()
+    assert run_job(ingest, settings, "--folder", str(folder)) == 0
+    lake = table(settings, "tracks").set_index("track_id")
+    assert {"track_number", "year"} <= set(lake.columns)
+    assert list(lake[lake["gone"]]["title"]) == ["Song 1"] and len(lake) == 3
+    with mongo_io.connect(settings) as client:
+        client.drop_database(settings.mongo.database)

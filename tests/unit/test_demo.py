@@ -22,13 +22,16 @@ def test_an_unchanged_library_with_a_published_index_skips_the_pipeline(tmp_path
     song.write_bytes(b"abc")
     settings = load_settings({"EARSHOT_LIBRARY_ROOT": str(library), "EARSHOT_INDEX_ROOT": str(tmp_path / "index")})
     stamp = tmp_path / "stamp"
-    stamp.write_text(demo.library_fingerprint(settings))
+    stamp.write_text(demo.pipeline_stamp(settings))
     assert not demo.pipeline_is_current(settings, stamp), "no index is published yet"
     ids, raw, frame = synthetic_catalogue(genres=2, per_genre=8, artists_per_genre=2)
     build_version(
         tmp_path / "index", ids, raw, COLUMNS, feature_version="t", catalogue=frame, shards=1, pca_components=4
     )
     assert demo.pipeline_is_current(settings, stamp)
+    where = {"EARSHOT_LIBRARY_ROOT": str(library), "EARSHOT_INDEX_ROOT": str(tmp_path / "index")}
+    other_space = load_settings({**where, "EARSHOT__INDEX__SPACE": "musicnn-msd"})
+    assert not demo.pipeline_is_current(other_space, stamp), "another index space runs the pipeline again"
     os.utime(song, ns=(1, 1))
     assert not demo.pipeline_is_current(settings, stamp), "a changed file runs the pipeline again"
 
