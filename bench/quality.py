@@ -34,7 +34,8 @@ import pandas as pd
 
 from conf.settings import load_settings
 from index.query import SimilarityIndex
-from udfs.schema import column_name
+from udfs.musicnn import COLUMNS as MUSICNN_COLUMNS
+from udfs.schema import FEATURE_COLUMNS, column_name
 
 KS = (5, 10)
 RECIPE = (
@@ -59,6 +60,10 @@ def read_library(lake: Path, index: SimilarityIndex) -> pd.DataFrame:
     tracks = DeltaTable(str(lake / "tracks")).to_pandas()
     features = DeltaTable(str(lake / "features")).to_pandas()
     features = features[features["feature_version"] == index.manifest.feature_version]
+    if (lake / "embeddings").exists():  # musicnn's, beside the features (extract.embedding)
+        emb = DeltaTable(str(lake / "embeddings")).to_pandas()
+        emb = emb[(emb["feature_version"] == index.manifest.feature_version) & (emb["model"] == "musicnn-msd")]
+        features = features.merge(emb[["track_id", "vector"]].rename(columns={"vector": "embedding"}), on="track_id")
     if "gone" in tracks:
         tracks = tracks[~tracks["gone"].fillna(False).astype(bool)]
     frame = features.merge(tracks[["track_id", "genre_top", "artist_name"]], on="track_id")
@@ -111,13 +116,14 @@ def measure(frame: pd.DataFrame, index: SimilarityIndex, *, artist_filter: bool)
         artists = frame["artist"].fillna("").astype(str).to_numpy()
         known = artists != ""
         exclude |= (artists[:, None] == artists[None, :]) & known[:, None]
-    columns = list(index.manifest.columns)
+    columns = [*FEATURE_COLUMNS, "tempo"] if frame["tempo"].notna().all() else list(FEATURE_COLUMNS)
     full = frame[columns].to_numpy(np.float64)
     ok = np.isfinite(full).all(axis=1)
     full_std = (full - full[ok].mean(axis=0)) / np.where(full[ok].std(axis=0) > 0, full[ok].std(axis=0), 1.0)
     recipe = frame[RECIPE].to_numpy(np.float64)
+    space = "musicnn-msd" if index.manifest.columns[0] == MUSICNN_COLUMNS[0] else "features"
     rows = {
-        "served (similar)": {k: precision_served(index, ids, labels, exclude, k) for k in KS},
+        f"served (similar, {space} space)": {k: precision_served(index, ids, labels, exclude, k) for k in KS},
         "original recipe (28 numbers, unscaled)": {k: precision_exact(recipe, labels, exclude, k) for k in KS},
         "518 + tempo standardized, euclidean": {k: precision_exact(full_std, labels, exclude, k) for k in KS},
     }
@@ -134,6 +140,13 @@ def measure(frame: pd.DataFrame, index: SimilarityIndex, *, artist_filter: bool)
     }
     rows["candidate: mean/std/median only"] = {k: precision_exact(full_std[:, steady], labels, exclude, k) for k in KS}
     rows["candidate: cosine on standardized"] = {k: precision_exact(unit, labels, exclude, k) for k in KS}
+    if "embedding" in frame:
+        emb = np.stack(frame["embedding"].to_numpy()).astype(np.float64)
+        emb_std = (emb - emb.mean(axis=0)) / np.where(emb.std(axis=0) > 0, emb.std(axis=0), 1.0)
+        rows["musicnn-msd embedding (753), raw"] = {k: precision_exact(emb, labels, exclude, k) for k in KS}
+        rows["musicnn-msd embedding (753), standardized"] = {
+            k: precision_exact(emb_std, labels, exclude, k) for k in KS
+        }
     rows["chance"] = {k: p for k in KS}
     return {
         "tracks": n,

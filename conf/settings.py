@@ -32,7 +32,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE_FILE = REPO_ROOT / "conf" / "base.yaml"
 EMBEDDINGS = ("musicnn-msd", "none")
-SPACES = ("features", "musicnn-msd")
+SPACES = ("auto", "features", "musicnn-msd")
 
 
 class SettingsError(ValueError):
@@ -94,7 +94,7 @@ class IndexSettings:
     pca_components: int
     keep_versions: int
     seed: int
-    space: str  # features: the 518 + tempo; musicnn-msd: the tracks' pretrained embeddings
+    space: str  # auto: musicnn-msd where the feature version has embeddings, else features
 
 
 @dataclass(frozen=True)

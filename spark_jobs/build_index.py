@@ -50,6 +50,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", choices=SPACES, help="default: index.space")
 
 
+def auto_space(spark, settings: Settings, version_of_features: str) -> str:
+    """musicnn-msd when every track with features of this version has an embedding (audio extracted with
+    ``extract.embedding`` on), else features (FMA's imported features.csv has no audio to embed)."""
+    feats_loc, emb_loc = settings.lake_table("features"), settings.lake_table("embeddings")
+    if not (delta_io.table_exists(spark, emb_loc) and delta_io.table_exists(spark, feats_loc)):
+        return "features"
+    of = F.col("feature_version") == version_of_features
+    with_features = delta_io.read_table(spark, feats_loc).filter(of).select("track_id")
+    embedded = delta_io.read_table(spark, emb_loc).filter(of & (F.col("model") == "musicnn-msd")).select("track_id")
+    if with_features.limit(1).count() == 0 or embedded.limit(1).count() == 0:
+        return "features"
+    missing = with_features.join(embedded, "track_id", "left_anti").limit(1).count()
+    if missing:
+        log.warning("build-index: some tracks of %s have no embedding yet; serving the features space "
+                    "(run extract to embed them)", version_of_features)  # fmt: skip
+        return "features"
+    return "musicnn-msd"
+
+
 def space_rows(spark, settings: Settings, space: str, version_of_features: str):
     """(track_id + raw columns, the column names, the table read) of one index space.
 
@@ -89,6 +108,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     root_path = Path(root)
     spark = build_spark(settings, app_name="build-index")
     space = args.space or cfg.space
+    if space == "auto":
+        space = auto_space(spark, settings, version_of_features)
     feats, columns, loc = space_rows(spark, settings, space, version_of_features)
     tracks_loc = settings.lake_table("tracks")
     gone = None

@@ -221,7 +221,7 @@ def test_build_index_publishes_a_version_the_query_library_opens(etl, capsys):
     from spark_jobs import build_index
 
     settings, kinds = etl
-    assert run_job(build_index, settings, "--version", "v-test-1") == 0
+    assert run_job(build_index, settings, "--space", "features", "--version", "v-test-1") == 0
     assert "build-index: published v-test-1" in capsys.readouterr().out
     index = SimilarityIndex.open(settings.paths.index_root)
     feats = table(settings, "features")
@@ -243,8 +243,8 @@ def test_build_index_publishes_a_version_the_query_library_opens(etl, capsys):
 
 
 def test_every_good_track_has_a_musicnn_embedding_and_the_index_can_serve_that_space(etl, capsys):
-    """extract.embedding (on by default) writes Delta embeddings beside features; build-index --space
-    musicnn-msd publishes an index over them whose "why" names the network's parts."""
+    """extract.embedding (on by default) writes Delta embeddings beside features; build-index (index.space
+    auto) then publishes an index over them whose "why" names the network's parts."""
     from index.query import SimilarityIndex
     from spark_jobs import build_index
     from udfs import musicnn
@@ -261,7 +261,7 @@ def test_every_good_track_has_a_musicnn_embedding_and_the_index_can_serve_that_s
     assert len(np.unique(vectors.round(3), axis=0)) >= len(vectors) - 2
     root = Path(settings.paths.index_root).parent / "index-musicnn"
     spaced = dataclasses.replace(settings, paths=dataclasses.replace(settings.paths, index_root=str(root)))
-    assert run_job(build_index, spaced, "--space", "musicnn-msd", "--version", "v-musicnn") == 0
+    assert run_job(build_index, spaced, "--version", "v-musicnn") == 0
     assert "in the musicnn-msd space" in capsys.readouterr().out
     index = SimilarityIndex.open(root)
     assert index.manifest.columns == list(musicnn.COLUMNS) and len(index) == len(feats)
