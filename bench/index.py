@@ -107,6 +107,15 @@ def latency(fn, queries: np.ndarray) -> tuple[np.ndarray, list[float]]:
     return np.asarray(results), times
 
 
+FRONTIER_K = (1000, 2000, 3000, 5000)
+
+
+def _measure(fn, queries: np.ndarray, truth: np.ndarray) -> dict:
+    found, times = latency(fn, queries)
+    return {"recall10": round(recall(found, truth), 4), "p50_ms": round(pct(times, 50), 3),
+            "p99_ms": round(pct(times, 99), 3)}  # fmt: skip
+
+
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)]))
 
@@ -143,6 +152,13 @@ def run_scale(n: int, dims: int, *, n_queries: int, settings, workers: int, with
                 "p99_ms": round(pct(times, 99), 3),
                 "qps": round(len(times) / sum(times), 1),
             }
+        # The frontier: recall against p99 as the search budget changes, to compare at equal recall.
+        out["ours_frontier"] = [
+            {"probe": probe, "search_k": sk, **_measure(
+                lambda q, p=probe, s=sk: [h.track_id for h in index.query_projected(q, k=10, probe=p, search_k=s)],
+                queries, truth)}
+            for probe in (2, 3) for sk in FRONTIER_K
+        ]  # fmt: skip
         out["ours_build_s"] = round(build_s, 2)
         out["ours_size_mb"] = round(folder_size(folder) / 2**20, 1)
     if not with_baselines:
@@ -159,6 +175,10 @@ def run_scale(n: int, dims: int, *, n_queries: int, settings, workers: int, with
     single.build(cfg.n_trees, n_jobs=workers)
     annoy_build = time.perf_counter() - t0
     found, times = latency(lambda q: single.get_nns_by_vector(q, 10, search_k=cfg.search_k), queries)
+    out["annoy_single_frontier"] = [
+        {"search_k": sk, **_measure(lambda q, s=sk: single.get_nns_by_vector(q, 10, search_k=s), queries, truth)}
+        for sk in FRONTIER_K
+    ]
     out["annoy_single"] = {
         "recall10": round(recall(found, truth), 4),
         "p50_ms": round(pct(times, 50), 3),
@@ -275,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
         r = f[key]
         print(f"{name:<24}{r['recall10']:>10.4f}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}{build:>9.2f}")  # noqa: T201
     print(f"ours: {f['ours_size_mb']} MB on disk")  # noqa: T201
+    print("frontier (recall@10 / p99 ms) by search_k:" + "".join(f"{k:>16}" for k in FRONTIER_K))  # noqa: T201
+    rows = [(f"  ours, probe {p}", [r for r in f["ours_frontier"] if r["probe"] == p]) for p in (2, 3)]
+    for label, cells in [*rows, ("  annoy, one index", f["annoy_single_frontier"])]:
+        print(label.ljust(42) + "".join(f"{r['recall10']:>9.4f} /{r['p99_ms']:>5.2f}" for r in cells))  # noqa: T201
     if "million" in result:
         m = result["million"]
         print(
