@@ -86,6 +86,13 @@ else
   cd "$EARSHOT_DRIVER_DIR"
 fi
 
+# Ivy's resolution report (60 lines, every run, though it is resolved offline from .earshot/ivy) is
+# left out of stderr unless spark-submit's --verbose is given; its failures (UNRESOLVED DEPENDENCIES
+# and the exception) match none of the report's line shapes and still show.
+if [[ " ${spark_opts[*]-} " != *" --verbose "* ]]; then
+  exec 2> >(grep --line-buffered -v -E -f "$ROOT/services/spark/ivy-report.regex" >&2)
+fi
+
 # Not exec: SIGTERM or SIGHUP (systemd, a container runtime, kill) goes to the job's own Python
 # process, a child of spark-submit's JVM, which stops its queries and exits; the JVM then ends.
 # Sent to the JVM instead, it would die at once (status 143) and leave its Python child behind.
