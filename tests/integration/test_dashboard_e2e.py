@@ -100,6 +100,26 @@ def dashboard(stack, spark, tmp_path_factory):
         client.close()
 
 
+def pick_option(page, box: str, text: str, tries: int = 3) -> None:
+    """Open the selectbox labelled ``box`` and choose its first option with ``text``. Streamlit may rerun
+    the page (the search's results arriving) just as the list opens, which closes it again: on a busy
+    machine, open it once more rather than wait on a list that is gone."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(tries):
+        page.locator('[data-testid="stSelectbox"]').filter(has_text=box).click()
+        option = page.get_by_role("option").filter(has_text=text).first
+        try:
+            option.wait_for(state="visible", timeout=10_000)
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+            continue
+        option.click()
+        return
+
+
 def test_search_play_like_and_see_for_you_change(dashboard):
     from playwright.sync_api import expect, sync_playwright
 
@@ -117,8 +137,7 @@ def test_search_play_like_and_see_for_you_change(dashboard):
         search.fill("Jazz")
         search.press("Enter")
         expect(page.get_by_text(re.compile(r"\d+ matches of \d+ tracks"))).to_contain_text("80 matches", timeout=20_000)
-        page.locator('[data-testid="stSelectbox"]').filter(has_text="Track").click()
-        page.get_by_role("option").filter(has_text="Jazz").first.click()
+        pick_option(page, "Track", "Jazz")
         page.get_by_role("button", name="Play", exact=True).click()
         expect(page.locator("audio")).to_have_count(1, timeout=20_000)
         expect(page.get_by_text(re.compile("Now playing: Jazz song"))).to_be_visible()
