@@ -112,7 +112,8 @@ def _answers(web: int) -> bool:
         return False
 
 
-def submit(cluster: dict, env: dict[str, str], *job: str, log: Path, timeout: float = 300) -> None:
+def submit(cluster: dict, env: dict[str, str], *job: str, log: Path, timeout: float = 600) -> None:
+    # extract with the musicnn embedding took a little over 300 s for 20 tracks on this 2-core machine.
     command = [str(REPO_ROOT / "spark-submit.sh"), "--master", cluster["url"], "--executor-memory", "768m", *job]
     with log.open("ab") as out:
         rc = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout).returncode
