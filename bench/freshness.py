@@ -43,15 +43,16 @@ from pathlib import Path
 import numpy as np
 
 from bench.listeners import write_initial_tastes
+from bench.load import FastListenProducer
 from conf.settings import REPO_ROOT, load_settings
 from index.local import build_version
 from index.query import SimilarityIndex
 from index.synthetic import COLUMNS, synthetic_catalogue
 from spark_jobs import kafka_io, mongo_io
 from spark_jobs.simulate import Simulator
+from spark_jobs.stream_sink import STAGES
 
 TARGET = {"p50_ms": 1000.0, "p99_ms": 2000.0, "events_per_s": 1950.0}
-STAGES = ("decode_ms", "state_read_ms", "fold_ms", "recommend_ms", "serve_ms", "state_write_ms", "output_ms")
 
 
 def environ(root: Path) -> dict[str, str]:
@@ -111,14 +112,15 @@ def run_row(
     stream = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         started_stream = time.monotonic()
-        sim.run(rate=min(rate, 50.0), duration=2.0)  # the first batches start Python workers and load the state
+        # The first batches start Python workers and load the state.
+        sim.run(rate=min(rate, 50.0), duration=2.0, producer_class=FastListenProducer)
         wait(lambda: db["recommendations"].count_documents({}) > 0, 900, f"the stream to start (log: {log})")
         load_s = time.monotonic() - started_stream
-        sim.run(rate=min(rate, 200.0), duration=warmup)
+        sim.run(rate=min(rate, 200.0), duration=warmup, producer_class=FastListenProducer)
         measured_from = datetime.now(UTC)
         before = sim.report.total
         started = time.monotonic()
-        sim.run(rate=rate, duration=seconds)
+        sim.run(rate=rate, duration=seconds, producer_class=FastListenProducer)
         produced_window = sim.report.total - before
         send_s = time.monotonic() - started
         total = sim.report.total

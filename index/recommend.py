@@ -18,6 +18,7 @@ candidates come from one batched search (:func:`index.batched.nearest_flat`);
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,13 +36,46 @@ POOL = 3  # candidates per item asked for, before exclusions, re-ranking and the
 LIKED = 10  # the latest liked tracks an item's reason may name
 
 
-@dataclass(frozen=True)
-class Recommendation:
-    source: str  # "taste" or "radio"
-    items: list[dict]  # track_id, score, reason, genre
-
-
 ITEM_FIELDS = ("track_id", "score", "reason", "genre")
+
+
+class Recommendation:
+    """One listener's answer: its ``source`` ("taste" or "radio") and ranked items (track_id, score, reason, genre).
+
+    Held as one list of dicts (``items``) or as the serving store's parallel arrays (``columns``,
+    :func:`stored_items`), whichever it was made from; the other form is built when first asked for.
+    """
+
+    __slots__ = ("source", "_items", "_columns")
+
+    def __init__(self, source: str, items: list[dict] | None = None):
+        self.source = source
+        self._items = list(items) if items is not None else []
+        self._columns: dict[str, list] | None = None
+
+    @classmethod
+    def of_columns(cls, source: str, columns: dict[str, list]) -> Recommendation:
+        rec = cls(source)
+        rec._items, rec._columns = None, columns
+        return rec
+
+    @property
+    def items(self) -> list[dict]:
+        if self._items is None:
+            self._items = items_of(self._columns)
+        return self._items
+
+    @property
+    def columns(self) -> dict[str, list]:
+        if self._columns is None:
+            self._columns = stored_items(self._items)
+        return self._columns
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Recommendation) and (self.source, self.items) == (other.source, other.items)
+
+    def __repr__(self) -> str:
+        return f"Recommendation({self.source!r}, {self.items!r})"
 
 
 def stored_items(items: Sequence[dict]) -> dict[str, list]:
@@ -180,46 +214,55 @@ def _choose(index: SimilarityIndex, queries: list[_Query], pools: Pools, *, k: i
 
 
 def _items(index: SimilarityIndex, tastes: list[Taste], queries: list[_Query], chosen: Pools) -> list[Recommendation]:
-    """Items with their reasons for every listener at once: one pass over all the chosen tracks."""
+    """Items with their reasons for every listener at once: array work over all the chosen tracks.
+
+    Each listener's answer is kept as the serving store's parallel arrays (:func:`stored_items`);
+    the dict per item is only built when someone asks for ``items``.
+    """
     n = len(queries)
     if not n:
         return []
-    bounds = np.searchsorted(chosen.owner, np.arange(n + 1))
-    close = index.reason_words(
-        index.explain_at(np.stack([q.z for q in queries]), chosen.owner, chosen.shards, chosen.rows)
-    )
-    because = _because(index, tastes, queries, chosen)
-    genre_at = index.attributes()[1]
-    genres = [genre_at[f] for f in index.flat_at(chosen.shards, chosen.rows).tolist()]
+    bounds = np.searchsorted(chosen.owner, np.arange(n + 1)).tolist()
+    codes = index.explain_at(np.stack([q.z for q in queries]), chosen.owner, chosen.shards, chosen.rows)
+    reasons = (_because(index, tastes, queries, chosen) + _words(index)[codes]).tolist()
+    genres = _genres(index)[index.flat_at(chosen.shards, chosen.rows)].tolist()
     scores = [round(s, 4) for s in (1.0 / (1.0 + chosen.distances.astype(np.float64))).tolist()]
     ids = chosen.track_ids.tolist()
-    out = []
-    for q in range(n):
-        a, b = int(bounds[q]), int(bounds[q + 1])
-        items = [
-            {"track_id": ids[j], "score": scores[j], "reason": because[j] + close[j], "genre": genres[j]}
-            for j in range(a, b)
-        ]
-        out.append(Recommendation("taste", items))
-    return out
+    return [
+        Recommendation.of_columns(
+            "taste",
+            {"track_id": ids[a:b], "score": scores[a:b], "reason": reasons[a:b], "genre": genres[a:b]},
+        )
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
 
 
-def _because(index: SimilarityIndex, tastes: list[Taste], queries: list[_Query], chosen: Pools) -> list[str]:
+def _because(index: SimilarityIndex, tastes: list[Taste], queries: list[_Query], chosen: Pools) -> np.ndarray:
     """Each chosen item's first words: the liked track it sounds most like, or that it is away from the skipped."""
-    liked = [[t for t in taste.positives if t in index][-LIKED:] for taste in tastes]
-    # A (listener, LIKED) table of places in one flat list of liked tracks; -1 pads.
-    flat = [t for mine in liked for t in mine]
-    table = np.full((len(tastes), LIKED), -1, np.int64)
-    at = 0
-    for q, mine in enumerate(liked):
-        table[q, : len(mine)] = np.arange(at, at + len(mine))
-        at += len(mine)
-    prefix = [f"sounds like {_title(index, t)}, which you liked; " for t in flat]
-    away = ["away from what you skipped; " if q.p_neg is not None else "" for q in queries]
-    because = [away[o] for o in chosen.owner.tolist()]
-    if not flat or not len(chosen):
+    away = np.asarray(["away from what you skipped; " if q.p_neg is not None else "" for q in queries], object)
+    because = away[chosen.owner]
+    # The latest LIKED liked tracks of each listener that are in the index, oldest first: a (listener,
+    # LIKED) table of places in one flat array of them; -1 pads.
+    counts = [len(t.positives) for t in tastes]
+    positives = np.fromiter((p for t in tastes for p in t.positives), np.int64, count=sum(counts))
+    owner = np.repeat(np.arange(len(tastes)), counts)
+    found, l_shard, l_row = index.locate_many(positives)
+    positives, owner, l_shard, l_row = positives[found], owner[found], l_shard[found], l_row[found]
+    if not len(positives) or not len(chosen):
         return because
-    _, l_shard, l_row = index.locate_many(flat)
+    starts = np.searchsorted(owner, np.arange(len(tastes) + 1))
+    place = np.arange(len(owner)) - starts[owner]
+    skip = np.maximum(np.diff(starts) - LIKED, 0)[owner]  # older than the latest LIKED
+    keep = place >= skip
+    positives, owner, l_shard, l_row, column = (
+        positives[keep],
+        owner[keep],
+        l_shard[keep],
+        l_row[keep],
+        (place - skip)[keep],
+    )
+    table = np.full((len(tastes), LIKED), -1, np.int64)
+    table[owner, column] = np.arange(len(owner))
     liked_p = index.points_at(l_shard, l_row)
     mine = table[chosen.owner]  # (items, LIKED)
     has = np.flatnonzero(mine[:, 0] >= 0)
@@ -230,9 +273,31 @@ def _because(index: SimilarityIndex, tastes: list[Taste], queries: list[_Query],
         d = ((points[a : a + 8192, None, :] - liked_p[np.maximum(m, 0)]) ** 2).sum(axis=2)
         d[m < 0] = np.inf
         nearest[a : a + 8192] = m[np.arange(len(m)), d.argmin(axis=1)]
-    for j, n in zip(has.tolist(), nearest.tolist(), strict=True):
-        because[j] = prefix[n]
+    tracks, which = np.unique(positives[nearest], return_inverse=True)
+    phrases = np.asarray([f"sounds like {_title(index, t)}, which you liked; " for t in tracks.tolist()], object)
+    because[has] = phrases[which.reshape(-1)]
     return because
+
+
+def _words(index: SimilarityIndex) -> np.ndarray:
+    """The reason words of each reason code (:meth:`SimilarityIndex.reason_words`), as an object array."""
+    return _cached(index, "words", lambda: np.asarray(index.reason_words(np.arange(len(index._reason_words))), object))
+
+
+def _genres(index: SimilarityIndex) -> np.ndarray:
+    """The genre of each flat position (:meth:`SimilarityIndex.flat_at`), as an object array."""
+    return _cached(index, "genres", lambda: np.asarray(index.attributes()[1], object))
+
+
+_per_index: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _cached(index: SimilarityIndex, name: str, build):
+    """A value derived from one index version, built once per process."""
+    mine = _per_index.setdefault(index, {})
+    if name not in mine:
+        mine[name] = build()
+    return mine[name]
 
 
 def _title(index: SimilarityIndex, track_id: int) -> str:

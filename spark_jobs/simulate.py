@@ -185,11 +185,15 @@ class Simulator:
             base["ts"] = format_ts(datetime.now(UTC) + timedelta(days=2))
         return json.dumps(base).encode("utf-8")
 
-    def run(self, *, rate: float, duration: float, stop=lambda: False) -> Report:
-        """Send at ``rate`` messages per second for ``duration`` seconds (0: until ``stop()``)."""
+    def run(self, *, rate: float, duration: float, stop=lambda: False, producer_class=ListenProducer) -> Report:
+        """Send at ``rate`` messages per second for ``duration`` seconds (0: until ``stop()``).
+
+        ``producer_class``: anything built and used like :class:`ListenProducer` (``bench.freshness``
+        passes a librdkafka one, so the load generator leaves the cores to the stream it measures).
+        """
         started = time.monotonic()
         sent = 0
-        with ListenProducer(
+        with producer_class(
             self.settings.kafka.bootstrap_servers,
             topic=self.settings.kafka.listens_topic,
             max_future_s=self.settings.stream.max_future_seconds,

@@ -31,7 +31,16 @@ from spark_jobs.poison import pending_batch
 log = logging.getLogger("earshot.stream")
 
 QUERY_NAME = "recommender"
-STAGES = ("decode_ms", "state_read_ms", "fold_ms", "recommend_ms", "serve_ms", "state_write_ms", "output_ms")
+STAGES = (
+    "decode_ms",
+    "state_read_ms",
+    "fold_ms",
+    "recommend_ms",
+    "state_write_ms",
+    "serve_ms",
+    "serve_wait_ms",
+    "output_ms",
+)
 
 
 class BatchSink:

@@ -25,7 +25,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +40,7 @@ from index import store
 from index.fold import Folded, Rules, fold_batch
 from index.manifest import IndexError_
 from index.query import SimilarityIndex
-from index.recommend import Recommendation, recommend_many, stored_items
+from index.recommend import Recommendation, recommend_many
 from index.taste import Taste
 from spark_jobs import mongo_io
 from spark_jobs.errors import JobInputError
@@ -48,6 +49,7 @@ from spark_jobs.mongo_io import safe_key
 from spark_jobs.poison import Quarantine
 
 INDEX_RECHECK_S = 2.0
+SERVE_CHUNK = 200  # listeners recommended, then handed to the writer thread, at a time
 LAYOUT = "listener-buckets-v1"
 log = logging.getLogger("earshot.stream")
 LAYOUT_FILE = "earshot-state.json"
@@ -109,7 +111,7 @@ def listener_document(folded: Folded, rec: Recommendation, index: SimilarityInde
     last = folded.trigger()
     profile = taste.profile()
     return {
-        "items": stored_items(rec.items),
+        "items": rec.columns,
         "source": rec.source,
         "index_version": index.version,
         "trigger_event_id": last["event_id"],
@@ -126,7 +128,7 @@ def listener_document(folded: Folded, rec: Recommendation, index: SimilarityInde
     }
 
 
-def output_rows(folded: list[Folded], written_ms: float | None) -> list[dict]:
+def output_rows(folded: list[Folded], written_ms: Mapping[str, float]) -> list[dict]:
     """One ``listener`` row per listener touched: what was applied and when its document was written."""
     rows = []
     for f in folded:
@@ -134,7 +136,7 @@ def output_rows(folded: list[Folded], written_ms: float | None) -> list[dict]:
             "applied": len(f.applied),
             "duplicates": f.duplicates,
             "ts_ms": [a["ts_ms"] for a in f.applied],
-            "written_ms": written_ms if f.changed else None,
+            "written_ms": written_ms.get(f.user_id) if f.changed else None,
         }
         rows.append({"kind": "listener", "user_id": f.user_id, "stats": json.dumps(stats)})
     return rows
@@ -175,8 +177,27 @@ class Serving:
 
         mongo_io.retrying(write, seconds=self.retry_s, what=f"recommendations of {len(docs)} listeners")
 
+    def submit(self, docs: list[dict]) -> Future:
+        """:meth:`write` on this process's writer thread; the future gives (done at, epoch ms; took, ms)."""
+
+        def timed() -> tuple[float, float]:
+            started = time.perf_counter()
+            self.write(docs)
+            return time.time() * 1000, (time.perf_counter() - started) * 1000
+
+        return _writer().submit(timed)
+
 
 _clients: dict[str, Any] = {}
+_writers: list[ThreadPoolExecutor] = []
+
+
+def _writer() -> ThreadPoolExecutor:
+    """One writer thread per Python worker: a task's serving writes go out in order, beside its computing."""
+    with _cache_lock:
+        if not _writers:
+            _writers.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="earshot-serving"))
+        return _writers[0]
 
 
 def _client(uri: str, timeout_ms: int):
@@ -249,19 +270,30 @@ class TasteBuckets(StatefulProcessor):
         folded, dead = fold_batch(frame, read, index, self._rules(), half_life_ms=self.half_life_ms)
         t2 = time.perf_counter()
         changed = [f for f in folded if f.changed]
-        recs: dict[str, Recommendation] = {}
-        if changed and index is not None:
-            answers = recommend_many(index, [f.taste for f in changed], k=self.k)
-            recs = {f.user_id: r for f, r in zip(changed, answers, strict=True)}
-        t3 = time.perf_counter()
+        # Recommend a chunk, hand its documents to the writer thread, recommend the next: the serving
+        # store takes each chunk while this process computes the next and writes the state.
+        writes: list[tuple[list[Folded], Future]] = []
         now = datetime.now(UTC)
-        self.serving.write(
-            [{"_id": f.user_id, **listener_document(f, recs[f.user_id], index), "written_at": now} for f in changed]
-        )
-        written_ms = time.time() * 1000
-        t4 = time.perf_counter()
+        for start in range(0, len(changed) if index is not None else 0, SERVE_CHUNK):
+            part = changed[start : start + SERVE_CHUNK]
+            answers = recommend_many(index, [f.taste for f in part], k=self.k)
+            docs = [
+                {"_id": f.user_id, **listener_document(f, rec, index), "written_at": now}
+                for f, rec in zip(part, answers, strict=True)
+            ]
+            writes.append((part, self.serving.submit(docs)))
+        t3 = time.perf_counter()
         for f in changed:
             self.tastes.updateValue((f.user_id,), (f.taste.to_bytes(),))
+        t4 = time.perf_counter()
+        # Every write is done (or has failed, failing the task before its state is committed) before
+        # the rows that say so leave this call.
+        written_ms: dict[str, float] = {}
+        busy_ms = 0.0
+        for part, write in writes:
+            done_ms, took_ms = write.result()
+            busy_ms += took_ms
+            written_ms.update((f.user_id, done_ms) for f in part)
         t5 = time.perf_counter()
         rows = output_rows(folded, written_ms) + dead_rows(dead)
         timing = {
@@ -271,8 +303,9 @@ class TasteBuckets(StatefulProcessor):
             "state_read_ms": read_ms[0],
             "fold_ms": (t2 - t1) * 1000 - read_ms[0],
             "recommend_ms": (t3 - t2) * 1000,
-            "serve_ms": (t4 - t3) * 1000,
-            "state_write_ms": (t5 - t4) * 1000,
+            "state_write_ms": (t4 - t3) * 1000,
+            "serve_ms": busy_ms,
+            "serve_wait_ms": (t5 - t4) * 1000,
             "output_ms": (time.perf_counter() - t5) * 1000,
         }
         rows.append({"kind": "timing", "stats": json.dumps(timing)})

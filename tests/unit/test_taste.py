@@ -149,7 +149,7 @@ def test_fold_sorts_out_bad_duplicate_and_good_messages(index: SimilarityIndex):
     assert reasons[0].startswith("not JSON") and "not in the catalogue" in reasons[1] and "future" in reasons[2]
     (rec,) = recommend_many(index, [u1.taste], k=5)
     assert rec.source == "radio"
-    rows = output_rows(folded, 1234.0) + dead_rows(dead)
+    rows = output_rows(folded, {"u1": 1234.0}) + dead_rows(dead)
     assert json.loads(rows[0]["stats"]) == {"applied": 1, "duplicates": 1, "ts_ms": [u1.applied[0]["ts_ms"]],
                                             "written_ms": 1234.0}  # fmt: skip
     doc = json.loads(json.dumps(listener_document(u1, rec, index)))
@@ -211,6 +211,15 @@ def test_stored_items_are_parallel_arrays_that_read_back_as_the_ranked_items():
     assert items_of(stored) == items
     assert items_of({"track_id": [7, 3]}) == [{"track_id": 7}, {"track_id": 3}], "a projection of one field"
     assert items_of(None) == [] and items_of({}) == []
+
+
+def test_a_recommendation_reads_the_same_as_items_or_as_columns():
+    from index.recommend import Recommendation, stored_items
+
+    items = [{"track_id": 7, "score": 0.9, "reason": "a", "genre": "Rock"}]
+    by_items, by_columns = Recommendation("taste", items), Recommendation.of_columns("taste", stored_items(items))
+    assert by_items.columns == stored_items(items) and by_columns.items == items
+    assert by_items == by_columns and by_items != Recommendation("radio", items)
 
 
 def _plain_recommendation(index: SimilarityIndex, taste: Taste, *, k: int, max_per_artist: int) -> list[int]:
