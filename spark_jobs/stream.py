@@ -47,9 +47,10 @@ from spark_jobs.index_delivery import IndexShipper, executor_root
 from spark_jobs.poison import Quarantine, check_files, has_started, pending_batch
 from spark_jobs.services import require_kafka, require_mongo
 from spark_jobs.session import build_spark
+from spark_jobs.stream_serving import Serving
 from spark_jobs.stream_sink import QUERY_NAME, BatchSink, ProgressRecorder
 from spark_jobs.stream_source import listen_messages
-from spark_jobs.stream_state import OUTPUT_SCHEMA, Serving, TasteBuckets, check_layout
+from spark_jobs.stream_state import OUTPUT_SCHEMA, TasteBuckets, check_layout
 
 log = logging.getLogger("earshot.stream")
 

@@ -2,7 +2,7 @@
 
 :class:`BatchSink` is the ``foreachBatch`` of the recommender. The listeners'
 ``recommendations`` documents are written by the stateful step itself, on the
-executors (``stream_state.Serving``); what reaches the driver is small: per
+executors (``stream_serving.Serving``); what reaches the driver is small: per
 listener the count of events applied and their times, the dead letters, and
 each bucket call's stage costs. The sink sends the dead letters, then records
 the batch in ``stream_batches`` with Spark's own progress

@@ -9,7 +9,7 @@ once. A listener's taste is one entry of the bucket's MapState ``tastes``
 (RocksDB): read once and written once per batch for each listener touched.
 
 Each bucket call also writes its listeners' ``recommendations`` documents
-(:class:`Serving`), from the executor that computed them: the documents never
+(``stream_serving.Serving``, on a writer thread), from the executor that computed them: the documents never
 travel to the driver, and the stateful tasks write in parallel. The writes
 are upserts of what the batch's state gives, so a failed and replayed batch
 writes the same documents again (exactly-once effect), and a failed write
@@ -26,8 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,11 +41,11 @@ from index.manifest import IndexError_
 from index.query import SimilarityIndex
 from index.recommend import Recommendation, recommend_many
 from index.taste import Taste
-from spark_jobs import mongo_io
 from spark_jobs.errors import JobInputError
 from spark_jobs.index_delivery import SHIPPED, shipped_folder
 from spark_jobs.mongo_io import safe_key
 from spark_jobs.poison import Quarantine
+from spark_jobs.stream_serving import Serving
 
 INDEX_RECHECK_S = 2.0
 SERVE_CHUNK = 200  # listeners recommended, then handed to the writer thread, at a time
@@ -148,64 +147,6 @@ def output_frame(rows: list[dict]) -> pd.DataFrame:
 
 def dead_rows(dead: list[dict]) -> list[dict]:
     return [{"kind": "dlq", "user_id": d.pop("user_key"), **d} for d in dead]
-
-
-# ---------------------------------------------------------------- the serving store, from the executors
-
-
-@dataclass(frozen=True)
-class Serving:
-    """Where the executors write ``recommendations`` (the settings stay on the driver)."""
-
-    uri: str
-    database: str
-    timeout_ms: int
-    retry_s: float = 120.0
-
-    def write(self, docs: list[dict]) -> None:
-        """Upsert ``docs``; while the server is unreachable, retry with backoff for up to ``retry_s``.
-
-        Upserts are idempotent, so a retried command that had in fact been applied changes nothing;
-        the batch (and its state) waits instead of failing at the first lost connection.
-        """
-        if not docs:
-            return
-
-        def write() -> None:
-            db = _client(self.uri, self.timeout_ms)[self.database]
-            mongo_io.upsert_many(db, "recommendations", docs, clean=False)  # built here: plain values, safe keys
-
-        mongo_io.retrying(write, seconds=self.retry_s, what=f"recommendations of {len(docs)} listeners")
-
-    def submit(self, docs: list[dict]) -> Future:
-        """:meth:`write` on this process's writer thread; the future gives (done at, epoch ms; took, ms)."""
-
-        def timed() -> tuple[float, float]:
-            started = time.perf_counter()
-            self.write(docs)
-            return time.time() * 1000, (time.perf_counter() - started) * 1000
-
-        return _writer().submit(timed)
-
-
-_clients: dict[str, Any] = {}
-_writers: list[ThreadPoolExecutor] = []
-
-
-def _writer() -> ThreadPoolExecutor:
-    """One writer thread per Python worker: a task's serving writes go out in order, beside its computing."""
-    with _cache_lock:
-        if not _writers:
-            _writers.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="earshot-serving"))
-        return _writers[0]
-
-
-def _client(uri: str, timeout_ms: int):
-    """One client per Python worker and URI, kept for the worker's life."""
-    with _cache_lock:
-        if uri not in _clients:
-            _clients[uri] = mongo_io.connect_uri(uri, timeout_ms=timeout_ms)
-        return _clients[uri]
 
 
 # ---------------------------------------------------------------- the processor

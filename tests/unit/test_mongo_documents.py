@@ -51,7 +51,7 @@ def test_a_genre_with_a_dot_cannot_break_the_listener_document(tmp_path):
 def test_serving_writes_wait_out_a_lost_connection_then_give_up(monkeypatch):
     from pymongo.errors import AutoReconnect, BulkWriteError
 
-    from spark_jobs import stream_state
+    from spark_jobs import stream_serving
 
     calls = []
 
@@ -61,22 +61,22 @@ def test_serving_writes_wait_out_a_lost_connection_then_give_up(monkeypatch):
             raise AutoReconnect("connection refused")
         return len(docs)
 
-    monkeypatch.setattr(stream_state.mongo_io, "upsert_many", flaky)
-    monkeypatch.setattr(stream_state.time, "sleep", lambda s: None)
-    serving = stream_state.Serving("mongodb://127.0.0.1:1/", "db", 100, retry_s=60)
+    monkeypatch.setattr(stream_serving.mongo_io, "upsert_many", flaky)
+    monkeypatch.setattr(stream_serving.time, "sleep", lambda s: None)
+    serving = stream_serving.Serving("mongodb://127.0.0.1:1/", "db", 100, retry_s=60)
     serving.write([{"_id": "u1"}])
     assert calls == [1, 1, 1], "retried until the server answered"
 
     def down(db, collection, docs, **kw):
         raise AutoReconnect("still down")
 
-    monkeypatch.setattr(stream_state.mongo_io, "upsert_many", down)
+    monkeypatch.setattr(stream_serving.mongo_io, "upsert_many", down)
     with pytest.raises(AutoReconnect):
-        stream_state.Serving("mongodb://127.0.0.1:1/", "db", 100, retry_s=0).write([{"_id": "u1"}])
+        stream_serving.Serving("mongodb://127.0.0.1:1/", "db", 100, retry_s=0).write([{"_id": "u1"}])
 
     def refused(db, collection, docs, **kw):
         raise BulkWriteError({"writeErrors": [{"errmsg": "bad"}]})
 
-    monkeypatch.setattr(stream_state.mongo_io, "upsert_many", refused)
+    monkeypatch.setattr(stream_serving.mongo_io, "upsert_many", refused)
     with pytest.raises(BulkWriteError):  # a refused document is not an outage: no retry
-        stream_state.Serving("mongodb://127.0.0.1:1/", "db", 100, retry_s=60).write([{"_id": "u1"}])
+        stream_serving.Serving("mongodb://127.0.0.1:1/", "db", 100, retry_s=60).write([{"_id": "u1"}])
