@@ -181,6 +181,7 @@ def run_row(
         "latency_ms": {"p50": round(p50, 1), "p95": round(p95, 1), "p99": round(p99, 1), "samples": len(latencies)},
         "batches": len(window),
         "listeners_per_batch_median": median(b.get("users") for b in window),
+        "tastes_cached_per_batch_median": median(b.get("tastes_cached") for b in window),
         "batch_ms_median": median(b["duration_ms"].get("triggerExecution") for b in window if b.get("duration_ms")),
         "sink_ms_median": {k: median(b.get(k) for b in window) for k in ("state_and_query_ms", "dlq_ms")},
         # Spark's own phases of a micro-batch (StreamingQueryProgress.durationMs): addBatch is the sink
@@ -208,6 +209,7 @@ def print_table(rows: list[dict]) -> None:
         ("latency p50 / p95 / p99 ms", lambda r: "{p50:.0f} / {p95:.0f} / {p99:.0f}".format(**r["latency_ms"])),
         ("median batch ms", lambda r: r["batch_ms_median"]),
         ("listeners per batch", lambda r: r["listeners_per_batch_median"]),
+        ("  of which tastes from the worker's copy", lambda r: r["tastes_cached_per_batch_median"]),
         ("  addBatch (the sink) ms", lambda r: r["spark_ms_median"].get("addBatch")),
         ("  offsets / planning / logs ms", lambda r: spark_overhead(r["spark_ms_median"])),
         ("  stateful step with Mongo writes ms", lambda r: r["sink_ms_median"]["state_and_query_ms"]),

@@ -107,6 +107,7 @@ class StreamSettings:
     max_age_days: float
     archive_trigger_seconds: float
     state_buckets: int
+    taste_cache_listeners: int  # per Python worker (spark_jobs.taste_cache); 0: every taste read from the state store
     index_delivery: str  # path: executors read paths.index_root; spark: the driver ships versions with addArchive
 
 
@@ -316,6 +317,7 @@ def _check_values(s: Settings) -> None:
         (s.stream.half_life_hours > 0, "stream.half_life_hours must be > 0"),
         (s.stream.archive_trigger_seconds > 0, "stream.archive_trigger_seconds must be > 0"),
         (s.stream.state_buckets >= 1, "stream.state_buckets must be >= 1"),
+        (s.stream.taste_cache_listeners >= 0, "stream.taste_cache_listeners must be >= 0 (0 switches the copy off)"),
         (
             s.stream.index_delivery in ("path", "spark"),
             "stream.index_delivery must be path (executors read paths.index_root) or spark (shipped by the driver)",

@@ -47,10 +47,11 @@ from spark_jobs.index_delivery import IndexShipper, executor_root
 from spark_jobs.poison import Quarantine, check_files, has_started, pending_batch
 from spark_jobs.services import require_kafka, require_mongo
 from spark_jobs.session import build_spark
+from spark_jobs.stream_layout import check_layout
 from spark_jobs.stream_serving import Serving
 from spark_jobs.stream_sink import QUERY_NAME, BatchSink, ProgressRecorder
 from spark_jobs.stream_source import listen_messages
-from spark_jobs.stream_state import OUTPUT_SCHEMA, TasteBuckets, check_layout
+from spark_jobs.stream_state import OUTPUT_SCHEMA, TasteBuckets
 
 log = logging.getLogger("earshot.stream")
 
@@ -105,6 +106,8 @@ def build_query(
             settings.mongo.uri, settings.mongo.database, settings.mongo.timeout_ms, settings.mongo.write_retry_seconds
         ),
         quarantine=quarantine,
+        query_key=app_id_for(settings.checkpoint(QUERY_NAME)),
+        cache_listeners=settings.stream.taste_cache_listeners,
     )
     initial = None
     if initial_tastes:

@@ -141,6 +141,8 @@ class BatchSink:
             "duplicates": duplicates,
             "users": sum(1 for s in stats if s.get("written_ms") is not None),
             "buckets": len(timings),
+            # Listeners whose taste came from the Python worker's copy, not a state-store read.
+            "tastes_cached": sum(t.get("cached", 0) for t in timings),
             "state_and_query_ms": round((collected - started) * 1000, 1),
             "dlq_ms": round((dlq_done - dlq_started) * 1000, 1),
             "total_ms": round((dlq_done - started) * 1000, 1),

@@ -16,7 +16,7 @@ writes the same documents again (exactly-once effect), and a failed write
 fails the task before its state is committed.
 
 The bucket count is part of the state layout: it is recorded in the
-checkpoint (:func:`check_layout`) and a different setting fails at start.
+checkpoint (``stream_layout.check_layout``) and a different setting fails at start.
 """
 
 from __future__ import annotations
@@ -41,17 +41,15 @@ from index.manifest import IndexError_
 from index.query import SimilarityIndex
 from index.recommend import Recommendation, recommend_many
 from index.taste import Taste
-from spark_jobs.errors import JobInputError
 from spark_jobs.index_delivery import SHIPPED, shipped_folder
 from spark_jobs.mongo_io import safe_key
 from spark_jobs.poison import Quarantine
 from spark_jobs.stream_serving import Serving
+from spark_jobs.taste_cache import EPOCH_KEY, TasteCache, default_path, new_epoch
 
 INDEX_RECHECK_S = 2.0
 SERVE_CHUNK = 200  # listeners recommended, then handed to the writer thread, at a time
-LAYOUT = "listener-buckets-v1"
 log = logging.getLogger("earshot.stream")
-LAYOUT_FILE = "earshot-state.json"
 
 OUTPUT_SCHEMA = T.StructType(
     [
@@ -76,6 +74,20 @@ TASTE_VALUE = T.StructType([T.StructField("blob", T.BinaryType())])
 # ---------------------------------------------------------------- the index, cached per Python worker
 
 _cache: dict[str, Any] = {"root": None, "folder": None, "index": None, "checked": 0.0}
+_tastes: list[TasteCache] = []
+
+
+def host_cache(max_listeners: int) -> TasteCache | None:
+    """The host's copy of the tastes (``spark_jobs.taste_cache``), opened once per Python worker; None when
+    switched off (0)."""
+    if max_listeners <= 0:
+        return None
+    with _cache_lock:
+        if not _tastes:
+            _tastes.append(TasteCache(default_path(), max_listeners))
+        return _tastes[0]
+
+
 _cache_lock = threading.Lock()
 
 
@@ -165,8 +177,12 @@ class TasteBuckets(StatefulProcessor):
         k: int,
         serving: Serving,
         quarantine: Quarantine | None = None,
+        query_key: str = "",
+        cache_listeners: int = 0,
     ):
         self.serving = serving
+        self.query_key = query_key  # which checkpoint: a worker's copy of the tastes is per query and bucket
+        self.cache_listeners = cache_listeners
         self.index_root = index_root
         self.max_future_s = max_future_s
         self.max_age_s = max_age_s
@@ -177,13 +193,38 @@ class TasteBuckets(StatefulProcessor):
     def init(self, handle: StatefulProcessorHandle) -> None:
         self.tastes = handle.getMapState("tastes", TASTE_KEY, TASTE_VALUE)
 
-    def _read(self, users: list[str]) -> dict[str, Taste]:
+    def _read(self, bucket: int, users: list[str]) -> dict[str, Taste]:
+        """The stored tastes of ``users``: from the host's copy while the bucket's epoch holds, else the store."""
+        cache = host_cache(self.cache_listeners)
+        known: dict[str, bytes] = {}
+        if cache is not None:
+            epoch = self.tastes.getValue((EPOCH_KEY,))
+            known, self._generation = cache.lookup(
+                (self.query_key, bucket), bytes(epoch[0]) if epoch is not None else None, users
+            )
+        self._hits = len(known)
         out = {}
         for user in users:
-            value = self.tastes.getValue((user,))
-            if value is not None:
-                out[user] = Taste.from_bytes(bytes(value[0]))
+            blob = known.get(user)
+            if blob is None:
+                value = self.tastes.getValue((user,))
+                if value is None:
+                    continue
+                blob = self._read_now[user] = bytes(value[0])
+            out[user] = Taste.from_bytes(blob)
         return out
+
+    def _write(self, bucket: int, changed: list[Folded]) -> None:
+        """Store the changed tastes, and a new epoch for the bucket under which the host's copy is true."""
+        fresh = dict(self._read_now)
+        for f in changed:
+            blob = fresh[f.user_id] = f.taste.to_bytes()
+            self.tastes.updateValue((f.user_id,), (blob,))
+        cache = host_cache(self.cache_listeners)
+        if cache is not None and changed:
+            epoch = new_epoch()
+            self.tastes.updateValue((EPOCH_KEY,), (epoch,))
+            cache.store((self.query_key, bucket), epoch, self._generation, fresh)
 
     def _rules(self) -> Rules:
         q = self.quarantine
@@ -200,11 +241,12 @@ class TasteBuckets(StatefulProcessor):
         index = current_index(self.index_root)
         t1 = time.perf_counter()
         read_ms = [0.0]
+        self._read_now, self._hits, self._generation = {}, 0, 0
 
         def read(users: list[str]) -> dict[str, Taste]:
             started = time.perf_counter()
             try:
-                return self._read(users)
+                return self._read(int(key[0]), users)
             finally:
                 read_ms[0] = (time.perf_counter() - started) * 1000
 
@@ -224,8 +266,7 @@ class TasteBuckets(StatefulProcessor):
             ]
             writes.append((part, self.serving.submit(docs)))
         t3 = time.perf_counter()
-        for f in changed:
-            self.tastes.updateValue((f.user_id,), (f.taste.to_bytes(),))
+        self._write(int(key[0]), changed)
         t4 = time.perf_counter()
         # Every write is done (or has failed, failing the task before its state is committed) before
         # the rows that say so leave this call.
@@ -240,6 +281,7 @@ class TasteBuckets(StatefulProcessor):
         timing = {
             "messages": len(frame),
             "listeners": len(changed),
+            "cached": self._hits,
             "decode_ms": (t1 - t0) * 1000,
             "state_read_ms": read_ms[0],
             "fold_ms": (t2 - t1) * 1000 - read_ms[0],
@@ -256,35 +298,8 @@ class TasteBuckets(StatefulProcessor):
         """Seed the bucket's tastes (``stream --initial-tastes``): one (user_id, taste) row per listener."""
         for user, blob in zip(initialState["user_id"], initialState["taste"], strict=True):
             self.tastes.updateValue((user,), (bytes(blob),))
+        if self.cache_listeners:  # whatever a worker held for this bucket is not the state any more
+            self.tastes.updateValue((EPOCH_KEY,), (new_epoch(),))
 
     def close(self) -> None:
         pass
-
-
-# ---------------------------------------------------------------- the layout guard
-
-
-def check_layout(checkpoint: str, buckets: int) -> None:
-    """Record the state layout in a new checkpoint; refuse to run one written with another layout."""
-    if "://" in checkpoint and not checkpoint.startswith("file://"):
-        return  # a remote checkpoint: the operator keeps stream.state_buckets fixed (README)
-    root = Path(checkpoint.removeprefix("file://"))
-    marker = root / LAYOUT_FILE
-    want = {"layout": LAYOUT, "buckets": buckets}
-    if marker.exists():
-        have = json.loads(marker.read_text())
-        if have != want:
-            raise JobInputError(
-                f"the checkpoint {root} holds listener state in {have.get('buckets')} buckets "
-                f"({have.get('layout')}), but stream.state_buckets is {buckets}: set it back to "
-                f"{have.get('buckets')}, or start from a new paths.checkpoint_root"
-            )
-        return
-    if (root / "offsets").is_dir() and any((root / "offsets").iterdir()):
-        raise JobInputError(
-            f"the checkpoint {root} was written by an earlier Earshot with one state entry per listener key; "
-            "this version keeps listeners in buckets: start from a new paths.checkpoint_root "
-            "(events stay in Kafka and are read again from the earliest offset)"
-        )
-    root.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(want))

@@ -1,0 +1,109 @@
+"""A host's copy of the tastes its Python workers last read or wrote, trusted only while a bucket's epoch holds.
+
+Reading a listener's taste from Spark's state store is a round trip to the
+JVM's state server, and on busy cores most of its cost is waiting for that
+thread to be scheduled. The stateful step keeps, beside the state store, a copy
+of the state bytes of the listeners it has seen in an LMDB file on the host
+(shared by the host's Python workers: Spark hands a bucket to whichever worker
+is idle), per query and bucket, beside the bucket's *epoch*: a random token the
+step writes into the bucket's MapState (under :data:`EPOCH_KEY`, a key no
+listener id can be) each time it changes the bucket. A call reads the epoch
+(one round trip) and uses the copy only when the epoch is the one recorded
+with it; otherwise the bucket's copy starts a new generation (the old entries
+are never read again) and the tastes come from the state store. That keeps the
+copy exact across what can happen to a batch:
+
+- another host took the bucket in between: it wrote another epoch;
+- the task failed, or the batch is replayed from an earlier state version
+  (after a kill -9 too): the state store's epoch is the one before, not the
+  one recorded here;
+- a new checkpoint: its epoch is absent, and an absent epoch never matches.
+
+It assumes one attempt of a bucket's task at a time on a host (Spark's
+speculative execution off, its default). Pure Python (no Spark): the stateful
+step does the state store's reads and writes; this module only decides which
+reads may be skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+# The user ids the event contract lets in are at most 256 characters: this key is none of them.
+EPOCH_KEY = "earshot:bucket-epoch:" + "~" * 256
+ENTRY_BYTES = 8 * 1024  # room per listener in the file's map (a taste is 2-4 KB)
+
+
+def new_epoch() -> bytes:
+    return os.urandom(16)
+
+
+def default_path() -> Path:
+    return Path(tempfile.gettempdir()) / f"earshot-tastes-{os.getuid()}"
+
+
+class TasteCache:
+    """State bytes per (query, bucket, listener), each under its bucket's generation; at most
+    ``max_listeners`` entries (past that, the whole copy is dropped and starts again)."""
+
+    def __init__(self, path: Path, max_listeners: int):
+        import lmdb
+
+        path.mkdir(parents=True, exist_ok=True)
+        self.max_listeners = max_listeners
+        self._env = lmdb.open(
+            str(path), map_size=max_listeners * ENTRY_BYTES + (64 << 20), sync=False, metasync=False, max_dbs=0
+        )
+
+    @staticmethod
+    def _bucket_key(where: tuple[str, int]) -> bytes:
+        return f"b\0{where[0]}\0{where[1]}".encode()
+
+    @staticmethod
+    def _user_key(where: tuple[str, int], user: str) -> bytes:
+        # LMDB keys are at most 511 bytes: the id is hashed here and checked in the value.
+        import hashlib
+
+        return b"u\0" + hashlib.blake2b(f"{where[0]}\0{where[1]}\0{user}".encode(), digest_size=20).digest()
+
+    def lookup(self, where: tuple[str, int], epoch: bytes | None, users: Iterable[str]) -> tuple[dict[str, bytes], int]:
+        """(the copy's state bytes of ``users`` when ``epoch``, read from the state store, is the bucket's recorded
+        one, else nothing; the generation the call's :meth:`store` must use)."""
+        with self._env.begin() as txn:
+            record = txn.get(self._bucket_key(where))
+            recorded, generation = (record[:16], struct.unpack("<Q", record[16:24])[0]) if record else (None, 0)
+            if epoch is None or recorded != epoch:
+                return {}, generation + 1
+            found = {}
+            for user in users:
+                value = txn.get(self._user_key(where, user))
+                if value is None:
+                    continue
+                gen, n = struct.unpack_from("<QH", value)
+                name = bytes(value[10 : 10 + n]).decode()
+                if gen == generation and name == user:
+                    found[user] = bytes(value[10 + n :])
+            return found, generation
+
+    def store(self, where: tuple[str, int], epoch: bytes, generation: int, fresh: dict[str, bytes]) -> None:
+        """After the call wrote ``epoch`` and ``fresh`` into the state store: record them under ``generation``."""
+        import lmdb
+
+        try:
+            with self._env.begin(write=True) as txn:
+                if self._env.stat()["entries"] + len(fresh) > self.max_listeners:
+                    txn.drop(self._env.open_db(), delete=False)  # full: start the whole copy again
+                for user, blob in fresh.items():
+                    name = user.encode()
+                    txn.put(self._user_key(where, user), struct.pack("<QH", generation, len(name)) + name + blob)
+                txn.put(self._bucket_key(where), epoch + struct.pack("<Q", generation))
+        except lmdb.MapFullError:
+            with self._env.begin(write=True) as txn:
+                txn.drop(self._env.open_db(), delete=False)
+
+    def __len__(self) -> int:
+        return self._env.stat()["entries"]
