@@ -181,7 +181,7 @@ class TasteBuckets(StatefulProcessor):
         cache_listeners: int = 0,
     ):
         self.serving = serving
-        self.query_key = query_key  # which checkpoint: a worker's copy of the tastes is per query and bucket
+        self.query_key = query_key  # which checkpoint: the host's copy of the tastes is per query and bucket
         self.cache_listeners = cache_listeners
         self.index_root = index_root
         self.max_future_s = max_future_s
