@@ -74,21 +74,23 @@ TASTE_VALUE = T.StructType([T.StructField("blob", T.BinaryType())])
 # ---------------------------------------------------------------- the index, cached per Python worker
 
 _cache: dict[str, Any] = {"root": None, "folder": None, "index": None, "checked": 0.0}
-_tastes: list[TasteCache] = []
+_cache_lock = threading.Lock()
+_tastes: list[TasteCache | None] = []
 
 
 def host_cache(max_listeners: int) -> TasteCache | None:
     """The host's copy of the tastes (``spark_jobs.taste_cache``), opened once per Python worker; None when
-    switched off (0)."""
+    switched off (0) or when it cannot be opened here (then every taste comes from the state store)."""
     if max_listeners <= 0:
         return None
     with _cache_lock:
         if not _tastes:
-            _tastes.append(TasteCache(default_path(), max_listeners))
+            try:
+                _tastes.append(TasteCache(default_path(), max_listeners))
+            except Exception as exc:  # noqa: BLE001 - the copy only saves reads: the stream goes on without it
+                log.warning("no copy of the tastes on this host (%s): every taste is read from the state store", exc)
+                _tastes.append(None)
         return _tastes[0]
-
-
-_cache_lock = threading.Lock()
 
 
 def current_index(root: str) -> SimilarityIndex | None:

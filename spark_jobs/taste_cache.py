@@ -27,6 +27,7 @@ reads may be skipped.
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import tempfile
@@ -36,6 +37,7 @@ from pathlib import Path
 # The user ids the event contract lets in are at most 256 characters: this key is none of them.
 EPOCH_KEY = "earshot:bucket-epoch:" + "~" * 256
 ENTRY_BYTES = 8 * 1024  # room per listener in the file's map (a taste is 2-4 KB)
+log = logging.getLogger("earshot.stream")
 
 
 def new_epoch() -> bytes:
@@ -54,6 +56,7 @@ class TasteCache:
         import lmdb
 
         path.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.max_listeners = max_listeners
         self._env = lmdb.open(
             str(path), map_size=max_listeners * ENTRY_BYTES + (64 << 20), sync=False, metasync=False, max_dbs=0
@@ -70,9 +73,23 @@ class TasteCache:
 
         return b"u\0" + hashlib.blake2b(f"{where[0]}\0{where[1]}\0{user}".encode(), digest_size=20).digest()
 
-    def lookup(self, where: tuple[str, int], epoch: bytes | None, users: Iterable[str]) -> tuple[dict[str, bytes], int]:
+    def lookup(
+        self, where: tuple[str, int], epoch: bytes | None, users: Iterable[str]
+    ) -> tuple[dict[str, bytes], int | None]:
         """(the copy's state bytes of ``users`` when ``epoch``, read from the state store, is the bucket's recorded
-        one, else nothing; the generation the call's :meth:`store` must use)."""
+        one, else nothing; the generation the call's :meth:`store` must use, None: store nothing).
+
+        A copy that cannot be read (a broken or unreadable file) is a miss: the state store answers.
+        """
+        import lmdb
+
+        try:
+            return self._lookup(where, epoch, users)
+        except lmdb.Error as exc:
+            log.warning("the copy of the tastes at %s could not be read (%s); reading the state store", self.path, exc)
+            return {}, None
+
+    def _lookup(self, where, epoch, users) -> tuple[dict[str, bytes], int]:
         with self._env.begin() as txn:
             record = txn.get(self._bucket_key(where))
             recorded, generation = (record[:16], struct.unpack("<Q", record[16:24])[0]) if record else (None, 0)
@@ -89,10 +106,16 @@ class TasteCache:
                     found[user] = bytes(value[10 + n :])
             return found, generation
 
-    def store(self, where: tuple[str, int], epoch: bytes, generation: int, fresh: dict[str, bytes]) -> None:
-        """After the call wrote ``epoch`` and ``fresh`` into the state store: record them under ``generation``."""
+    def store(self, where: tuple[str, int], epoch: bytes, generation: int | None, fresh: dict[str, bytes]) -> None:
+        """After the call wrote ``epoch`` and ``fresh`` into the state store: record them under ``generation``.
+
+        When that fails the bucket's record keeps its older epoch, which the state store no longer holds: the
+        copy of the bucket is simply not used again.
+        """
         import lmdb
 
+        if generation is None:
+            return
         try:
             with self._env.begin(write=True) as txn:
                 if self._env.stat()["entries"] + len(fresh) > self.max_listeners:
@@ -104,6 +127,8 @@ class TasteCache:
         except lmdb.MapFullError:
             with self._env.begin(write=True) as txn:
                 txn.drop(self._env.open_db(), delete=False)
+        except lmdb.Error as exc:
+            log.warning("the copy of the tastes at %s could not be written (%s)", self.path, exc)
 
     def __len__(self) -> int:
         return self._env.stat()["entries"]

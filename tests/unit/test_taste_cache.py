@@ -94,3 +94,21 @@ def test_the_epoch_key_is_no_listener_id():
 
     with pytest.raises(InvalidEvent, match="limit is 256"):
         check_event(new_event(user_id=EPOCH_KEY, track_id=1, type="play"), now=datetime.now(UTC), max_future_s=300)
+
+
+def test_a_copy_that_cannot_be_read_is_a_miss_and_is_not_written(tmp_path, monkeypatch):
+    import lmdb
+
+    cache = TasteCache(tmp_path / "tastes", max_listeners=100)
+    e = new_epoch()
+    write(cache, HERE, e, {"u1": b"one"})
+
+    def broken(*args, **kwargs):
+        raise lmdb.Error("Input/output error")
+
+    monkeypatch.setattr(cache, "_lookup", broken)
+    found, generation = cache.lookup(HERE, e, ["u1"])
+    assert found == {} and generation is None
+    cache.store(HERE, new_epoch(), generation, {"u1": b"two"})  # nothing is recorded without a generation
+    monkeypatch.undo()
+    assert cache.lookup(HERE, e, ["u1"])[0] == {"u1": b"one"}
