@@ -89,8 +89,9 @@ class ExtractSettings:
 class IndexSettings:
     n_trees: int
     search_k: int
-    shards: int
+    shards: int  # 0: index.build.auto_shards
     probe: int
+    exact_tracks: int
     pca_components: int
     keep_versions: int
     seed: int
@@ -308,7 +309,8 @@ def _check_values(s: Settings) -> None:
         (s.extract.embedding in EMBEDDINGS, f"extract.embedding must be one of {', '.join(EMBEDDINGS)}"),
         (s.index.space in SPACES, f"index.space must be one of {', '.join(SPACES)}"),
         (s.index.n_trees >= 1, "index.n_trees must be >= 1"),
-        (s.index.shards >= 1, "index.shards must be >= 1"),
+        (s.index.shards >= 0, "index.shards must be >= 0 (0: about one shard per 500 tracks, at most 256)"),
+        (s.index.exact_tracks >= 0, "index.exact_tracks must be >= 0 (0: every shard searched by its trees)"),
         (s.index.probe >= 0, "index.probe must be >= 0 (0 probes every shard)"),
         (s.index.keep_versions >= 1, "index.keep_versions must be >= 1"),
         (s.index.pca_components >= 0, "index.pca_components must be >= 0 (0 turns PCA off)"),

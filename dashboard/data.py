@@ -219,7 +219,7 @@ def library_map(index: SimilarityIndex) -> pd.DataFrame:
     frames = []
     for shard in range(len(index.manifest.shards)):
         ids = np.asarray(index._ids[shard])  # noqa: SLF001 - read-only view of the index
-        z = np.asarray(index._z[shard], dtype=np.float64)  # noqa: SLF001
+        z = np.asarray(index.shard_vectors(shard), dtype=np.float64)
         p = z @ index.projection[:, :2]
         frames.append(pd.DataFrame({"track_id": ids, "x": p[:, 0], "y": p[:, 1]}))
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["track_id", "x", "y"])

@@ -82,62 +82,103 @@ def nearest_flat(
     exclude: Sequence[set[int]] | None = None,
     probe: int | None = None,
 ) -> Pools:
-    """:func:`nearest_many` as flat arrays sorted by query: the work is per shard and per chunk, not per query."""
+    """:func:`nearest_many` as flat arrays sorted by query: the work is per shard and per chunk, not per query.
+
+    The shards each query visits follow :meth:`SimilarityIndex.query_projected`'s rule in two rounds:
+    every query's nearest shard first, then, up to ``probe`` shards in all, those whose lower bound
+    is nearer than the k-th track the first round found.
+    """
     points = np.asarray(points, dtype=np.float32).reshape(-1, index.manifest.dims)
     n = len(points)
     shards = len(index.centroids)
     probe = index.manifest.probe if probe is None else probe
-    n_probe = shards if not probe else max(1, min(probe, shards))
-    to_centroid = _squared(points, index.centroids)
-    probed = np.argsort(to_centroid, axis=1, kind="stable")[:, :n_probe]
-    # The rows to leave out, as (query, shard, row) triples sorted by shard.
-    ex_owner, ex_shard, ex_row = _excluded(index, exclude, n)
-    ex_bounds = np.searchsorted(ex_shard, np.arange(shards + 1))
-    at = np.full(n, -1, np.int64)  # a query's place in the chunk being scored
+    cap = shards if not probe else max(1, min(probe, shards))
+    bounds = index.shard_bounds(points)
+    order = np.argsort(bounds, axis=1, kind="stable")[:, :cap]
     # Every query's candidates in one row of sort keys: distance (float32 bits, which order like the
     # non-negative floats they are) above the track id's rank, so ties go to the smaller id.
-    slots = n_probe * k
-    keys = np.full((n, slots), NONE, np.int64)
-    flats = np.zeros((n, slots), np.int64)
-    filled = np.zeros(n, np.int64)
-    offsets = index.flat_at(np.arange(shards), np.zeros(shards, np.int64))
-    for s in range(shards):
-        queries = np.flatnonzero((probed == s).any(axis=1))
-        if not len(queries):
-            continue
-        shard_points, ids = index.shard_points(s), np.asarray(index.shard_ids(s), np.int64)
-        if not len(ids):
-            continue
-        skip_q, skip_r = ex_owner[ex_bounds[s] : ex_bounds[s + 1]], ex_row[ex_bounds[s] : ex_bounds[s + 1]]
-        want = min(k, len(ids))
-        rank = index.id_rank_at(offsets[s] + np.arange(len(ids)))
-        step = max(1, CHUNK_CELLS // len(ids))
-        for start in range(0, len(queries), step):
-            chunk = queries[start : start + step]
-            dist = _squared(points[chunk], shard_points)
-            at[chunk] = np.arange(len(chunk))
-            mine = at[skip_q] >= 0
-            dist[at[skip_q[mine]], skip_r[mine]] = np.inf
-            at[chunk] = -1
-            top = (
-                np.argpartition(dist, want - 1, axis=1)[:, :want]
-                if want < len(ids)
-                else np.tile(np.arange(len(ids)), (len(chunk), 1))
-            )
-            d = np.sqrt(np.take_along_axis(dist, top, axis=1))
-            key = (d.view(np.int32).astype(np.int64) << 32) | rank[top]
-            key[~np.isfinite(d)] = NONE
-            cols = filled[chunk][:, None] + np.arange(want)
-            keys[chunk[:, None], cols] = key
-            flats[chunk[:, None], cols] = offsets[s] + top
-            filled[chunk] += want
-    pools = _best(index, keys, flats, k)
-    if n_probe < shards:
+    found = Found(np.full((n, cap * k), NONE, np.int64), np.zeros((n, cap * k), np.int64), np.zeros(n, np.int64))
+    excluded = _excluded(index, exclude, n)
+    everyone = np.arange(n, dtype=np.int64)
+    _score(index, points, everyone, order[:, 0], k, excluded, found)
+    if cap > 1:
+        kth = _kth_distance(found.keys, k)
+        rest = order[:, 1:]
+        near = np.take_along_axis(bounds, rest, axis=1) ** 2 < (kth * kth)[:, None]
+        _score(index, points, np.repeat(everyone, near.sum(axis=1)), rest[near], k, excluded, found)
+    pools = _best(index, found.keys, found.flats, k)
+    if cap < shards:
         counts = np.bincount(pools.owner, minlength=n)
         short = np.flatnonzero(counts < k)
         if len(short):
             pools = _with_widened(index, pools, points, short, k, exclude)
     return pools
+
+
+@dataclass(frozen=True)
+class Found:
+    """Each query's candidates so far: sort keys, flat positions, and how many slots are filled."""
+
+    keys: np.ndarray
+    flats: np.ndarray
+    filled: np.ndarray
+
+
+def _score(
+    index: SimilarityIndex,
+    points: np.ndarray,
+    queries: np.ndarray,
+    visit: np.ndarray,
+    k: int,
+    excluded: tuple[np.ndarray, np.ndarray, np.ndarray],
+    found: Found,
+) -> None:
+    """Score query ``queries[i]`` against every track of shard ``visit[i]``, adding its k best to ``found``."""
+    ex_owner, ex_shard, ex_row = excluded
+    shards = len(index.centroids)
+    ex_bounds = np.searchsorted(ex_shard, np.arange(shards + 1))
+    offsets = index.flat_at(np.arange(shards), np.zeros(shards, np.int64))
+    at = np.full(len(points), -1, np.int64)  # a query's place in the chunk being scored
+    by_shard = np.argsort(visit, kind="stable")
+    for part in np.split(by_shard, np.flatnonzero(np.diff(visit[by_shard])) + 1) if len(visit) else []:
+        s = int(visit[part[0]])
+        shard_ids = index.shard_ids(s)
+        if not len(shard_ids):
+            continue
+        shard_points = index.shard_points(s)
+        skip_q, skip_r = ex_owner[ex_bounds[s] : ex_bounds[s + 1]], ex_row[ex_bounds[s] : ex_bounds[s + 1]]
+        want = min(k, len(shard_ids))
+        rank = index.id_rank_at(offsets[s] + np.arange(len(shard_ids)))
+        step = max(1, CHUNK_CELLS // len(shard_ids))
+        mine = queries[part]
+        for start in range(0, len(mine), step):
+            chunk = mine[start : start + step]
+            dist = _squared(points[chunk], shard_points, index.shard_norms(s))
+            at[chunk] = np.arange(len(chunk))
+            hit = at[skip_q] >= 0
+            dist[at[skip_q[hit]], skip_r[hit]] = np.inf
+            at[chunk] = -1
+            top = (
+                np.argpartition(dist, want - 1, axis=1)[:, :want]
+                if want < len(shard_ids)
+                else np.tile(np.arange(len(shard_ids)), (len(chunk), 1))
+            )
+            d = np.sqrt(np.take_along_axis(dist, top, axis=1))
+            key = (d.view(np.int32).astype(np.int64) << 32) | rank[top]
+            key[~np.isfinite(d)] = NONE
+            cols = found.filled[chunk][:, None] + np.arange(want)
+            found.keys[chunk[:, None], cols] = key
+            found.flats[chunk[:, None], cols] = offsets[s] + top
+            found.filled[chunk] += want
+
+
+def _kth_distance(keys: np.ndarray, k: int) -> np.ndarray:
+    """Each row's k-th smallest distance among its keys (inf with fewer than k candidates)."""
+    if keys.shape[1] < k:
+        return np.full(len(keys), np.inf, np.float32)
+    kth = np.partition(keys, k - 1, axis=1)[:, k - 1]
+    out = (kth >> 32).astype(np.int32).view(np.float32)
+    return np.where(kth == NONE, np.inf, out).astype(np.float32)
 
 
 def _excluded(
@@ -156,10 +197,10 @@ def _excluded(
     return owner[order], shard[order], row[order]
 
 
-def _squared(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Squared euclidean distances between the rows of ``a`` and of ``b``."""
-    a64, b64 = a.astype(np.float32), b.astype(np.float32)
-    d = (a64 * a64).sum(axis=1)[:, None] - 2.0 * (a64 @ b64.T) + (b64 * b64).sum(axis=1)[None, :]
+def _squared(a: np.ndarray, b: np.ndarray, b_norms: np.ndarray) -> np.ndarray:
+    """Squared euclidean distances between the rows of ``a`` and of ``b`` (``b_norms``: their squared lengths)."""
+    a32 = a.astype(np.float32)
+    d = (a32 * a32).sum(axis=1)[:, None] - 2.0 * (a32 @ b.T) + b_norms[None, :]
     return np.maximum(d, 0.0, out=d)
 
 

@@ -14,11 +14,28 @@ from udfs.musicnn import PARTS as MUSICNN_PARTS
 from udfs.schema import FEATURE_COLUMNS, FEATURE_GROUPS
 
 METRIC = "euclidean"
+TRACKS_PER_SHARD = 500  # index.shards 0: about this many tracks per shard ...
+MAX_AUTO_SHARDS = 256  # ... up to this many shards (a process holds a file open per shard it has read)
+
+
+def auto_shards(tracks: int) -> int:
+    """The shard count ``index.shards: 0`` means: small shards, each scored exactly by a query that probes it.
+
+    A query costs one distance per centroid plus one per track of each probed shard: 500 tracks a
+    shard keeps both small at FMA large's 106,574 tracks (213 shards); a million fill 256 shards of
+    about 3,900 (bench.index measures both).
+    """
+    return max(1, min(MAX_AUTO_SHARDS, round(tracks / TRACKS_PER_SHARD)))
 
 
 def shard_files(shard: int) -> dict[str, str]:
     stem = f"shard-{shard:03d}"
-    return {"annoy_file": f"{stem}.ann", "ids_file": f"{stem}.ids.npy", "vectors_file": f"{stem}.z.npy"}
+    return {
+        "annoy_file": f"{stem}.ann",
+        "ids_file": f"{stem}.ids.npy",
+        "vectors_file": f"{stem}.z.npy",
+        "points_file": f"{stem}.p.npy",
+    }
 
 
 def build_shard(
@@ -33,6 +50,9 @@ def build_shard(
     metric: str = METRIC,
 ) -> dict[str, str]:
     """Write shard ``shard``'s Annoy index (over ``projected``) and its arrays; rows sorted by id.
+
+    The arrays: the ids, the standardized vectors (reasons) and the projected points (the index
+    space: what a query scores exactly in a small shard, memory-mapped and shared by processes).
 
     Deterministic: the same inputs and seed give byte-identical files.
     """
@@ -50,6 +70,7 @@ def build_shard(
     index.unload()
     np.save(folder / files["ids_file"], ids.astype(np.int64))
     np.save(folder / files["vectors_file"], standardized.astype(np.float32))
+    np.save(folder / files["points_file"], projected.astype(np.float32))
     return files
 
 

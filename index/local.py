@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from index import store
-from index.build import METRIC, build_shard, group_slices, typical_group_scale
+from index.build import METRIC, auto_shards, build_shard, group_slices, typical_group_scale
 from index.catalogue import write_catalogue
 from index.manifest import Manifest, Shard
 
@@ -36,22 +36,46 @@ def fit_pca(z: np.ndarray, components: int) -> np.ndarray:
 
 
 def fit_kmeans(x: np.ndarray, k: int, *, seed: int, iterations: int = 25) -> tuple[np.ndarray, np.ndarray]:
-    """(centroids, labels) by Lloyd's algorithm from a seeded k-means++ start."""
+    """(centroids, labels) by Lloyd's algorithm from a seeded k-means++ start.
+
+    Each label is its row's nearest centroid among those returned (the shards are Voronoi cells,
+    which the query's shard bound relies on). Distances by matrix products, so hundreds of
+    centroids over a million rows stay cheap.
+    """
     rng = np.random.default_rng(seed)
+    x = np.asarray(x, dtype=np.float32)
     k = max(1, min(k, len(x)))
-    centroids = [x[rng.integers(len(x))]]
+    norms = (x * x).sum(axis=1)
+    chosen = [int(rng.integers(len(x)))]
+    nearest = np.maximum(norms - 2 * x @ x[chosen[0]] + norms[chosen[0]], 0)
     for _ in range(1, k):
-        d = np.min(((x[:, None, :] - np.asarray(centroids)[None]) ** 2).sum(axis=2), axis=1)
-        centroids.append(x[rng.choice(len(x), p=d / d.sum()) if d.sum() > 0 else rng.integers(len(x))])
-    c = np.asarray(centroids)
-    labels = np.zeros(len(x), dtype=np.int64)
+        total = float(nearest.sum())
+        pick = int(rng.choice(len(x), p=nearest / total)) if total > 0 else int(rng.integers(len(x)))
+        chosen.append(pick)
+        np.minimum(nearest, np.maximum(norms - 2 * x @ x[pick] + norms[pick], 0), out=nearest)
+    c = x[chosen].astype(np.float64)
+    labels = nearest_centroid(x, c)
     for _ in range(iterations):
-        labels = ((x[:, None, :] - c[None]) ** 2).sum(axis=2).argmin(axis=1)
-        new = np.asarray([x[labels == j].mean(axis=0) if np.any(labels == j) else c[j] for j in range(k)])
-        if np.allclose(new, c):
-            break
+        counts = np.bincount(labels, minlength=k)
+        sums = np.stack([np.bincount(labels, weights=x[:, j], minlength=k) for j in range(x.shape[1])], axis=1)
+        new = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], c)
+        moved = not np.allclose(new, c)
         c = new
+        labels = nearest_centroid(x, c)
+        if not moved:
+            break
     return c, labels
+
+
+def nearest_centroid(x: np.ndarray, centroids: np.ndarray, *, chunk: int = 65_536) -> np.ndarray:
+    """Each row's nearest centroid (by matrix products, in chunks of rows)."""
+    c = np.asarray(centroids, dtype=np.float32)
+    c_norms = (c * c).sum(axis=1)
+    out = np.empty(len(x), dtype=np.int64)
+    for a in range(0, len(x), chunk):
+        part = np.asarray(x[a : a + chunk], dtype=np.float32)
+        out[a : a + chunk] = (c_norms[None, :] - 2 * part @ c.T).argmin(axis=1)
+    return out
 
 
 def write_transform(folder: Path, mean: np.ndarray, std: np.ndarray, projection: np.ndarray) -> None:
@@ -67,13 +91,14 @@ def build_version(
     columns: list[str],
     *,
     feature_version: str,
-    shards: int = 4,
+    shards: int = 0,
     pca_components: int = 64,
     n_trees: int = 50,
     search_k: int = 5000,
     seed: int = 42,
     keep: int = 3,
     probe: int = 0,
+    exact_tracks: int = 20_000,
     version: str | None = None,
     catalogue: pd.DataFrame | None = None,
 ) -> Path:
@@ -87,7 +112,7 @@ def build_version(
     z = ((raw - mean) / std).astype(np.float32)
     projection = fit_pca(z, pca_components)
     p = (z.astype(np.float64) @ projection).astype(np.float32)
-    centroids, labels = fit_kmeans(p, shards, seed=seed)
+    centroids, labels = fit_kmeans(p, shards or auto_shards(len(p)), seed=seed)
     write_transform(staging, mean, std, projection)
     shard_rows = []
     for s in range(len(centroids)):
@@ -109,6 +134,7 @@ def build_version(
         created_at=datetime.now(UTC).isoformat(),
         group_scale=typical_group_scale(z, group_slices(list(columns)), seed=seed),
         probe=probe,
+        exact_tracks=exact_tracks,
     ).write(staging)
     if catalogue is not None:
         write_catalogue(staging, catalogue)

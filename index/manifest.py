@@ -22,6 +22,7 @@ class Shard:
     ids_file: str
     vectors_file: str  # standardized full vectors, float32, for reasons and exact re-ranking
     centroid: list[float]
+    points_file: str = ""  # projected points, float32 (versions before it: read from the Annoy file)
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class Manifest:
     shards: list[Shard]
     created_at: str
     group_scale: dict[str, float] = field(default_factory=dict)  # typical per-group distance
-    probe: int = 0  # shards a query visits by default; 0: all
+    probe: int = 0  # the most shards a query visits by default (fewer when the rest cannot be nearer); 0: all
+    exact_tracks: int = 20_000  # a probed shard of up to this many tracks is scored exactly; larger: its Annoy trees
     format: int = FORMAT
 
     @property

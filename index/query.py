@@ -6,7 +6,6 @@ threads: queries only read; the lazy id lookup table is built under a lock.
 
 from __future__ import annotations
 
-import heapq
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -48,20 +47,24 @@ class SimilarityIndex:
         m = self.manifest
         try:
             self.mean, self.std, self.projection = (np.load(self.folder / f) for f in TRANSFORM_FILES)
-            self._annoy, self._ids, self._z = [], [], []
+            self._ids = [np.load(self.folder / shard.ids_file) for shard in m.shards]
             for shard in m.shards:
-                index = AnnoyIndex(m.dims, m.metric)
-                index.load(str(self.folder / shard.annoy_file))  # memory-mapped
-                self._annoy.append(index)
-                self._ids.append(np.load(self.folder / shard.ids_file, mmap_mode="r"))
-                self._z.append(np.load(self.folder / shard.vectors_file, mmap_mode="r"))
+                self._check_files(shard)
         except (OSError, ValueError) as exc:
             raise IndexError_(f"index version {self.folder.name!r} is corrupt: {exc}") from None
+        # Opened on first use (one descriptor each): a query reads only the shards it probes.
+        self._annoy: list[AnnoyIndex | None] = [None] * len(m.shards)
+        self._z: list[np.ndarray | None] = [None] * len(m.shards)
+        self._points: dict[int, np.ndarray] = {}
         if self.projection.shape != (len(m.columns), m.dims):
             raise IndexError_(
                 f"index version {self.folder.name!r} is corrupt: projection shape {self.projection.shape}"
             )
-        self.centroids = np.asarray([s.centroid for s in m.shards], dtype=np.float32)
+        self.centroids = np.asarray([s.centroid for s in m.shards], dtype=np.float32).reshape(-1, m.dims)
+        self._centroids64 = self.centroids.astype(np.float64)  # the bound in double: no cancellation to speak of
+        self._centroid_norms = (self._centroids64**2).sum(axis=1)
+        self._norms: dict[int, np.ndarray] = {}
+        self._inverse_gap: np.ndarray | None = None
         self.slices = group_slices(m.columns)
         # Per-group RMS distance as one matrix product: row g averages the squared differences of group g.
         self._group_names = list(self.slices)
@@ -78,9 +81,40 @@ class SimilarityIndex:
         self._where: dict[int, tuple[int, int]] | None = None
         self._flat: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._attributes: tuple[np.ndarray, list[str | None]] | None = None
-        self._points: dict[int, np.ndarray] = {}
         self._catalogue: Catalogue | None = None
         self._lock = threading.Lock()
+
+    def _check_files(self, shard) -> None:
+        """Fail at open, not at the first query, on a shard whose files are missing or cut short."""
+        node = 16 + 4 * self.manifest.dims  # an Annoy euclidean node: descendants, offset, two children, the vector
+        size = (self.folder / shard.annoy_file).stat().st_size
+        if size % node or size // node < shard.count:
+            raise ValueError(f"{shard.annoy_file} holds {size} bytes, not the nodes of {shard.count} items")
+        for name in (shard.vectors_file, shard.points_file):
+            if name and not (self.folder / name).is_file():
+                raise ValueError(f"{name} is missing")
+
+    def trees(self, shard: int) -> AnnoyIndex:
+        """``shard``'s Annoy index, memory-mapped on first use."""
+        index = self._annoy[shard]
+        if index is None:
+            index = AnnoyIndex(self.manifest.dims, self.manifest.metric)
+            try:
+                index.load(str(self.folder / self.manifest.shards[shard].annoy_file))
+            except OSError as exc:
+                raise IndexError_(f"index version {self.folder.name!r} is corrupt: {exc}") from None
+            with self._lock:
+                self._annoy[shard] = index
+        return index
+
+    def shard_vectors(self, shard: int) -> np.ndarray:
+        """``shard``'s standardized vectors (rows as in its id map), memory-mapped on first use."""
+        z = self._z[shard]
+        if z is None:
+            z = np.load(self.folder / self.manifest.shards[shard].vectors_file, mmap_mode="r")
+            with self._lock:
+                self._z[shard] = z
+        return z
 
     @classmethod
     def open(cls, root: str | Path, version: str | None = None) -> SimilarityIndex:
@@ -140,26 +174,81 @@ class SimilarityIndex:
 
     def standardized_of(self, track_id: int) -> np.ndarray:
         shard, row = self._locate(track_id)
-        return np.asarray(self._z[shard][row])
+        return np.asarray(self.shard_vectors(shard)[row])
 
     def raw_of(self, track_id: int) -> np.ndarray:
         """The track's feature vector in raw (unstandardized) units: the same in every version."""
         return self.standardized_of(track_id).astype(np.float64) * self.std + self.mean
 
     def shard_points(self, shard: int) -> np.ndarray:
-        """Every track of ``shard`` in the index space (rows as in its id map), read once from its Annoy file."""
+        """Every track of ``shard`` in the index space (rows as in its id map), read once: its points file (a
+        version without one: the Annoy file)."""
         points = self._points.get(shard)
         if points is None:
-            annoy = self._annoy[shard]
-            points = np.asarray([annoy.get_item_vector(r) for r in range(annoy.get_n_items())], dtype=np.float32)
+            name = self.manifest.shards[shard].points_file
+            if name:
+                points = np.load(self.folder / name)
+            else:
+                annoy = self.trees(shard)
+                points = np.asarray([annoy.get_item_vector(r) for r in range(annoy.get_n_items())], np.float32)
             points = points.reshape(-1, self.manifest.dims)
             with self._lock:
                 self._points[shard] = points
         return points
 
+    def memory_bytes(self) -> int:
+        """What this process holds in memory for the index (ids, the points and norms read so far, the bound's
+        table); the Annoy files and standardized vectors are memory-mapped, read from the page cache on demand."""
+        held = [*self._ids, *self._points.values(), *self._norms.values(), self._centroids64]
+        if self._inverse_gap is not None:
+            held.append(self._inverse_gap)
+        return int(sum(a.nbytes for a in held))
+
+    def shard_norms(self, shard: int) -> np.ndarray:
+        """The squared length of each of ``shard``'s points (computed once)."""
+        norms = self._norms.get(shard)
+        if norms is None:
+            points = self.shard_points(shard)
+            norms = np.einsum("ij,ij->i", points, points)
+            with self._lock:
+                self._norms[shard] = norms
+        return norms
+
+    def shard_bounds(self, points: np.ndarray) -> np.ndarray:
+        """(queries, shards): a lower bound on the distance from each query to any track of each shard.
+
+        Shards are k-means (Voronoi) cells: every track of shard j is at least as near its centroid
+        c_j as the query's nearest centroid c_1, so it lies beyond the hyperplane halfway between
+        them, at least (|q - c_j|^2 - |q - c_1|^2) / (2 |c_j - c_1|) from the query. 0 for the nearest
+        shard (and for a shard whose centroid coincides with it).
+        """
+        points = np.asarray(points, np.float64).reshape(-1, self.manifest.dims)
+        d2 = self._centroid_norms[None, :] - 2 * points @ self._centroids64.T
+        nearest = d2.argmin(axis=1)
+        excess = d2 - d2[np.arange(len(points)), nearest][:, None]
+        np.maximum(excess, 0, out=excess)
+        return excess * self._inverse_gaps(nearest)
+
+    def _inverse_gaps(self, nearest: np.ndarray) -> np.ndarray:
+        """1 / (2 |c_j - c_i|) for each i in ``nearest`` (rows) and every shard j; 0 where the centroids coincide."""
+        c = self._centroids64
+        if self._inverse_gap is None:  # one row per shard, built once when the table is small enough (64 MB)
+            if len(c) <= 2896:
+                table = self._gap_rows(np.arange(len(c)))
+                with self._lock:
+                    self._inverse_gap = table
+            else:
+                return self._gap_rows(nearest)
+        return self._inverse_gap[nearest]
+
+    def _gap_rows(self, rows: np.ndarray) -> np.ndarray:
+        c, norms = self._centroids64, self._centroid_norms
+        twice = 2 * np.sqrt(np.maximum(norms[None, :] - 2 * c[rows] @ c.T + norms[rows][:, None], 0))
+        return np.divide(1.0, twice, out=np.zeros_like(twice), where=twice > 1e-9)
+
     def standardized_at(self, shards: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """The standardized vectors of the tracks at (shard, row) pairs, one row each."""
-        return self._gather(lambda s: self._z[s], shards, rows, len(self.manifest.columns))
+        return self._gather(self.shard_vectors, shards, rows, len(self.manifest.columns))
 
     def points_at(self, shards: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """The index-space points of the tracks at (shard, row) pairs."""
@@ -250,7 +339,7 @@ class SimilarityIndex:
 
     def projected_of(self, track_id: int) -> np.ndarray:
         shard, row = self._locate(track_id)
-        return np.asarray(self._annoy[shard].get_item_vector(row), dtype=np.float32)
+        return np.asarray(self.shard_points(shard)[row], dtype=np.float32)
 
     # ------------------------------------------------------------ queries
 
@@ -283,47 +372,87 @@ class SimilarityIndex:
         reference: np.ndarray | None = None,
         search_k: int | None = None,
     ) -> list[Neighbour]:
-        """Top-k over the ``probe`` shards whose centroids are nearest to ``p``.
+        """Top-k over the shards that can hold the nearest tracks to ``p``, at most ``probe`` of them.
 
-        When those hold fewer than ``k`` tracks that are not excluded, the next
-        nearest shards are visited too, so a catalogue with k tracks left gives k.
+        Shards are visited by their lower bound (:meth:`shard_bounds`), nearest first, and the visit
+        stops at the first shard whose bound is no nearer than the k-th track found: no track there
+        could enter the top k. ``probe`` caps the visit (the manifest's by default; 0 or None: no
+        cap, and with every shard scored exactly the answer is exact). When the visited shards hold
+        fewer than ``k`` tracks that are not excluded, further shards are visited too, so a catalogue
+        with k tracks left gives k.
 
-        ``probe`` defaults to the manifest's (0 or None: every shard); ``search_k``, the
-        Annoy nodes inspected per query, is shared by the probed shards.
+        A shard of up to ``exact_tracks`` tracks is scored exactly (one matrix-vector product over
+        its points); a larger one is searched with its Annoy trees, inspecting ``search_k`` nodes
+        (the manifest's by default). Reasons are worked out for the k tracks returned, when a
+        ``reference`` (the query's standardized vector) is given.
         """
         if k < 1:
             raise IndexError_("k must be at least 1")
         p = np.asarray(p, dtype=np.float32)
         if p.shape != (self.manifest.dims,):
             raise IndexError_(f"expected a projected vector of {self.manifest.dims} values, got shape {p.shape}")
-        excluded = {int(t) for t in exclude}
+        excluded = np.fromiter({int(t) for t in exclude}, dtype=np.int64)
         probe = self.manifest.probe if probe is None else probe
-        n_probe = len(self._annoy) if not probe else max(1, min(probe, len(self._annoy)))
-        order = np.argsort(((self.centroids - p) ** 2).sum(axis=1))
+        cap = len(self._ids) if not probe else max(1, probe)
         want = k + len(excluded)
-        sk = max(want * 10, (search_k or self.manifest.search_k) // n_probe)
-        best: list[tuple[float, int, int, int]] = []
-        for visited, shard in enumerate(order):
-            # The nearest ``probe`` shards; further ones only while fewer than k tracks were found
-            # (small shards, or most of them excluded).
-            if visited >= n_probe and len(best) >= k:
+        sk = search_k or self.manifest.search_k
+        bounds = self.shard_bounds(p)[0]
+        squared_bounds = bounds * bounds
+        found_d, found_s, found_r = [], [], []
+        kth = np.inf  # the k-th smallest squared distance found so far
+        have = 0
+        for visited, shard in enumerate(np.argsort(bounds, kind="stable").tolist()):
+            if have >= k and (visited >= cap or squared_bounds[shard] >= kth):
                 break
-            rows, dists = self._annoy[shard].get_nns_by_vector(p, want, search_k=sk, include_distances=True)
-            ids = self._ids[shard]
-            for row, dist in zip(rows, dists, strict=True):
-                tid = int(ids[row])
-                if tid not in excluded:
-                    best.append((dist, tid, int(shard), row))
-        top = heapq.nsmallest(k, best)
+            rows, dist = self._search_shard(shard, p, want, sk)
+            if len(excluded):
+                keep = ~np.isin(self._ids[shard][rows], excluded)
+                rows, dist = rows[keep], dist[keep]
+            found_d.append(dist)
+            found_s.append(np.full(len(rows), shard, np.int64))
+            found_r.append(rows)
+            have += len(rows)
+            if have >= k:
+                d = np.concatenate(found_d) if len(found_d) > 1 else dist
+                kth = float(np.partition(d, k - 1)[k - 1])
+        if not have:
+            return []
+        sh, rw = np.concatenate(found_s), np.concatenate(found_r)
+        t = self._flat_ids(sh, rw)
+        top = np.lexsort((t, np.concatenate(found_d)))[: k + 2]  # two spare: the exact distances may reorder them
+        sh, rw, t = sh[top], rw[top], t[top]
+        chosen = np.asarray([self.shard_points(a)[b] for a, b in zip(sh.tolist(), rw.tolist(), strict=True)])
+        diff = chosen.reshape(-1, len(p)).astype(np.float64) - p  # measured directly: no cancellation
+        d = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        top = np.lexsort((t, d))[:k]
+        d, sh, rw, t = d[top], sh[top], rw[top], t[top]
+        if reference is None:
+            reasons = ["similar overall"] * len(top)
+        else:
+            reference = np.asarray(reference, np.float32)[None, :]
+            reasons = self.reason_words(self._reason_codes(self.standardized_at(sh, rw), reference))
         return [
-            Neighbour(tid, float(d), round(1.0 / (1.0 + float(d)), 4), self._reason(reference, shard, row))
-            for d, tid, shard, row in top
+            Neighbour(int(tid), float(dist), round(1.0 / (1.0 + float(dist)), 4), reason)
+            for tid, dist, reason in zip(t.tolist(), d.tolist(), reasons, strict=True)
         ]
 
-    def _reason(self, reference: np.ndarray | None, shard: int, row: int) -> str:
-        if reference is None:
-            return "similar overall"
-        return self.explain(reference, np.asarray(self._z[shard][row]))
+    def _flat_ids(self, shards: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return np.asarray([self._ids[s][r] for s, r in zip(shards.tolist(), rows.tolist(), strict=True)], np.int64)
+
+    def _search_shard(self, shard: int, p: np.ndarray, want: int, search_k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, squared distances) of up to ``want`` of ``shard``'s tracks nearest ``p``: exact in a small shard."""
+        if self.manifest.shards[shard].count > self.manifest.exact_tracks:
+            rows, dists = self.trees(shard).get_nns_by_vector(
+                p.tolist(), want, search_k=max(search_k, want * 10), include_distances=True
+            )
+            return np.asarray(rows, np.int64), np.square(np.asarray(dists, np.float32))
+        points = self.shard_points(shard)
+        d = self.shard_norms(shard) - 2 * (points @ p)
+        d += p @ p
+        if want >= len(d):
+            return np.arange(len(d)), d
+        rows = np.argpartition(d, want - 1)[:want]
+        return rows, d[rows]
 
     def reason_for(self, reference: np.ndarray, track_id: int) -> str:
         """Why ``track_id`` is near the standardized vector ``reference``: its closest feature groups."""

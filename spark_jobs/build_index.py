@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 
 from conf.settings import SPACES, Settings, is_uri
 from index import store
-from index.build import METRIC, build_shard, group_slices, typical_group_scale
+from index.build import METRIC, auto_shards, build_shard, group_slices, typical_group_scale
 from index.catalogue import COLUMNS as CATALOGUE_COLUMNS
 from index.catalogue import write_catalogue
 from index.local import write_transform
@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-trees", type=int, help="default: index.n_trees")
     parser.add_argument("--version", help="name of the new version (default: a UTC timestamp)")
     parser.add_argument("--space", choices=SPACES, help="default: index.space")
+
+
+BUILT_SCHEMA = "shard int, count long, annoy_file string, ids_file string, vectors_file string, points_file string"
 
 
 def auto_space(spark, settings: Settings, version_of_features: str) -> str:
@@ -123,7 +126,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     if n == 0:
         raise JobInputError(f"no rows of feature version {version_of_features!r} in {loc}")
     log.info("build-index: %d tracks in the %s space (%d columns)", n, space, len(columns))
-    n_shards = max(1, min(n_shards, n // 2 or 1))
+    n_shards = max(1, min(n_shards or auto_shards(n), n // 2 or 1))
 
     raw = VectorAssembler(inputCols=columns, outputCol="raw").transform(feats)
     scaler = StandardScaler(inputCol="raw", outputCol="z", withMean=True, withStd=True).fit(raw)
@@ -149,13 +152,19 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         return pd.Series(list(m.astype(np.float32)))
 
     vectors = z.select("track_id", vector_to_array("z", "float32").alias("z")).withColumn("p", project("z")).cache()
-    kmeans = KMeans(k=n_shards, seed=seed, featuresCol="pv", predictionCol="shard", maxIter=30)
     with_pv = vectors.withColumn("pv", F.expr("transform(p, x -> cast(x as double))"))
     from pyspark.ml.functions import array_to_vector
+    from pyspark.ml.stat import Summarizer
 
     with_pv = with_pv.withColumn("pv", array_to_vector("pv"))
-    km = kmeans.fit(with_pv)
-    assigned = km.transform(with_pv).select("shard", "track_id", "z", "p")
+    if n_shards == 1:  # MLlib's KMeans wants k >= 2: one shard is every track around their mean
+        centroids = [with_pv.select(Summarizer.mean(F.col("pv")).alias("m")).first()["m"].toArray().tolist()]
+        assigned = with_pv.withColumn("shard", F.lit(0)).select("shard", "track_id", "z", "p")
+    else:
+        kmeans = KMeans(k=n_shards, seed=seed, featuresCol="pv", predictionCol="shard", maxIter=30)
+        km = kmeans.fit(with_pv)
+        centroids = [c.tolist() for c in km.clusterCenters()]
+        assigned = km.transform(with_pv).select("shard", "track_id", "z", "p")
 
     version = args.version or store.new_version_name()
     staging = store.staging_dir(root_path, version)
@@ -174,12 +183,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         )
         return pd.DataFrame([{"shard": shard, "count": len(pdf), **files}])
 
-    built = (
-        assigned.groupBy("shard")
-        .applyInPandas(build, schema="shard int, count long, annoy_file string, ids_file string, vectors_file string")
-        .collect()
-    )
-    centroids = [c.tolist() for c in km.clusterCenters()]
+    built = assigned.groupBy("shard").applyInPandas(build, schema=BUILT_SCHEMA).collect()
     shards = [
         Shard(
             shard=r.shard,
@@ -187,6 +191,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             annoy_file=r.annoy_file,
             ids_file=r.ids_file,
             vectors_file=r.vectors_file,
+            points_file=r.points_file,
             centroid=[float(x) for x in centroids[r.shard]],
         )
         for r in sorted(built, key=lambda r: r.shard)
@@ -206,6 +211,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         created_at=datetime.now(UTC).isoformat(),
         group_scale=typical_group_scale(sample, group_slices(columns), seed=seed),
         probe=cfg.probe,
+        exact_tracks=cfg.exact_tracks,
     ).write(staging)
     if delta_io.table_exists(spark, tracks_loc):
         # Every catalogued track that is not gone, with or without features: events for any of them are valid.
@@ -217,7 +223,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     store.publish(root_path, staging, version, keep=cfg.keep_versions)
     print(  # noqa: T201 - command-line output
         f"build-index: published {version} ({n} tracks in the {space} space, {len(shards)} shards of "
-        f"{', '.join(str(s.count) for s in shards)}, {projection.shape[1]} dims, {n_trees} trees) "
+        f"{min(s.count for s in shards)} to {max(s.count for s in shards)} tracks, {projection.shape[1]} dims, "
+        f"{n_trees} trees) "
         f"in {time.perf_counter() - started:.1f} s at {root_path / version}"
     )
     return 0

@@ -206,3 +206,79 @@ def test_batched_search_widens_when_the_probed_shard_runs_out(tmp_path: Path):
     (pool,) = nearest_many(index, index.projected_of(seed)[None, :], k=k, exclude=[{seed}], probe=1)
     assert len(pool) == k and seed not in pool.track_ids.tolist()
     assert pool.distances.tolist() == sorted(pool.distances.tolist())
+
+
+def test_shards_are_voronoi_cells_and_the_shard_bound_never_overestimates(tmp_path: Path):
+    """Every track lies in the shard of its nearest centroid, so the bound is a true lower bound."""
+    index = SimilarityIndex(build(tmp_path, shards=8))
+    points = [index.shard_points(s) for s in range(8)]
+    for s, p in enumerate(points):
+        to_centroids = ((p[:, None, :] - index.centroids[None]) ** 2).sum(axis=2)
+        assert (to_centroids.argmin(axis=1) == s).all() or np.allclose(
+            to_centroids[np.arange(len(p)), s], to_centroids.min(axis=1), rtol=1e-4
+        )
+    rng = np.random.default_rng(3)
+    queries = np.concatenate([points[0][:5] + 0.1, rng.normal(scale=3.0, size=(20, index.manifest.dims))])
+    bounds = index.shard_bounds(queries)
+    for q, b in zip(queries, bounds, strict=True):
+        nearest = np.asarray([np.sqrt(((p - q) ** 2).sum(axis=1)).min() for p in points])
+        assert (b <= nearest + 1e-4).all(), (b, nearest)
+        assert b.min() == 0.0
+
+
+def test_an_uncapped_query_stops_at_the_bound_and_is_still_exact(tmp_path: Path):
+    index = SimilarityIndex(build(tmp_path, shards=8))
+    ids, raw, _ = clustered()
+    p = np.stack([index.project(index.standardize(r)) for r in raw])
+    scored = []
+    original = index._search_shard
+    index._search_shard = lambda shard, *a: scored.append(shard) or original(shard, *a)  # count the shards scored
+    for q in (0, 17, 123, 399):
+        scored.clear()
+        d = np.sqrt(((p - p[q]) ** 2).sum(axis=1))
+        d[q] = np.inf
+        exact = [int(ids[i]) for i in np.argsort(d, kind="stable")[:10]]
+        assert [n.track_id for n in index.similar_to(int(ids[q]), k=10, probe=0)] == exact
+        assert len(scored) < 8, "five separated clusters in eight shards: the bound ends the visit early"
+
+
+def test_a_version_without_points_files_answers_the_same(tmp_path: Path):
+    import json
+
+    folder = build(tmp_path)
+    before = SimilarityIndex(folder)
+    ids, raw, _ = clustered()
+    want = [[n.track_id for n in before.query_vector(r, k=7)] for r in raw[:20]]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for shard in manifest["shards"]:
+        (folder / shard.pop("points_file")).unlink()
+    del manifest["exact_tracks"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    older = SimilarityIndex(folder)
+    assert [[n.track_id for n in older.query_vector(r, k=7)] for r in raw[:20]] == want
+
+
+def test_a_shard_larger_than_exact_tracks_is_searched_by_its_trees(tmp_path: Path):
+    exact = SimilarityIndex(build(tmp_path / "exact"))
+    trees = SimilarityIndex(build(tmp_path / "trees", exact_tracks=0))  # search_k 100,000: Annoy is exact here
+    _, raw, _ = clustered()
+    for r in raw[:10]:
+        assert [n.track_id for n in trees.query_vector(r, k=10)] == [n.track_id for n in exact.query_vector(r, k=10)]
+    assert any(a is not None for a in trees._annoy) and all(a is None for a in exact._annoy)
+
+
+def test_a_missing_points_file_is_named_at_open(tmp_path: Path):
+    folder = build(tmp_path)
+    (folder / "shard-001.p.npy").unlink()
+    with pytest.raises(IndexError_, match=r"is corrupt: shard-001.p.npy is missing"):
+        SimilarityIndex(folder)
+
+
+def test_auto_shards_and_kmeans_labels_are_the_nearest_centroids():
+    from index.build import auto_shards
+    from index.local import fit_kmeans
+
+    assert [auto_shards(n) for n in (0, 300, 106_574, 1_000_000)] == [1, 1, 213, 256]
+    x = np.random.default_rng(0).normal(size=(3000, 8)).astype(np.float32)
+    centroids, labels = fit_kmeans(x, 12, seed=1, iterations=3)  # stopped early: labels still match centroids
+    assert (labels == ((x[:, None, :] - centroids[None]) ** 2).sum(axis=2).argmin(axis=1)).all()
