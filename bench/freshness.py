@@ -16,7 +16,8 @@ Each run has two rows, measured one after the other in the same process:
 
 Each row starts ``./spark-submit.sh stream`` (local[2], no archive query) on
 its own topics, database, checkpoint and a synthetic genre-structured index
-(``--tracks``), warms it up, then runs the simulator in this process. Latency
+(``--tracks``, FMA large's 106,574 by default), warms it up, then runs the
+simulator in this process. Latency
 is from an event's ``ts`` (set when it is produced) to the write of the
 recommendations that include it, as the stream records per micro-batch in
 ``stream_batches``, which also holds the listeners touched and each stage's
@@ -134,13 +135,14 @@ def run_row(
         time.sleep(1.5)  # the last batch's progress is stored by the next write
         batches = list(db["stream_batches"].find())
         quality, chance = [], []
+        genre_share = frame["genre_top"].value_counts(normalize=True).to_dict()
         for listener in sim.listeners[:2000]:
             doc = db["recommendations"].find_one({"_id": listener.user_id}, {"items.genre": 1})
             top = ((doc or {}).get("items") or {}).get("genre", [])[:10]
             if not top:
                 continue
             quality.append(sum(g in listener.favourites for g in top) / len(top))
-            chance.append(sum(catalogue.get(t).genre in listener.favourites for t in ids) / len(ids))
+            chance.append(sum(genre_share.get(g, 0.0) for g in listener.favourites))
         sim.close()
     finally:
         os.killpg(stream.pid, signal.SIGTERM)
@@ -232,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", "--seconds", dest="seconds", type=float, help="seconds of load")
     parser.add_argument("--listeners", type=int, help="listeners who send the load")
     parser.add_argument("--state-listeners", type=int, help="listeners' tastes seeded into the state store first")
-    parser.add_argument("--tracks", type=int, default=2000, help="tracks in the synthetic index")
+    parser.add_argument(
+        "--tracks", type=int, default=106_574, help="tracks in the synthetic index (default: FMA large's count)"
+    )
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--no-baseline", action="store_true", help="skip the 100-listener row")
     parser.add_argument("--keep", action="store_true", help="keep each row's folder (index, seed, checkpoint, log)")

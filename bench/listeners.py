@@ -43,6 +43,7 @@ def write_initial_tastes(
     raw = np.stack([index.raw_of(int(t)) for t in ids])
     row_of = {int(t): i for i, t in enumerate(ids)}
     path.mkdir(parents=True, exist_ok=True)
+    pools: dict[tuple[str, ...], np.ndarray] = {}  # the tracks of each set of liked genres (a catalogue's worth)
     written = 0
     part = 0
     while written < total:
@@ -53,7 +54,10 @@ def write_initial_tastes(
                 user, liked_genres = favourites[j]
             else:
                 user, liked_genres = f"{prefix}-{j:07d}", set(rng.choice(genres, size=1 + j % 2, replace=False))
-            pool = np.concatenate([by_genre[g] for g in sorted(liked_genres)])
+            key = tuple(sorted(liked_genres))
+            pool = pools.get(key)
+            if pool is None:
+                pool = pools[key] = np.concatenate([by_genre[g] for g in key])
             liked = rng.choice(pool, size=min(LIKES, len(pool)), replace=False)
             users.append(user)
             tastes.append(_taste(liked, raw, row_of, catalogue, now_ms=now_ms).to_bytes())

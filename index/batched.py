@@ -163,7 +163,7 @@ def _score(
                 if want < len(shard_ids)
                 else np.tile(np.arange(len(shard_ids)), (len(chunk), 1))
             )
-            d = np.sqrt(np.take_along_axis(dist, top, axis=1))
+            d = np.sqrt(np.take_along_axis(dist, top, axis=1)).astype(np.float32)
             key = (d.view(np.int32).astype(np.int64) << 32) | rank[top]
             key[~np.isfinite(d)] = NONE
             cols = found.filled[chunk][:, None] + np.arange(want)
@@ -198,9 +198,16 @@ def _excluded(
 
 
 def _squared(a: np.ndarray, b: np.ndarray, b_norms: np.ndarray) -> np.ndarray:
-    """Squared euclidean distances between the rows of ``a`` and of ``b`` (``b_norms``: their squared lengths)."""
-    a32 = a.astype(np.float32)
-    d = (a32 * a32).sum(axis=1)[:, None] - 2.0 * (a32 @ b.T) + b_norms[None, :]
+    """Squared euclidean distances between the rows of ``a`` and of ``b`` (``b_norms``: their squared lengths).
+
+    In double precision: a float32 product rounds a row's distances differently with the number of
+    rows beside it (BLAS takes another kernel for one query than for many), so the same listener
+    could get other scores, or another tie order, in a differently composed micro-batch, and a
+    restarted stream would not equal an undisturbed one. Rounded to float32 afterwards, the
+    double's jitter is gone.
+    """
+    a64 = a.astype(np.float64)
+    d = (a64 * a64).sum(axis=1)[:, None] - 2.0 * (a64 @ b.astype(np.float64).T) + b_norms[None, :]
     return np.maximum(d, 0.0, out=d)
 
 

@@ -72,8 +72,7 @@ class SimilarityIndex:
         for i, idx in enumerate(self.slices.values()):
             self._group_mean[i, idx] = 1.0 / len(idx)
         self._group_scale = np.asarray([m.group_scale.get(g, 1.0) for g in self._group_names])
-        self._group_mean32 = self._group_mean.T.astype(np.float32)
-        self._group_scale32 = self._group_scale.astype(np.float32)
+        self._group_mean_t = np.ascontiguousarray(self._group_mean.T)
         names = [GROUP_WORDS[g] for g in self._group_names]
         # The reasons by code (:meth:`_reason_codes`): none close, one group, then two.
         self._reason_words = ["similar overall", *(f"close in {a}" for a in names)]
@@ -205,10 +204,10 @@ class SimilarityIndex:
         return int(sum(a.nbytes for a in held))
 
     def shard_norms(self, shard: int) -> np.ndarray:
-        """The squared length of each of ``shard``'s points (computed once)."""
+        """The squared length of each of ``shard``'s points, in double precision (computed once)."""
         norms = self._norms.get(shard)
         if norms is None:
-            points = self.shard_points(shard)
+            points = self.shard_points(shard).astype(np.float64)
             norms = np.einsum("ij,ij->i", points, points)
             with self._lock:
                 self._norms[shard] = norms
@@ -496,7 +495,9 @@ class SimilarityIndex:
         """0: no group close; 1 + a: group a; 1 + G + a * G + b: groups a then b (G groups)."""
         diff = np.subtract(others, references, dtype=np.float32)
         np.square(diff, out=diff)
-        ratio = np.sqrt(diff @ self._group_mean32) / self._group_scale32[None, :]
+        # In double precision: a float32 product rounds a row differently with the rows beside it, and a
+        # reason must not change with how a micro-batch was composed (a restart equals an undisturbed run).
+        ratio = np.sqrt(diff.astype(np.float64) @ self._group_mean_t) / self._group_scale[None, :]
         g = len(self._group_names)
         if g < 2:  # a single group: "close in it" or not
             return np.where(ratio[:, 0] < 0.6, 1, 0) if g else np.zeros(len(ratio), np.int64)
