@@ -145,7 +145,6 @@ def _score(
         shard_ids = index.shard_ids(s)
         if not len(shard_ids):
             continue
-        shard_points = index.shard_points(s)
         skip_q, skip_r = ex_owner[ex_bounds[s] : ex_bounds[s + 1]], ex_row[ex_bounds[s] : ex_bounds[s + 1]]
         want = min(k, len(shard_ids))
         rank = index.id_rank_at(offsets[s] + np.arange(len(shard_ids)))
@@ -153,7 +152,7 @@ def _score(
         mine = queries[part]
         for start in range(0, len(mine), step):
             chunk = mine[start : start + step]
-            dist = _squared(points[chunk], shard_points, index.shard_norms(s))
+            dist = _squared(points[chunk], index.shard_points64(s), index.shard_norms(s))
             at[chunk] = np.arange(len(chunk))
             hit = at[skip_q] >= 0
             dist[at[skip_q[hit]], skip_r[hit]] = np.inf
@@ -198,7 +197,7 @@ def _excluded(
 
 
 def _squared(a: np.ndarray, b: np.ndarray, b_norms: np.ndarray) -> np.ndarray:
-    """Squared euclidean distances between the rows of ``a`` and of ``b`` (``b_norms``: their squared lengths).
+    """Squared euclidean distances between the rows of ``a`` and of ``b`` (float64; ``b_norms``: their squared lengths).
 
     In double precision: a float32 product rounds a row's distances differently with the number of
     rows beside it (BLAS takes another kernel for one query than for many), so the same listener
@@ -207,7 +206,7 @@ def _squared(a: np.ndarray, b: np.ndarray, b_norms: np.ndarray) -> np.ndarray:
     double's jitter is gone.
     """
     a64 = a.astype(np.float64)
-    d = (a64 * a64).sum(axis=1)[:, None] - 2.0 * (a64 @ b.astype(np.float64).T) + b_norms[None, :]
+    d = (a64 * a64).sum(axis=1)[:, None] - 2.0 * (a64 @ b.T) + b_norms[None, :]
     return np.maximum(d, 0.0, out=d)
 
 

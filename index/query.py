@@ -56,6 +56,7 @@ class SimilarityIndex:
         self._annoy: list[AnnoyIndex | None] = [None] * len(m.shards)
         self._z: list[np.ndarray | None] = [None] * len(m.shards)
         self._points: dict[int, np.ndarray] = {}
+        self._points64: dict[int, np.ndarray] = {}
         if self.projection.shape != (len(m.columns), m.dims):
             raise IndexError_(
                 f"index version {self.folder.name!r} is corrupt: projection shape {self.projection.shape}"
@@ -198,10 +199,21 @@ class SimilarityIndex:
     def memory_bytes(self) -> int:
         """What this process holds in memory for the index (ids, the points and norms read so far, the bound's
         table); the Annoy files and standardized vectors are memory-mapped, read from the page cache on demand."""
-        held = [*self._ids, *self._points.values(), *self._norms.values(), self._centroids64]
+        held = [*self._ids, *self._points.values(), *self._points64.values(), *self._norms.values(), self._centroids64]
         if self._inverse_gap is not None:
             held.append(self._inverse_gap)
         return int(sum(a.nbytes for a in held))
+
+    def shard_points64(self, shard: int) -> np.ndarray:
+        """``shard``'s points in double precision, kept once made: the batched path's products (``index.batched``)
+        need them for every group of queries, and a copy per group was most of a small group's cost. Twice the
+        float32 points' memory, in the processes that use the batched path (the stream's workers)."""
+        points = self._points64.get(shard)
+        if points is None:
+            points = self.shard_points(shard).astype(np.float64)
+            with self._lock:
+                self._points64[shard] = points
+        return points
 
     def shard_norms(self, shard: int) -> np.ndarray:
         """The squared length of each of ``shard``'s points, in double precision (computed once)."""

@@ -75,7 +75,9 @@ def radio_many(
         if not active:
             break
         anchors = (1 - drift) * seed_p[active] + drift * last_p[active]
-        pools = nearest_many(index, anchors, k=pool, exclude=[set(played[i]) for i in active])
+        # The nearest shard is enough for a step (a station short of tracks there widens): a station is one
+        # batched search per step, 20 steps for each new listener of a micro-batch.
+        pools = nearest_many(index, anchors, k=pool, exclude=[set(played[i]) for i in active], probe=1)
         still = []
         for i, found in zip(active, pools, strict=True):
             if not len(found):
