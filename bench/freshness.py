@@ -88,7 +88,24 @@ def run_row(
     settings = load_settings(env)
     per_genre = max(10, tracks // 8)
     ids, raw, frame = synthetic_catalogue(per_genre=per_genre, artists_per_genre=max(5, per_genre // 10), seed=3)
-    build_version(Path(settings.paths.index_root), ids, raw, COLUMNS, feature_version="fma-v1", catalogue=frame)
+    # The index as build-index makes it from these settings (shards, probe cap, exact scoring), not
+    # build_version's exact-search defaults: the stream is measured on the index it would really serve.
+    cfg = settings.index
+    build_version(
+        Path(settings.paths.index_root),
+        ids,
+        raw,
+        COLUMNS,
+        feature_version="fma-v1",
+        catalogue=frame,
+        shards=cfg.shards,
+        probe=cfg.probe,
+        exact_tracks=cfg.exact_tracks,
+        n_trees=cfg.n_trees,
+        search_k=cfg.search_k,
+        pca_components=cfg.pca_components,
+        seed=cfg.seed,
+    )
     index = SimilarityIndex.open(settings.paths.index_root)
     catalogue = index.catalogue
     for topic in (settings.kafka.listens_topic, settings.kafka.dlq_topic):
