@@ -10,7 +10,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PY="$ROOT/.venv/bin/python"
 
-"$ROOT/services/setup.sh" 2> >(grep -v '^setup: ready$' >&2)
+"$ROOT/services/setup.sh" --quiet
 if [[ $# -eq 0 || "$1" == "-h" || "$1" == "--help" ]]; then
   exec "$PY" "$ROOT/spark_jobs/main.py" --help
 fi
@@ -59,7 +59,7 @@ if [[ "$master" == local* ]]; then
   extra+=(--driver-memory "$EARSHOT_DRIVER_MEMORY")
 else
   # A cluster: executors get the project's code, the settings and the packed
-  # Python environment (spark_jobs/package.py; README, "Running on a cluster").
+  # Python environment (tools/package.py; README, "Running on a cluster").
   # The driver (client mode) runs here, with the venv and its own Spark.
   export SPARK_HOME="${SPARK_HOME:-$("$PY" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')}"
   export PYSPARK_DRIVER_PYTHON="$PY"
@@ -86,11 +86,17 @@ else
   cd "$EARSHOT_DRIVER_DIR"
 fi
 
-# Ivy's resolution report (60 lines, every run, though it is resolved offline from .earshot/ivy) is
-# left out of stderr unless spark-submit's --verbose is given; its failures (UNRESOLVED DEPENDENCIES
-# and the exception) match none of the report's line shapes and still show.
+# Lines that ask nothing of the user are left out of the output unless spark-submit's --verbose is
+# given (services/spark/quiet-output.regex): Ivy's resolution report (60 lines, every run, though it is
+# resolved offline from .earshot/ivy; partly on stdout) and netlib's note that no native BLAS is
+# installed (Spark uses its Java one). Ivy's failures (UNRESOLVED DEPENDENCIES and the exception)
+# match none of these line shapes and still show.
 if [[ " ${spark_opts[*]-} " != *" --verbose "* ]]; then
-  exec 2> >(grep --line-buffered -v -E -f "$ROOT/services/spark/ivy-report.regex" >&2)
+  # stderr becomes a pipe: progress bars find the terminal through EARSHOT_TTY (spark_jobs/progress.py).
+  [[ -t 2 ]] && export EARSHOT_TTY=1
+  quiet="$ROOT/services/spark/quiet-output.regex"
+  exec 2> >(grep --line-buffered -v -E -f "$quiet" >&2)
+  exec > >(grep --line-buffered -v -E -f "$quiet")
 fi
 
 # Not exec: SIGTERM or SIGHUP (systemd, a container runtime, kill) goes to the job's own Python

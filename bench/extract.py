@@ -79,7 +79,7 @@ def time_ours(paths: list[Path], sr: int) -> dict[str, float]:
 
 
 def real_recordings(folder: Path) -> list[Path]:
-    from spark_jobs.fma import AUDIO_EXTENSIONS
+    from connectors.fma import AUDIO_EXTENSIONS
 
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS)
 

@@ -46,12 +46,12 @@ import numpy as np
 from bench.listeners import write_initial_tastes
 from bench.load import FastListenProducer
 from conf.settings import REPO_ROOT, load_settings
+from connectors import kafka_io, mongo_io
 from index.local import build_version
 from index.query import SimilarityIndex
 from index.synthetic import COLUMNS, synthetic_catalogue
-from spark_jobs import kafka_io, mongo_io
-from spark_jobs.simulate import Simulator
-from spark_jobs.stream_sink import STAGES
+from spark_jobs.streaming.sink import STAGES
+from tools.simulate import Simulator
 
 TARGET = {"p50_ms": 1000.0, "p99_ms": 2000.0, "events_per_s": 1950.0}
 

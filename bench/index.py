@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.genre_precision import genre_precision
+from bench.vectors import clustered_vectors, exact_topk
 from conf.settings import load_settings
 from index import store
 from index.batched import nearest_many
@@ -34,24 +36,6 @@ from index.build import METRIC, auto_shards, build_shard
 from index.local import fit_kmeans, nearest_centroid, write_transform
 from index.manifest import Manifest, Shard
 from index.query import SimilarityIndex
-
-
-def clustered_vectors(n: int, dims: int, *, seed: int = 0, clusters: int = 161) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(scale=1.0, size=(clusters, dims)).astype(np.float32)
-    spread = rng.uniform(0.4, 0.8, size=clusters).astype(np.float32)
-    labels = rng.integers(0, clusters, size=n)
-    return centers[labels] + rng.normal(size=(n, dims)).astype(np.float32) * spread[labels, None]
-
-
-def exact_topk(x: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    norms = (x * x).sum(axis=1)
-    out = []
-    for q in queries:
-        d = norms - 2 * x @ q
-        top = np.argpartition(d, k)[:k]
-        out.append(top[np.argsort(d[top])])
-    return np.asarray(out)
 
 
 def _build_one(args: tuple) -> dict:
@@ -227,52 +211,6 @@ def run_scale(n: int, dims: int, *, n_queries: int, settings, workers: int, with
         for r in out["ours_frontier"] for a in [fastest_at(out["annoy_frontier"], r["recall10"])]
     ]  # fmt: skip
     return out
-
-
-def genre_precision(settings) -> dict | None:
-    """Same-genre precision@10, artist excluded: our index space against the original recipe."""
-    try:
-        from deltalake import DeltaTable
-
-        feats = DeltaTable(settings.lake_table("features")).to_pandas()
-        tracks = DeltaTable(settings.lake_table("tracks")).to_pandas()
-    except Exception:  # noqa: BLE001 - no extracted library here: the measure is skipped
-        return None
-    feats = feats[feats["feature_version"] == settings.extract.feature_version]
-    data = feats.merge(tracks[["track_id", "genre_top", "artist_name"]], on="track_id")
-    data = data[data["genre_top"].notna()]
-    if len(data) < 50:
-        return None
-    from index.local import fit_pca, fit_scaler
-    from udfs.schema import FEATURE_COLUMNS
-
-    cols = [*FEATURE_COLUMNS, "tempo"]
-    raw = data[cols].to_numpy(dtype=np.float64)
-    mean, std = fit_scaler(raw)
-    z = (raw - mean) / std
-    ours = z @ fit_pca(z, settings.index.pca_components)
-    recipe_cols = [f"mfcc_mean_{i:02d}" for i in range(1, 14)] + [f"mfcc_std_{i:02d}" for i in range(1, 14)]
-    recipe_cols += ["spectral_centroid_mean_01", "zcr_mean_01"]
-    original = data[recipe_cols].to_numpy(dtype=np.float64)
-    genres, artists = data["genre_top"].to_numpy(), data["artist_name"].to_numpy()
-
-    def precision(space: np.ndarray) -> float:
-        scores = []
-        for i in range(len(space)):
-            d = ((space - space[i]) ** 2).sum(axis=1)
-            d[artists == artists[i]] = np.inf  # the query's own artist (and itself) excluded
-            top = np.argsort(d)[:10]
-            scores.append(np.mean(genres[top] == genres[i]))
-        return float(np.mean(scores))
-
-    chance = float(np.mean([np.mean(genres == g) for g in genres]))
-    return {
-        "tracks": len(data),
-        "genres": int(len(set(genres))),
-        "ours": round(precision(ours), 3),
-        "original_recipe": round(precision(original), 3),
-        "chance": round(chance, 3),
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from index.query import SimilarityIndex
-from index.taste import WEIGHTS, Taste
+from recommend.taste import WEIGHTS, Taste
 
 LIKES = 10
 CHUNK = 20_000

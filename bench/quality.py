@@ -47,7 +47,7 @@ RECIPE = (
 
 def library_paths(library: Path) -> tuple[Path, Path]:
     """The lake and index root the demo built for ``library`` (``demo --music``)."""
-    from spark_jobs.demo import music_environment
+    from tools.demo import music_environment
 
     env = music_environment(load_settings(), library.expanduser().resolve())
     return Path(env["EARSHOT_LAKE_ROOT"]), Path(env["EARSHOT_INDEX_ROOT"])

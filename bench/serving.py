@@ -11,7 +11,7 @@ must be up), the way the stream does: unordered ``ReplaceOne(upsert=True)`` by
 per core's task). Each shape is timed twice: first writes (inserts: a listener
 new to the serving store) and rewrites (a listener whose document exists, the
 steady state). Ours keeps the 20 items as parallel arrays
-(:func:`index.recommend.stored_items`); the baseline is the same items as a
+(:func:`recommend.items.stored_items`); the baseline is the same items as a
 list of sub-documents. Prints a table, then one JSON line. The scratch database
 is dropped at the end.
 """
@@ -27,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from conf.settings import load_settings
-from index.recommend import stored_items
-from spark_jobs import mongo_io
+from connectors import mongo_io
+from recommend.items import stored_items
 
 K = 20
 GENRES = ["Rock", "Electronic", "Hip-Hop", "Folk", "Jazz", "Pop", "Classical", "Experimental"]

@@ -108,7 +108,9 @@ class StreamSettings:
     max_age_days: float
     archive_trigger_seconds: float
     state_buckets: int
-    taste_cache_listeners: int  # per Python worker (spark_jobs.taste_cache); 0: every taste read from the state store
+    taste_cache_listeners: (
+        int  # per Python worker (spark_jobs.streaming.taste_cache); 0: every taste read from the state store
+    )
     index_delivery: str  # path: executors read paths.index_root; spark: the driver ships versions with addArchive
 
 
@@ -275,7 +277,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, base_file: Path =
         sections[name] = _build_section(name, cls, raw[name], origin)
     settings = Settings(**sections)
     settings = dataclasses.replace(settings, paths=_resolve_paths(settings.paths, REPO_ROOT))
-    _check_values(settings)
+    from conf.checks import check_values  # the rules read the dataclasses above: imported here, not at the top
+
+    check_values(settings)
     return settings
 
 
@@ -285,48 +289,3 @@ def _shipped(path: Path) -> Path:
         return path
     here = Path.cwd() / path.name
     return here if here.is_file() else path
-
-
-def _check_values(s: Settings) -> None:
-    """Range checks that a type alone cannot express."""
-    checks = [
-        (
-            s.spark.python_env in ("pack", "none") or s.spark.python_env.endswith((".tar.gz", ".tgz", ".tar", ".zip")),
-            "spark.python_env must be pack, none, or an archive (.tar.gz, .tgz, .tar, .zip) path or URI",
-        ),
-        (s.kafka.partitions >= 1, "kafka.partitions must be >= 1"),
-        (s.kafka.replication_factor >= 1, "kafka.replication_factor must be >= 1"),
-        (bool(s.kafka.bootstrap_servers.strip()), "kafka.bootstrap_servers is empty"),
-        (
-            s.mongo.uri.startswith(("mongodb://", "mongodb+srv://")),
-            "mongo.uri must start with mongodb:// or mongodb+srv:// (set MONGO_URI)",
-        ),
-        (s.mongo.timeout_ms > 0, "mongo.timeout_ms must be > 0"),
-        (8000 <= s.extract.sample_rate <= 96000, "extract.sample_rate must be 8000..96000 Hz"),
-        (s.extract.clip_seconds > 0, "extract.clip_seconds must be > 0"),
-        (s.extract.batch_size >= 1, "extract.batch_size must be >= 1"),
-        (s.extract.track_time_limit_s >= 0, "extract.track_time_limit_s must be >= 0 (0 turns the limit off)"),
-        (s.extract.embedding in EMBEDDINGS, f"extract.embedding must be one of {', '.join(EMBEDDINGS)}"),
-        (s.index.space in SPACES, f"index.space must be one of {', '.join(SPACES)}"),
-        (s.index.n_trees >= 1, "index.n_trees must be >= 1"),
-        (s.index.shards >= 0, "index.shards must be >= 0 (0: about one shard per 500 tracks, at most 256)"),
-        (s.index.exact_tracks >= 0, "index.exact_tracks must be >= 0 (0: every shard searched by its trees)"),
-        (s.index.probe >= 0, "index.probe must be >= 0 (0 probes every shard)"),
-        (s.index.keep_versions >= 1, "index.keep_versions must be >= 1"),
-        (s.index.pca_components >= 0, "index.pca_components must be >= 0 (0 turns PCA off)"),
-        (s.stream.trigger_seconds > 0, "stream.trigger_seconds must be > 0"),
-        (s.stream.recommendations >= 1, "stream.recommendations must be >= 1"),
-        (s.stream.half_life_hours > 0, "stream.half_life_hours must be > 0"),
-        (s.stream.archive_trigger_seconds > 0, "stream.archive_trigger_seconds must be > 0"),
-        (s.stream.state_buckets >= 1, "stream.state_buckets must be >= 1"),
-        (s.stream.taste_cache_listeners >= 0, "stream.taste_cache_listeners must be >= 0 (0 switches the copy off)"),
-        (
-            s.stream.index_delivery in ("path", "spark"),
-            "stream.index_delivery must be path (executors read paths.index_root) or spark (shipped by the driver)",
-        ),
-        (s.mongo.write_retry_seconds >= 0, "mongo.write_retry_seconds must be >= 0"),
-        (s.stream.max_age_days > 0, "stream.max_age_days must be > 0"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise SettingsError(message)

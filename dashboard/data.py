@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from conf.settings import Settings, is_uri, load_settings
+from connectors.services import any_reachable, kafka_hosts, mongo_hosts
 from index import store
 from index.manifest import IndexError_
 from index.query import SimilarityIndex
-from spark_jobs.services import any_reachable, kafka_hosts, mongo_hosts
 
 AUDIO_TYPES = {
     ".mp3": "audio/mpeg",

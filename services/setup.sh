@@ -13,6 +13,19 @@ cd "$ROOT"
 STATE="${EARSHOT_STATE_ROOT:-$ROOT/.earshot}"
 PY="$ROOT/.venv/bin/python"
 say() { printf 'setup: %s\n' "$*" >&2; }
+# One line per step: what it does, then how long it took (or that its result is already there).
+started=$SECONDS
+begin() { step_t0=$SECONDS; printf 'setup: %s ... ' "$*" >&2; }
+done_() { printf 'done in %d s\n' $((SECONDS - step_t0)) >&2; }
+browser=0 quiet=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) browser=1 ;;  # also Debian's chromium, for the dashboard's end-to-end tests
+    --quiet) quiet=1 ;;      # only the steps that do something speak (the launcher runs setup before every job)
+    *) say "unknown option $arg (options: --browser, --quiet)"; exit 2 ;;
+  esac
+done
+have() { [[ $quiet == 1 ]] || say "$* (already there)"; }
 
 need() { command -v "$1" >/dev/null 2>&1 || { say "missing '$1': $2"; exit 1; }; }
 need python3.11 "install Python 3.11" 2>/dev/null || need python3 "install Python 3.11"
@@ -24,42 +37,59 @@ need go "install Go 1.22 or newer"
 stamp="$ROOT/.venv/.earshot-installed"
 want=$(sha256sum pyproject.toml | cut -c1-16)
 if [[ ! -x "$PY" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  say "installing the Python environment into .venv (pip)"
+  begin "installing the Python environment into .venv (pip)"
   pybin=$(command -v python3.11 || command -v python3)
   [[ -x "$PY" ]] || "$pybin" -m venv "$ROOT/.venv"
-  "$PY" -m pip install -q --upgrade pip
-  "$PY" -m pip install -q -e '.[dev]'
+  mkdir -p "$STATE"
+  # pip's build warnings go to a log, shown only when the install fails.
+  { "$PY" -m pip install -q --upgrade pip && "$PY" -m pip install -q -e '.[dev]'; } >"$STATE/setup-pip.log" 2>&1 \
+    || { printf '\n' >&2; cat "$STATE/setup-pip.log" >&2; say "pip failed (log above: $STATE/setup-pip.log)"; exit 1; }
   echo "$want" > "$stamp"
+  done_
+else
+  have "Python environment in .venv"
 fi
 
 # 2. Kafka broker jars.
 if ! compgen -G "$STATE/kafka/libs/kafka_2.13-*.jar" >/dev/null; then
-  say "resolving the Kafka broker's jars (mvn)"
+  begin "resolving the Kafka broker's jars (mvn)"
   mvn -q -f services/kafka/pom.xml dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$STATE/kafka/libs"
+  done_
+else
+  have "Kafka broker's jars"
 fi
 
 # 3. FerretDB, rebuilt when its sources (main.go, go.mod, the patching build script and its patch) change.
 fstamp="$STATE/bin/ferretdb.built-from"
 fwant=$(cat services/ferretdb/main.go services/ferretdb/go.mod services/ferretdb/build.sh services/ferretdb/*.patch | sha256sum | cut -c1-16)
 if [[ ! -x "$STATE/bin/ferretdb" || "$(cat "$fstamp" 2>/dev/null)" != "$fwant" ]]; then
-  say "building FerretDB v1.24.2 (go build, about two minutes once)"
+  begin "building FerretDB v1.24.2 (go build, about two minutes once)"
   services/ferretdb/build.sh "$STATE/bin/ferretdb"
   echo "$fwant" > "$fstamp"
+  done_
+else
+  have "FerretDB"
 fi
 
 # 4. Spark connectors: one session start resolves them into the Ivy cache.
 if ! compgen -G "$STATE/ivy/jars/io.delta_delta-spark_*.jar" >/dev/null \
    || ! compgen -G "$STATE/ivy/jars/org.apache.spark_spark-sql-kafka-*.jar" >/dev/null; then
-  say "resolving the Spark Kafka and Delta connectors (Ivy, once)"
+  begin "resolving the Spark Kafka and Delta connectors (Ivy, once)"
   "$PY" -m spark_jobs.session warm-cache
+  done_
+else
+  have "Spark's Kafka and Delta connectors"
 fi
 
 # 5. librosa's numba kernels, compiled once by one process into the kept cache.
 numba_dir="$STATE/numba-cache"
 if ! compgen -G "$numba_dir/*/*.nbi" >/dev/null; then
-  say "compiling librosa's numba kernels into $numba_dir (once, about 30 s)"
+  begin "compiling librosa's numba kernels into $numba_dir (once, about 30 s)"
   NUMBA_CACHE_DIR="$numba_dir" "$PY" -m udfs.numba_cache "$numba_dir"
+  done_
+else
+  have "librosa's compiled numba kernels"
 fi
 
 # 6. musicnn's pretrained weights (udfs/musicnn.py reads the checkpoint inside the wheel; nothing is
@@ -67,16 +97,20 @@ fi
 wheel="$STATE/models/musicnn-0.1.0-py3-none-any.whl"
 wheel_sha=f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa
 if [[ "$(sha256sum "$wheel" 2>/dev/null | cut -c1-64)" != "$wheel_sha" ]]; then
-  say "downloading musicnn's pretrained weights (a 29 MB wheel from PyPI, once)"
+  begin "downloading musicnn's pretrained weights (a 29 MB wheel from PyPI, once)"
   rm -f "$wheel"
   "$PY" -m pip download -q --no-deps --only-binary=:all: musicnn==0.1.0 -d "$STATE/models"
   [[ "$(sha256sum "$wheel" | cut -c1-64)" == "$wheel_sha" ]] || { say "musicnn's wheel has an unexpected sha256"; exit 1; }
+  done_
+else
+  have "musicnn's pretrained weights"
 fi
 
 # 7. A browser for the dashboard's end-to-end tests.
-if [[ "${1:-}" == "--browser" ]] && ! command -v chromium >/dev/null; then
-  say "installing Debian's chromium (apt-get)"
+if [[ $browser == 1 ]] && ! command -v chromium >/dev/null; then
+  begin "installing Debian's chromium (apt-get)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null
+  done_
 fi
-say "ready"
+[[ $quiet == 1 ]] || say "ready in $((SECONDS - started)) s"

@@ -19,171 +19,26 @@ import base64
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
+from conf.errors import EarshotError
 from conf.settings import REPO_ROOT, Settings, SettingsError, load_settings
-from spark_jobs.errors import EarshotError
-from spark_jobs.services import any_reachable, kafka_hosts, mongo_hosts
+from services.health import kafka_healthy, kafka_service, mongo_healthy, mongo_service
+from services.process import (
+    Service,
+    _is_ours,
+    _read_pid,
+    _run_checked,
+    _spawn,
+    _wait_healthy,
+)
 
 log = logging.getLogger("earshot.stack")
 
 SERVICES_DIR = REPO_ROOT / "services"
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-START_TIMEOUT_S = 90
-
-
-class StackError(EarshotError):
-    """A local service could not be installed, started or stopped."""
-
-
-@dataclass(frozen=True)
-class Service:
-    """One managed process: where it keeps its files and how it is checked."""
-
-    name: str
-    home: Path
-    host: str
-    port: int
-    managed: bool  # False when the settings point at a service elsewhere
-
-    @property
-    def pid_file(self) -> Path:
-        return self.home / "pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.home / "logs" / "stdout.log"
-
-
-def kafka_service(settings: Settings) -> Service:
-    host, port = kafka_hosts(settings.kafka.bootstrap_servers)[0]
-    single = len(kafka_hosts(settings.kafka.bootstrap_servers)) == 1
-    home = Path(settings.paths.state_root) / "kafka"
-    return Service("kafka", home, host, port, managed=single and host in LOOPBACK)
-
-
-def mongo_service(settings: Settings) -> Service:
-    hosts = mongo_hosts(settings.mongo.uri)
-    host, port = hosts[0]
-    home = Path(settings.paths.state_root) / "ferretdb"
-    managed = len(hosts) == 1 and host in LOOPBACK and port != 0
-    return Service("mongodb", home, host, port, managed=managed)
-
-
-# ---------------------------------------------------------------- health
-
-
-def kafka_healthy(settings: Settings, *, timeout_s: float = 3.0) -> bool:
-    """True when the broker answers a metadata request."""
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaConfigurationError, KafkaError
-
-    if not any_reachable(kafka_hosts(settings.kafka.bootstrap_servers), timeout_s):
-        return False
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=settings.kafka.bootstrap_servers,
-            request_timeout_ms=int(timeout_s * 1000),
-        )
-    except KafkaConfigurationError:
-        raise
-    except (KafkaError, OSError):
-        return False
-    try:
-        admin.list_topics()
-        return True
-    except (KafkaError, OSError):
-        return False
-    finally:
-        admin.close()
-
-
-def mongo_healthy(settings: Settings, *, timeout_s: float = 2.0) -> bool:
-    """True when the MongoDB-protocol server answers a ping."""
-    from pymongo import MongoClient
-    from pymongo.errors import PyMongoError
-
-    try:
-        with MongoClient(settings.mongo.uri, serverSelectionTimeoutMS=int(timeout_s * 1000)) as c:
-            c.admin.command("ping")
-        return True
-    except PyMongoError:
-        return False
-
-
-# ---------------------------------------------------------------- processes
-
-
-def started_pid(service: Service) -> int | None:
-    """The pid of the process ``up`` started for ``service``, if it is still running (None: not ours, or down)."""
-    return _read_pid(service)
-
-
-def _read_pid(service: Service) -> int | None:
-    try:
-        pid = int(service.pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if _is_ours(pid, service) else None
-
-
-def _is_ours(pid: int, service: Service) -> bool:
-    """True when ``pid`` is alive and its command line is the one ``up`` started."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return False
-    return str(service.home) in cmdline
-
-
-def _spawn(service: Service, argv: list[str]) -> subprocess.Popen[bytes]:
-    service.log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(service.log_file, "ab") as out:
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv built from settings
-            argv,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=service.home,
-            start_new_session=True,  # survives the shell that ran `up`
-        )
-    service.pid_file.write_text(f"{proc.pid}\n")
-    return proc
-
-
-def _wait_healthy(service: Service, check, proc: subprocess.Popen[bytes]) -> None:
-    # Liveness comes from the Popen handle: right after fork, /proc/<pid>/cmdline may
-    # still show the parent's command line, so _is_ours() is no test of a fresh child.
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if check():
-            return
-        if proc.poll() is not None:
-            tail = _tail(service.log_file)
-            raise StackError(f"{service.name} exited during start; last log lines:\n{tail}")
-        time.sleep(0.5)
-    raise StackError(
-        f"{service.name} did not answer on {service.host}:{service.port} within "
-        f"{START_TIMEOUT_S} s; see {service.log_file}"
-    )
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _run_checked(argv: list[str], *, what: str, cwd: Path | None = None) -> None:
-    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)  # noqa: S603
-    if result.returncode != 0:
-        raise StackError(f"{what} failed ({result.returncode}):\n{(result.stdout + result.stderr)[-3000:]}")
 
 
 # ---------------------------------------------------------------- Kafka
@@ -274,7 +129,7 @@ def start_kafka(settings: Settings) -> str:
 
 def ensure_topics(settings: Settings) -> list[str]:
     """Create the listening-event topics if they are missing; return the names created."""
-    from spark_jobs.kafka_io import ensure_topic
+    from connectors.kafka_io import ensure_topic
 
     wanted = [settings.kafka.listens_topic, settings.kafka.dlq_topic]
     return [name for name in wanted if ensure_topic(settings, name)]

@@ -26,15 +26,16 @@ from pyspark.ml.feature import PCA, StandardScaler, VectorAssembler
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import functions as F
 
+from conf.errors import JobInputError
 from conf.settings import SPACES, Settings, is_uri
+from connectors import delta_io
 from index import store
 from index.build import METRIC, auto_shards, build_shard, group_slices, typical_group_scale
 from index.catalogue import COLUMNS as CATALOGUE_COLUMNS
 from index.catalogue import write_catalogue
 from index.local import write_transform
 from index.manifest import Manifest, Shard
-from spark_jobs import delta_io
-from spark_jobs.errors import JobInputError
+from spark_jobs.progress import spark_tasks
 from spark_jobs.session import build_spark
 from udfs.musicnn import COLUMNS as MUSICNN_COLUMNS
 from udfs.schema import FEATURE_COLUMNS
@@ -162,7 +163,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         assigned = with_pv.withColumn("shard", F.lit(0)).select("shard", "track_id", "z", "p")
     else:
         kmeans = KMeans(k=n_shards, seed=seed, featuresCol="pv", predictionCol="shard", maxIter=30)
-        km = kmeans.fit(with_pv)
+        with spark_tasks(spark, "build-index: k-means", log=log):
+            km = kmeans.fit(with_pv)
         centroids = [c.tolist() for c in km.clusterCenters()]
         assigned = km.transform(with_pv).select("shard", "track_id", "z", "p")
 
@@ -183,7 +185,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         )
         return pd.DataFrame([{"shard": shard, "count": len(pdf), **files}])
 
-    built = assigned.groupBy("shard").applyInPandas(build, schema=BUILT_SCHEMA).collect()
+    with spark_tasks(spark, "build-index: shards", log=log):
+        built = assigned.groupBy("shard").applyInPandas(build, schema=BUILT_SCHEMA).collect()
     shards = [
         Shard(
             shard=r.shard,

@@ -33,8 +33,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Settings
-from spark_jobs import delta_io, mongo_io
-from spark_jobs.services import require_mongo
+from connectors import delta_io, mongo_io
+from connectors.services import require_mongo
 from spark_jobs.session import build_spark
 
 log = logging.getLogger("earshot.check")
@@ -142,7 +142,7 @@ def repair(
     spark: SparkSession, settings: Settings, db, report: Report, lake: dict[int, dict], featured: set[int], version: str
 ) -> int:
     """Write Mongo from Delta for every differing track; returns how many documents were written or deleted."""
-    from spark_jobs.extract import mongo_features
+    from spark_jobs.extract_chunk import mongo_features
     from spark_jobs.ingest import tracks_document
 
     wrong = set(report.missing) | set(report.fields)

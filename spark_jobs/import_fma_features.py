@@ -16,12 +16,12 @@ from pathlib import Path
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from conf.errors import JobInputError
 from conf.settings import Settings, join_uri, path_argument
-from spark_jobs import delta_io, mongo_io
-from spark_jobs.errors import JobInputError
-from spark_jobs.extract import mongo_features
-from spark_jobs.fma import FmaFormatError, load_features_csv
-from spark_jobs.services import require_mongo
+from connectors import delta_io, mongo_io
+from connectors.fma import FmaFormatError, load_features_csv
+from connectors.services import require_mongo
+from spark_jobs.extract_chunk import mongo_features
 from spark_jobs.session import build_spark
 from udfs.schema import FEATURE_COLUMNS
 

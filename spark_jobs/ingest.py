@@ -36,12 +36,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from conf.errors import JobInputError
 from conf.settings import Settings, is_uri, join_uri, path_argument
-from spark_jobs import delta_io, mongo_io
-from spark_jobs import files as files_mod
-from spark_jobs.errors import JobInputError
-from spark_jobs.fma import FmaFormatError, catalogue_from_fma, load_genres, load_tracks
-from spark_jobs.services import require_mongo
+from connectors import delta_io, mongo_io
+from connectors import files as files_mod
+from connectors.fma import FmaFormatError, catalogue_from_fma, load_genres, load_tracks
+from connectors.services import require_mongo
+from spark_jobs.progress import spark_tasks
 from spark_jobs.session import build_spark
 
 log = logging.getLogger("earshot.ingest")
@@ -226,7 +227,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         rows = fma_catalogue(spark, metadata, audio_root, args.subset).withColumn("gone", F.lit(False))
     rows = with_content_hash(rows).cache()
     try:
-        n_total, n_changed, missing_audio = write_changes(spark, settings, rows)
+        with spark_tasks(spark, "ingest", log=log):
+            n_total, n_changed, missing_audio = write_changes(spark, settings, rows)
         n_gone = rows.filter(F.col("gone")).count()
     finally:
         # A cached plan is matched by its shape: left cached, the next ingest of the same folder in this

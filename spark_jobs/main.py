@@ -19,8 +19,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file by spark-submit: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from conf.errors import EarshotError  # noqa: E402
 from conf.settings import SettingsError, load_settings  # noqa: E402
-from spark_jobs.errors import EarshotError  # noqa: E402
 
 # name -> (module, one line for --help). The launcher and the README list these.
 JOBS: dict[str, tuple[str, str]] = {
@@ -50,7 +50,7 @@ JOBS: dict[str, tuple[str, str]] = {
         "compare Delta `tracks`/`features` with Mongo `tracks`; --repair writes Mongo from Delta",
     ),
     "similar": (
-        "spark_jobs.similar",
+        "tools.similar",
         "print the tracks most like a track (or its song radio) from the published index",
     ),
     "stream": (
@@ -58,15 +58,15 @@ JOBS: dict[str, tuple[str, str]] = {
         "listening events from Kafka -> taste vectors in Spark state -> recommendations in Mongo",
     ),
     "simulate": (
-        "spark_jobs.simulate",
+        "tools.simulate",
         "synthetic listeners who play, finish, skip, like and dislike at a target rate (plus bad events)",
     ),
     "package": (
-        "spark_jobs.package",
+        "tools.package",
         "zip the code and pack .venv for executors on a cluster (.earshot/dist; the launcher runs it for you)",
     ),
     "demo": (
-        "spark_jobs.demo",
+        "tools.demo",
         "the stack, the pipeline, then stream + simulator + dashboard on 127.0.0.1:8501 (the README's main command)",
     ),
 }
@@ -93,8 +93,8 @@ def usage() -> str:
 
 def launcher_env() -> str:
     """Shell assignments the launcher evaluates (it fails here, in one line, on a bad setting)."""
-    from spark_jobs.package import driver_folder
     from spark_jobs.session import IVY_SETTINGS, LOG4J_CONFIG, PACKAGES, ivy_home
+    from tools.package import driver_folder
 
     settings = load_settings()
     values = {
@@ -113,7 +113,7 @@ def launcher_env() -> str:
 
 
 def run(argv: list[str]) -> int:
-    # A cluster driver's JVM runs in the launcher's driver folder (spark_jobs/package.py); this
+    # A cluster driver's JVM runs in the launcher's driver folder (tools/package.py); this
     # process works from the folder the command was given in, so relative paths mean what they say.
     caller = os.environ.pop("EARSHOT_CALLER_CWD", None)
     if caller:

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 
 from pyspark.sql import functions as F
 
+from conf.errors import EarshotError
 from conf.settings import Settings, is_uri
-from spark_jobs import delta_io, kafka_io, mongo_io
-from spark_jobs.errors import EarshotError
-from spark_jobs.services import require_kafka, require_mongo
+from connectors import delta_io, kafka_io, mongo_io
+from connectors.services import require_kafka, require_mongo
 from spark_jobs.session import build_spark
 
 log = logging.getLogger("earshot.smoke")

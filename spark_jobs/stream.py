@@ -6,9 +6,9 @@ One Structured Streaming query, ``recommender``, in three short modules:
    position, the listener id from the JSON, and the listener's bucket;
 2. state (``stream_state``): ``transformWithStateInPandas`` grouped by bucket;
    one Python call per bucket folds all its listeners' messages
-   (``index.fold``: contract and catalogue checks, dedup, the taste update)
+   (``recommend.fold``: contract and catalogue checks, dedup, the taste update)
    and answers all its listeners with one batched index search
-   (``index.recommend.recommend_many``); tastes live in a RocksDB MapState;
+   (``recommend.rank.recommend_many``); tastes live in a RocksDB MapState;
    each bucket call upserts its listeners' ``recommendations`` documents
    (items and profile together) from the executor;
 3. sink (``stream_sink``): ``foreachBatch`` sends the dead letters and records
@@ -37,21 +37,22 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from conf.errors import JobInputError
 from conf.settings import Settings, path_argument
+from connectors import kafka_io, mongo_io
+from connectors.services import require_kafka, require_mongo
 from index import store
 from index.manifest import IndexError_
-from spark_jobs import kafka_io, mongo_io
-from spark_jobs.archive import start_archive
-from spark_jobs.errors import JobInputError
-from spark_jobs.index_delivery import IndexShipper, executor_root
-from spark_jobs.poison import Quarantine, check_files, has_started, pending_batch
-from spark_jobs.services import require_kafka, require_mongo
 from spark_jobs.session import build_spark
-from spark_jobs.stream_layout import check_layout
-from spark_jobs.stream_serving import Serving
-from spark_jobs.stream_sink import QUERY_NAME, BatchSink, ProgressRecorder
-from spark_jobs.stream_source import listen_messages
-from spark_jobs.stream_state import OUTPUT_SCHEMA, TasteBuckets
+from spark_jobs.streaming.archive import start_archive
+from spark_jobs.streaming.index_delivery import IndexShipper, executor_root
+from spark_jobs.streaming.layout import check_layout
+from spark_jobs.streaming.poison import Quarantine, check_files, has_started, pending_batch
+from spark_jobs.streaming.rows import OUTPUT_SCHEMA
+from spark_jobs.streaming.serving import Serving
+from spark_jobs.streaming.sink import QUERY_NAME, BatchSink, ProgressRecorder
+from spark_jobs.streaming.source import listen_messages
+from spark_jobs.streaming.state import TasteBuckets
 
 log = logging.getLogger("earshot.stream")
 

@@ -81,7 +81,7 @@ def spark(settings: Settings):
 @pytest.fixture()
 def mongo_db(stack: Settings):
     """A fresh, uniquely named database on the real server, dropped afterwards."""
-    from spark_jobs import mongo_io
+    from connectors import mongo_io
 
     client = mongo_io.connect(stack)
     name = f"{TEST_DATABASE}_{uuid.uuid4().hex[:8]}"

@@ -44,6 +44,11 @@ def _serve(conn: Connection, sample_rate: int, clip_seconds: float, weights) -> 
     """The child: analyse each track it is sent until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the child stops
     faulthandler.disable()  # a crash is reported once, as the track's error row, not as a stack dump
+    # A C decoder's complaints about a broken file ("part2_3_length too large", to fd 2) say nothing the
+    # track's error row does not: the child's stderr goes nowhere, the reason comes back over the pipe.
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 2)
+    os.close(quiet)
     while True:
         try:
             data = conn.recv_bytes()

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from conf.settings import REPO_ROOT, load_settings
+from connectors import mongo_io
 from index.query import SimilarityIndex
-from spark_jobs import mongo_io
-from tests.integration.test_stream import publish_synthetic_index, stream_environ
+from tests.integration.streaming import publish_synthetic_index, stream_environ
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.mongo, pytest.mark.spark]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conf.settings import load_settings
-from tests.integration.test_stream import publish_synthetic_index, stream_environ
+from tests.integration.streaming import publish_synthetic_index, stream_environ
 from tests.unit.test_dashboard import run_page
 
 pytestmark = [pytest.mark.mongo, pytest.mark.kafka]
@@ -32,7 +32,7 @@ def test_the_player_says_the_database_is_down_then_recovers_when_it_is_back(stac
 def test_the_pipeline_page_shows_the_last_check_of_lake_against_serving_store(stack, tmp_path, monkeypatch):
     from datetime import UTC, datetime
 
-    from spark_jobs import mongo_io
+    from connectors import mongo_io
 
     env = stream_environ(tmp_path, "checkpage")
     settings = load_settings(env)

@@ -6,7 +6,6 @@ which is how spark-submit runs them too, minus a JVM start per step.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import io
 import os
@@ -20,8 +19,9 @@ from deltalake import DeltaTable
 
 from conf.settings import REPO_ROOT, Settings, load_settings
 from spark_jobs import check, extract, import_fma_features, ingest, sample_library
-from spark_jobs.sample_library import PLANTED
+from spark_jobs.sample_plan import PLANTED
 from tests.conftest import isolated_environ
+from tests.integration.jobs import run_job, table
 from tests.unit.test_fma import write_fma_features_csv
 from udfs.schema import FEATURE_COLUMNS, N_FEATURES, vector_from_bytes
 
@@ -38,18 +38,12 @@ BROKEN_REASONS = {
 }
 
 
-def run_job(module, settings: Settings, *argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    module.add_arguments(parser)
-    return module.main(settings, parser.parse_args(list(argv)))
-
-
 @pytest.fixture(scope="module")
 def etl(stack, spark, tmp_path_factory) -> tuple[Settings, dict[str, int]]:
     root = tmp_path_factory.mktemp("etl")
     env = isolated_environ(root, EARSHOT_LIBRARY_ROOT=str(root / "library"), MONGO_DATABASE="earshot_test_etl")
     settings = load_settings(env)
-    from spark_jobs import mongo_io
+    from connectors import mongo_io
 
     with mongo_io.connect(settings) as client:
         client.drop_database(settings.mongo.database)
@@ -61,10 +55,6 @@ def etl(stack, spark, tmp_path_factory) -> tuple[Settings, dict[str, int]]:
     return settings, kinds
 
 
-def table(settings: Settings, name: str):
-    return DeltaTable(settings.lake_table(name)).to_pandas()
-
-
 def test_every_good_track_has_a_finite_518_number_row_in_delta_and_mongo(etl):
     settings, kinds = etl
     feats = table(settings, "features")
@@ -74,7 +64,7 @@ def test_every_good_track_has_a_finite_518_number_row_in_delta_and_mongo(etl):
     values = feats[list(FEATURE_COLUMNS)].to_numpy(dtype=float)
     assert values.shape == (len(good), N_FEATURES) and np.isfinite(values).all()
     assert np.isfinite(feats["tempo"]).all()
-    from spark_jobs import mongo_io
+    from connectors import mongo_io
 
     with mongo_io.connect(settings) as client:
         docs = list(client[settings.mongo.database]["tracks"].find({"features": {"$exists": True}}))
@@ -119,7 +109,7 @@ def test_tracks_past_the_time_limit_are_error_rows_the_job_finishes_and_a_retry_
         mongo=dataclasses.replace(settings.mongo, database="earshot_test_etl_limit"),
         extract=dataclasses.replace(settings.extract, track_time_limit_s=0.01),
     )
-    from spark_jobs import mongo_io
+    from connectors import mongo_io
 
     with mongo_io.connect(tight) as client:
         client.drop_database(tight.mongo.database)
@@ -182,7 +172,7 @@ def test_import_fma_features(etl, tmp_path):
     imported = feats[feats["feature_version"] == "fma-csv"]
     assert sorted(imported["track_id"]) == [900001, 900002, 900003]
     assert np.isfinite(imported[list(FEATURE_COLUMNS)].to_numpy(dtype=float)).all()
-    from spark_jobs import mongo_io
+    from connectors import mongo_io
 
     with mongo_io.connect(settings) as client:
         doc = client[settings.mongo.database]["tracks"].find_one({"_id": 900002})
@@ -217,7 +207,7 @@ def test_the_launcher_runs_the_etl_jobs(etl):
 
 def test_build_index_publishes_a_version_the_query_library_opens(etl, capsys):
     from index.query import SimilarityIndex
-    from index.radio import radio
+    from recommend.radio import radio
     from spark_jobs import build_index
 
     settings, kinds = etl
@@ -291,66 +281,9 @@ def test_build_index_is_deterministic_for_a_seed(etl):
     assert store.current_version(root) == "v-test-3"
 
 
-def write_tone(path: Path, seconds: float, freq: float = 440.0) -> None:
-    t = np.arange(int(22050 * seconds)) / 22050
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 22050)
-
-
-def test_a_second_ingest_of_a_changed_folder_reaches_mongo_field_by_field(stack, spark, tmp_path):
-    """Regression: new and changed rows were computed against Delta and came out empty for Mongo after the MERGE."""
-    from spark_jobs import mongo_io
-
-    folder = tmp_path / "music"
-    for i in range(3):
-        write_tone(folder / f"Artist {i} - Song {i}.wav", 1.0 + i)
-    env = isolated_environ(tmp_path, MONGO_DATABASE="earshot_test_ingest_again")
-    settings = load_settings(env)
-    with mongo_io.connect(settings) as client:
-        client.drop_database(settings.mongo.database)
-    assert run_job(ingest, settings, "--folder", str(folder)) == 0
-    for i in range(3, 6):  # three new files
-        write_tone(folder / f"Artist {i} - Song {i}.wav", 1.0)
-    write_tone(folder / "Artist 0 - Song 0.wav", 4.0)  # one changed: a longer recording
-    assert run_job(ingest, settings, "--folder", str(folder)) == 0
-    lake = table(settings, "tracks").set_index("track_id")
-    assert run_job(check, settings) == 0, "the check finds Delta and Mongo in agreement"
-    with mongo_io.connect(settings) as client:
-        docs = {d["_id"]: d for d in client[settings.mongo.database]["tracks"].find()}
-        assert client[settings.mongo.database]["pipeline_checks"].find_one({"_id": "tracks"})["differences"] == 0
-    assert len(lake) == 6 and set(docs) == set(lake.index)
-    for track_id, row in lake.iterrows():
-        doc = docs[track_id]
-        for field in ("title", "artist_name", "album_title", "audio_path", "source"):
-            assert doc.get(field) == row[field], (track_id, field)
-        assert doc["duration_s"] == pytest.approx(row["duration_s"])
-    changed = lake[lake["title"] == "Song 0"].iloc[0]
-    assert changed["duration_s"] == pytest.approx(4.0, abs=0.01)
-    assert not lake["gone"].any()
-
-    removed = folder / "Artist 1 - Song 1.wav"
-    removed.unlink()
-    assert run_job(ingest, settings, "--folder", str(folder)) == 0
-    assert run_job(ingest, settings, "--folder", str(folder)) == 0, "a second run over the same folder"
-    lake = table(settings, "tracks").set_index("track_id")
-    with mongo_io.connect(settings) as client:
-        docs = {d["_id"]: d for d in client[settings.mongo.database]["tracks"].find()}
-    assert len(lake) == 6, "a removed file's track stays in the lake"
-    gone = lake[lake["gone"]]
-    assert list(gone["title"]) == ["Song 1"]
-    assert docs[gone.index[0]]["gone"] is True
-    assert sum(bool(d.get("gone")) for d in docs.values()) == 1
-    assert run_job(check, settings) == 0
-    write_tone(removed, 1.0)
-    assert run_job(ingest, settings, "--folder", str(folder)) == 0
-    assert not table(settings, "tracks")["gone"].any(), "a file that comes back is catalogued again"
-    with mongo_io.connect(settings) as client:
-        client.drop_database(settings.mongo.database)
-
-
 def test_check_finds_each_kind_of_drift_and_repair_writes_mongo_from_delta(etl):
     """Drift made by hand in the serving store: a lost document, an edited field, lost features, a stray document."""
-    from spark_jobs import mongo_io
+    from connectors import mongo_io
 
     settings, _ = etl
     version = settings.extract.feature_version
@@ -380,27 +313,3 @@ def test_check_finds_each_kind_of_drift_and_repair_writes_mongo_from_delta(etl):
                 assert after[track_id].get(name) == before[track_id].get(name), (track_id, name)
             assert after[track_id]["features"]["vector"] == before[track_id]["features"]["vector"]
         assert db["tracks"].find_one({"_id": 987654321}) is None
-
-
-def test_a_catalogue_written_before_the_newest_columns_takes_a_removed_file(stack, spark, tmp_path):
-    """Regression: over a `tracks` table from an earlier Earshot (no track_number, no year), an ingest of a
-    folder with a removed file failed (UNRESOLVED_COLUMN track_number) while marking it gone."""
-    from spark_jobs import mongo_io
-
-    folder = tmp_path / "music"
-    for i in range(3):
-        write_tone(folder / f"Artist {i} - Song {i}.wav", 1.0 + i)
-    settings = load_settings(isolated_environ(tmp_path, MONGO_DATABASE="earshot_test_ingest_upgrade"))
-    with mongo_io.connect(settings) as client:
-        client.drop_database(settings.mongo.database)
-    assert run_job(ingest, settings, "--folder", str(folder)) == 0
-    loc = settings.lake_table("tracks")
-    older = spark.read.format("delta").load(loc).drop("track_number", "year")
-    older.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(loc)
-    (folder / "Artist 1 - Song 1.wav").unlink()
-    assert run_job(ingest, settings, "--folder", str(folder)) == 0
-    lake = table(settings, "tracks").set_index("track_id")
-    assert {"track_number", "year"} <= set(lake.columns)
-    assert list(lake[lake["gone"]]["title"]) == ["Song 1"] and len(lake) == 3
-    with mongo_io.connect(settings) as client:
-        client.drop_database(settings.mongo.database)

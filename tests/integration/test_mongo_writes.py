@@ -6,7 +6,7 @@ import pytest
 from pymongo import InsertOne, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from spark_jobs import mongo_io
+from connectors import mongo_io
 
 pytestmark = pytest.mark.mongo
 

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
+from connectors.kafka_io import ensure_topic
 from events.contract import InvalidEvent
 from events.producer import ListenProducer, new_event
-from spark_jobs.kafka_io import ensure_topic
 
 pytestmark = pytest.mark.kafka
 

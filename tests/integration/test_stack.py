@@ -45,7 +45,7 @@ def test_lookups_and_upserts_by_id_use_the_id_index(mongo_db, stack):
 def test_plain_kafka_python_round_trips_a_message(stack):
     from kafka import KafkaConsumer, KafkaProducer
 
-    from spark_jobs.kafka_io import ensure_topic
+    from connectors.kafka_io import ensure_topic
 
     topic = f"test.roundtrip.{uuid.uuid4().hex[:8]}"
     assert ensure_topic(stack, topic, partitions=1)

@@ -15,10 +15,10 @@ import pytest
 from pymongo import MongoClient
 
 from conf.settings import Settings, load_settings
+from connectors.kafka_io import ensure_topic
 from events.producer import ListenProducer, new_event
 from index.query import SimilarityIndex
-from spark_jobs.kafka_io import ensure_topic
-from tests.integration.test_stream import publish_synthetic_index, stream_environ, wait_for
+from tests.integration.streaming import publish_synthetic_index, stream_environ, wait_for
 from tests.integration.test_stream_restart import start_stream
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.spark]
@@ -185,8 +185,9 @@ def test_the_stream_rides_out_a_kill_9_of_the_broker_and_applies_every_acknowled
     """kill -9 of the Kafka broker under a running stream, 15 s down, started again on its data: the stream
     stays up, and every acknowledged event, before and after, is applied exactly once."""
     from services import stack as local_stack
+    from services.process import started_pid
 
-    pid = local_stack.started_pid(local_stack.kafka_service(settings))
+    pid = started_pid(local_stack.kafka_service(settings))
     if pid is None:
         pytest.skip("the broker was not started by this checkout's stack (nothing of ours to kill)")
     env, mine, ids = stream_case(tmp_path, "broker")

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from conf.settings import load_settings
+from connectors import mongo_io
 from events.producer import ListenProducer, new_event
 from index.query import SimilarityIndex
-from spark_jobs import mongo_io
-from tests.integration.test_stream import publish_synthetic_index, stream_environ, wait_for
+from tests.integration.streaming import publish_synthetic_index, stream_environ, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.spark]
 
@@ -56,7 +56,7 @@ def test_kill_9_and_restart_leaves_the_profiles_of_an_undisturbed_run(
     env = stream_environ(tmp_path / "killed", "restart")
     killed = load_settings(env)
     publish_synthetic_index(killed)
-    from spark_jobs.kafka_io import ensure_topic
+    from connectors.kafka_io import ensure_topic
 
     ensure_topic(killed, killed.kafka.listens_topic)  # events are sent before the stream first starts
     ids = sorted(SimilarityIndex.open(killed.paths.index_root).catalogue.tracks)

@@ -10,7 +10,7 @@ import pytest
 from conf.settings import load_settings
 from index.local import build_version
 from index.synthetic import COLUMNS, synthetic_catalogue
-from spark_jobs import demo
+from tools import demo
 
 pytestmark = pytest.mark.unit
 
@@ -54,7 +54,7 @@ def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path):
     script = tmp_path / "demo_like.py"
     script.write_text(
         "import subprocess, sys, time\n"
-        "from spark_jobs import demo\n"
+        "from tools import demo\n"
         "demo.stop_on_signals()\n"
         "started = [(f'child{i}', subprocess.Popen(['sleep', '300'], start_new_session=True)) for i in range(2)]\n"
         "print(' '.join(str(p.pid) for _, p in started), flush=True)\n"

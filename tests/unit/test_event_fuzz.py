@@ -127,8 +127,8 @@ def test_the_stream_fold_turns_any_messages_into_rows_arrow_accepts(values):
     """The processor's output for any batch of messages converts to its Arrow schema (where the stream died)."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    from index.fold import Rules, fold_batch
-    from spark_jobs.stream_state import OUTPUT_SCHEMA, dead_rows, output_frame
+    from recommend.fold import Rules, fold_batch
+    from spark_jobs.streaming.rows import OUTPUT_SCHEMA, dead_rows, output_frame
 
     rows = pd.DataFrame({"value": values, "kafka_partition": 0, "kafka_offset": range(len(values)), "kafka_ts_ms": 0})
     folded, dead = fold_batch(rows, {}, None, Rules(now=NOW, max_future_s=300, max_age_s=86400), half_life_ms=3.6e6)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spark_jobs.fma import (
+from connectors.fma import (
     FmaFormatError,
     audio_relpath,
     catalogue_from_fma,
@@ -21,7 +21,7 @@ from spark_jobs.fma import (
     write_genres_csv,
     write_tracks_csv,
 )
-from spark_jobs.sample_library import PLANTED, genres_frame, plan, tracks_frame
+from spark_jobs.sample_plan import PLANTED, genres_frame, plan, tracks_frame
 from udfs.schema import FEATURE_COLUMNS, FEATURE_SIZES, STATISTICS
 
 pytestmark = pytest.mark.unit

@@ -13,7 +13,7 @@ from index import store
 from index.local import build_version
 from index.manifest import IndexError_
 from index.query import SimilarityIndex
-from index.radio import radio
+from recommend.radio import radio
 from udfs.schema import FEATURE_COLUMNS
 
 pytestmark = pytest.mark.unit

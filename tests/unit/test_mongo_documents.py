@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from spark_jobs.mongo_io import clean_document, safe_key
+from connectors.mongo_io import clean_document, safe_key
 
 pytestmark = pytest.mark.unit
 
@@ -30,10 +30,10 @@ def test_clean_document_refuses_unsafe_keys_and_drops_non_finite_numbers():
 def test_a_genre_with_a_dot_cannot_break_the_listener_document(tmp_path):
     import json
 
-    from index.fold import Folded
-    from index.recommend import Recommendation
-    from index.taste import Taste
-    from spark_jobs.stream_state import listener_document
+    from recommend.fold import Folded
+    from recommend.items import Recommendation
+    from recommend.taste import Taste
+    from spark_jobs.streaming.rows import listener_document
 
     taste = Taste()
     taste.apply("skip", 5, 1_000, None, genre="Alt. Rock", half_life_ms=1.0)
@@ -51,7 +51,7 @@ def test_a_genre_with_a_dot_cannot_break_the_listener_document(tmp_path):
 def test_serving_writes_wait_out_a_lost_connection_then_give_up(monkeypatch):
     from pymongo.errors import AutoReconnect, BulkWriteError
 
-    from spark_jobs import stream_serving
+    from spark_jobs.streaming import serving as stream_serving
 
     calls = []
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from spark_jobs.errors import JobInputError
-from spark_jobs.poison import check_files, has_started, pending_batch
+from conf.errors import JobInputError
+from spark_jobs.streaming.poison import check_files, has_started, pending_batch
 
 pytestmark = pytest.mark.unit
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from conf.settings import load_settings
+from connectors.services import kafka_hosts, mongo_hosts, parse_host_port
 from services.stack import kafka_service, mongo_service
-from spark_jobs.services import kafka_hosts, mongo_hosts, parse_host_port
 
 pytestmark = pytest.mark.unit
 
@@ -32,7 +32,7 @@ def test_stack_manages_only_loopback_services():
 def test_wait_healthy_trusts_the_child_handle_not_its_command_line(tmp_path):
     """Regression: a fresh child's /proc cmdline may not name the stack folder yet (fork
     before exec); `up` took that for an early exit and left a live broker behind."""
-    from services.stack import Service, StackError, _spawn, _wait_healthy
+    from services.process import Service, StackError, _spawn, _wait_healthy
 
     service = Service("probe", tmp_path, "127.0.0.1", 1, managed=True)
     calls = iter([False, False, True])

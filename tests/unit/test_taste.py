@@ -12,12 +12,12 @@ import pytest
 
 from events.contract import format_ts
 from events.producer import new_event
-from index.fold import Rules, fold_batch
 from index.local import build_version
 from index.query import SimilarityIndex
-from index.recommend import recommend, recommend_many
 from index.synthetic import COLUMNS, synthetic_catalogue
-from index.taste import DEDUP_WINDOW_MS, Taste
+from recommend.fold import Rules, fold_batch
+from recommend.rank import recommend, recommend_many
+from recommend.taste import DEDUP_WINDOW_MS, Taste
 
 pytestmark = pytest.mark.unit
 HOUR_MS = 3600 * 1000
@@ -130,7 +130,7 @@ def messages_frame(messages: list[bytes], users: list[str] | None = None) -> pd.
 
 
 def test_fold_sorts_out_bad_duplicate_and_good_messages(index: SimilarityIndex):
-    from spark_jobs.stream_state import dead_rows, listener_document, output_frame, output_rows
+    from spark_jobs.streaming.rows import dead_rows, listener_document, output_frame, output_rows
 
     track = index.catalogue.ids_of_genre("Pop")[0]
     good = new_event(user_id="u1", track_id=track, type="like")
@@ -200,7 +200,7 @@ def test_without_an_index_every_event_is_a_dead_letter():
 
 
 def test_stored_items_are_parallel_arrays_that_read_back_as_the_ranked_items():
-    from index.recommend import items_of, stored_items
+    from recommend.items import items_of, stored_items
 
     items = [
         {"track_id": 7, "score": 0.9, "reason": "a", "genre": "Rock"},
@@ -214,7 +214,7 @@ def test_stored_items_are_parallel_arrays_that_read_back_as_the_ranked_items():
 
 
 def test_a_recommendation_reads_the_same_as_items_or_as_columns():
-    from index.recommend import Recommendation, stored_items
+    from recommend.items import Recommendation, stored_items
 
     items = [{"track_id": 7, "score": 0.9, "reason": "a", "genre": "Rock"}]
     by_items, by_columns = Recommendation("taste", items), Recommendation.of_columns("taste", stored_items(items))
@@ -224,7 +224,7 @@ def test_a_recommendation_reads_the_same_as_items_or_as_columns():
 
 def _plain_recommendation(index: SimilarityIndex, taste: Taste, *, k: int, max_per_artist: int) -> list[int]:
     """The ranking rules read one listener at a time over every track: the oracle of the array version."""
-    from index.recommend import POOL, PUSH, _query
+    from recommend.rank import POOL, PUSH, _query
 
     query = _query(index, taste)
     p = index.project(query.z).astype(np.float64)

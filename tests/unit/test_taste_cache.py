@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spark_jobs.taste_cache import EPOCH_KEY, TasteCache, new_epoch
+from spark_jobs.streaming.taste_cache import EPOCH_KEY, TasteCache, new_epoch
 
 pytestmark = pytest.mark.unit
 HERE = ("query-a", 3)
@@ -62,7 +62,7 @@ def test_a_second_process_sees_the_same_copy(cache, tmp_path):
     e = new_epoch()
     write(cache, HERE, e, {"u1": b"one"})
     read = (
-        "import sys; from pathlib import Path; from spark_jobs.taste_cache import TasteCache; "
+        "import sys; from pathlib import Path; from spark_jobs.streaming.taste_cache import TasteCache; "
         f"print(TasteCache(Path(sys.argv[1]), max_listeners=100).lookup({HERE!r}, bytes.fromhex(sys.argv[2]), ['u1']))"
     )
     out = subprocess.run([sys.executable, "-c", read, str(tmp_path / "tastes"), e.hex()], capture_output=True,

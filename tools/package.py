@@ -60,10 +60,10 @@ def project_packages(root: Path = REPO_ROOT) -> list[str]:
     """The project's packages, as pyproject.toml lists them for setuptools."""
     with (root / "pyproject.toml").open("rb") as f:
         packages = tomllib.load(f)["tool"]["setuptools"]["packages"]
-    missing = [p for p in packages if not (root / p / "__init__.py").is_file()]
+    missing = [p for p in packages if not (root / p.replace(".", "/") / "__init__.py").is_file()]
     if missing:
         raise SystemExit(f"earshot package: pyproject.toml names packages that are not here: {', '.join(missing)}")
-    return list(packages)
+    return [p for p in packages if "." not in p]  # a top-level package's folder holds its subpackages
 
 
 def write_code_zip(out: Path, root: Path = REPO_ROOT) -> Path:

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from spark_jobs.errors import JobInputError
+from conf.errors import JobInputError
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from spark_jobs import mongo_io
+from connectors import mongo_io
 
 _lock = threading.Lock()
 

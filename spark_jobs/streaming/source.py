@@ -6,7 +6,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Settings
-from spark_jobs import kafka_io
+from connectors import kafka_io
 
 
 def listen_messages(spark: SparkSession, settings: Settings, *, starting_offsets: str, max_offsets: int) -> DataFrame:

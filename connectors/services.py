@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import socket
 
+from conf.errors import ServiceUnavailable
 from conf.settings import Settings
-from spark_jobs.errors import ServiceUnavailable
 
 
 def parse_host_port(address: str, *, default_port: int) -> tuple[str, int]:

@@ -24,9 +24,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql.streaming import StreamingQueryListener
 
 from conf.settings import Settings
+from connectors import mongo_io
 from events.contract import dead_letter_raw
-from spark_jobs import mongo_io
-from spark_jobs.poison import pending_batch
+from spark_jobs.streaming.poison import pending_batch
 
 log = logging.getLogger("earshot.stream")
 

@@ -24,11 +24,11 @@ import sys
 import time
 from pathlib import Path
 
+from conf.errors import EarshotError
 from conf.settings import REPO_ROOT, Settings, load_settings
 from index import store
 from index.manifest import IndexError_
 from services import stack
-from spark_jobs.errors import EarshotError
 
 log = logging.getLogger("earshot.demo")
 

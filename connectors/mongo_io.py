@@ -111,23 +111,29 @@ def retrying(write, *, seconds: float, what: str):
     """Run ``write()``; while the server is unreachable, try again with backoff (0.5 s to 5 s) for ``seconds``.
 
     For idempotent writes only (upserts, ``$set`` by ``_id``): a retried command that had in fact been
-    applied changes nothing. Errors other than a lost connection (a refused document) are raised at once.
+    applied changes nothing. Errors other than a lost connection (a refused document) are raised at once,
+    and so is the last lost connection once the next wait would end past ``seconds``.
     """
     import logging
-    import time
 
     from pymongo.errors import ConnectionFailure
+    from tenacity import Retrying, retry_if_exception_type, stop_before_delay, wait_exponential
 
-    deadline = time.monotonic() + seconds
-    delay = 0.5
-    while True:
-        try:
+    log = logging.getLogger("earshot.mongo")
+
+    def said(state) -> None:
+        exc = state.outcome.exception()
+        log.warning(
+            "%s: the database did not answer (%s); retrying in %.1f s", what, type(exc).__name__, state.upcoming_sleep
+        )
+
+    for attempt in Retrying(
+        retry=retry_if_exception_type(ConnectionFailure),
+        wait=wait_exponential(multiplier=0.5, max=5.0),
+        stop=stop_before_delay(seconds),
+        before_sleep=said,
+        reraise=True,
+    ):
+        with attempt:
             return write()
-        except ConnectionFailure as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            logging.getLogger("earshot.mongo").warning(
-                "%s: the database did not answer (%s); retrying in %.1f s", what, type(exc).__name__, delay
-            )
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    return None  # not reached: the last attempt returns or raises

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from spark_jobs.errors import JobInputError
+from conf.errors import JobInputError
 
 LAYOUT = "listener-buckets-v1"
 LAYOUT_FILE = "earshot-state.json"

@@ -23,7 +23,7 @@ import pandas as pd
 
 from events.contract import InvalidEvent, decode_message, parse_ts
 from index.query import SimilarityIndex
-from index.taste import Taste
+from recommend.taste import Taste
 
 log = logging.getLogger("earshot.fold")
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs.fma import AUDIO_EXTENSIONS
+from connectors.fma import AUDIO_EXTENSIONS
 
 AUDIO_GLOB = "*.{" + ",".join(AUDIO_EXTENSIONS + tuple(e.upper() for e in AUDIO_EXTENSIONS)) + "}"
 

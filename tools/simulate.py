@@ -22,15 +22,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from conf.errors import JobInputError
 from conf.settings import Settings
+from connectors import mongo_io
+from connectors.services import require_kafka, require_mongo
 from events.contract import format_ts
 from events.producer import ListenProducer, new_event
 from index.catalogue import Catalogue
 from index.manifest import IndexError_
 from index.query import SimilarityIndex
-from spark_jobs import mongo_io
-from spark_jobs.errors import JobInputError
-from spark_jobs.services import require_kafka, require_mongo
 
 MALFORMED_KINDS = ("not-json", "missing-field", "wrong-type", "unknown-type", "unknown-track", "future-ts")
 RECS_REFRESH_S = 2.0

@@ -19,10 +19,10 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from conf.settings import Settings
+from connectors import delta_io
 from events.contract import decode_message, parse_ts
-from spark_jobs import delta_io
-from spark_jobs.stream_source import listen_messages
-from spark_jobs.stream_state import current_index
+from spark_jobs.streaming.source import listen_messages
+from spark_jobs.streaming.state import current_index
 
 EVENTS_SCHEMA = T.StructType(
     [

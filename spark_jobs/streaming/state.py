@@ -3,8 +3,8 @@
 Messages are grouped by a bucket of the listener id (``pmod(xxhash64(user_key),
 stream.state_buckets)``), not by the listener: ``transformWithStateInPandas``
 calls :meth:`TasteBuckets.handleInputRows` once per bucket with all of its
-messages, and the fold (``index.fold``) and the recommendations
-(``index.recommend.recommend_many``) run over all the bucket's listeners at
+messages, and the fold (``recommend.fold``) and the recommendations
+(``recommend.rank.recommend_many``) run over all the bucket's listeners at
 once. A listener's taste is one entry of the bucket's MapState ``tastes``
 (RocksDB): read once and written once per batch for each listener touched.
 
@@ -25,7 +25,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,38 +36,21 @@ from pyspark.sql import types as T
 from pyspark.sql.streaming import StatefulProcessor, StatefulProcessorHandle
 
 from index import store
-from index.fold import Folded, Rules, fold_batch
 from index.manifest import IndexError_
 from index.query import SimilarityIndex
-from index.recommend import Recommendation, recommend_many
-from index.taste import Taste
-from spark_jobs.index_delivery import SHIPPED, shipped_folder
-from spark_jobs.mongo_io import safe_key
-from spark_jobs.poison import Quarantine
-from spark_jobs.stream_serving import Serving
-from spark_jobs.taste_cache import EPOCH_KEY, TasteCache, default_path, new_epoch
+from recommend.fold import Folded, Rules, fold_batch
+from recommend.rank import recommend_many
+from recommend.taste import Taste
+from spark_jobs.streaming.index_delivery import SHIPPED, shipped_folder
+from spark_jobs.streaming.poison import Quarantine
+from spark_jobs.streaming.rows import dead_rows, listener_document, output_frame, output_rows
+from spark_jobs.streaming.serving import Serving
+from spark_jobs.streaming.taste_cache import EPOCH_KEY, TasteCache, default_path, new_epoch
 
 INDEX_RECHECK_S = 2.0
 SERVE_CHUNK = 200  # listeners recommended, then handed to the writer thread, at a time
 log = logging.getLogger("earshot.stream")
 
-OUTPUT_SCHEMA = T.StructType(
-    [
-        T.StructField("kind", T.StringType()),  # listener | dlq | timing
-        T.StructField("user_id", T.StringType()),
-        T.StructField("stats", T.StringType()),  # listener: applied, duplicates, ts_ms, written_ms; timing: costs
-        T.StructField("reason", T.StringType()),
-        T.StructField("raw", T.BinaryType()),
-        T.StructField("kafka_partition", T.IntegerType()),
-        T.StructField("kafka_offset", T.LongType()),
-        T.StructField("kafka_ts_ms", T.LongType()),
-    ]
-)
-OUTPUT_COLUMNS = [f.name for f in OUTPUT_SCHEMA.fields]
-# Explicit pandas dtypes: an all-missing column must still convert to its Arrow type.
-OUTPUT_DTYPES = {
-    f.name: {T.LongType(): "Int64", T.IntegerType(): "Int32"}.get(f.dataType, "object") for f in OUTPUT_SCHEMA.fields
-}
 TASTE_KEY = T.StructType([T.StructField("user_id", T.StringType())])
 TASTE_VALUE = T.StructType([T.StructField("blob", T.BinaryType())])
 
@@ -79,7 +62,7 @@ _tastes: list[TasteCache | None] = []
 
 
 def host_cache(max_listeners: int) -> TasteCache | None:
-    """The host's copy of the tastes (``spark_jobs.taste_cache``), opened once per Python worker; None when
+    """The host's copy of the tastes (``spark_jobs.streaming.taste_cache``), opened once per Python worker; None when
     switched off (0) or when it cannot be opened here (then every taste comes from the state store)."""
     if max_listeners <= 0:
         return None
@@ -112,55 +95,6 @@ def current_index(root: str) -> SimilarityIndex | None:
                 log.warning("index %s not usable, keeping the previous one: %s",
                                                             folder, exc)  # fmt: skip
         return _cache["index"]
-
-
-# ---------------------------------------------------------------- pure: what the sinks get
-
-
-def listener_document(folded: Folded, rec: Recommendation, index: SimilarityIndex) -> dict:
-    """A listener's Mongo ``recommendations`` document body: items, trigger, and the profile."""
-    taste = folded.taste
-    assert taste is not None
-    last = folded.trigger()
-    profile = taste.profile()
-    return {
-        "items": rec.columns,
-        "source": rec.source,
-        "index_version": index.version,
-        "trigger_event_id": last["event_id"],
-        "trigger_type": last["type"],
-        "trigger_track_id": last["track_id"],
-        "trigger_event_ms": last["ts_ms"],
-        "events_in_batch": len(folded.applied),
-        "events_total": taste.events,
-        "profile": {
-            **{k: v for k, v in profile.items() if k not in ("genre_score", "skips_by_genre")},
-            # Genre names come from the catalogue's tags: escaped, so any name is a valid field name.
-            "skips_by_genre": {safe_key(g): n for g, n in profile["skips_by_genre"].items()},
-        },
-    }
-
-
-def output_rows(folded: list[Folded], written_ms: Mapping[str, float]) -> list[dict]:
-    """One ``listener`` row per listener touched: what was applied and when its document was written."""
-    rows = []
-    for f in folded:
-        stats = {
-            "applied": len(f.applied),
-            "duplicates": f.duplicates,
-            "ts_ms": [a["ts_ms"] for a in f.applied],
-            "written_ms": written_ms.get(f.user_id) if f.changed else None,
-        }
-        rows.append({"kind": "listener", "user_id": f.user_id, "stats": json.dumps(stats)})
-    return rows
-
-
-def output_frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.array([r.get(c) for r in rows], dtype=OUTPUT_DTYPES[c]) for c in OUTPUT_COLUMNS})
-
-
-def dead_rows(dead: list[dict]) -> list[dict]:
-    return [{"kind": "dlq", "user_id": d.pop("user_key"), **d} for d in dead]
 
 
 # ---------------------------------------------------------------- the processor

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 
+from conf.errors import JobInputError
 from conf.settings import Settings
+from connectors import mongo_io
 from index.manifest import IndexError_
 from index.query import SimilarityIndex
-from index.radio import radio
-from spark_jobs import mongo_io
-from spark_jobs.errors import JobInputError
+from recommend.radio import radio
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,32 @@
+"""What every dashboard page shares: the cached database client and index, each saying plainly when it is down."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import data
+
+
+@st.cache_resource(show_spinner=False)
+def _client(uri: str):
+    from pymongo import MongoClient
+
+    return MongoClient(uri, serverSelectionTimeoutMS=1500, socketTimeoutMS=5000, tz_aware=True)
+
+
+def database(s):
+    """The database, or None after saying plainly that it is down."""
+    try:
+        data.mongo_db(s)[0].close()  # reachability, with a clear sentence when it fails
+        return _client(s.mongo.uri)[s.mongo.database]
+    except data.Unavailable as exc:
+        st.error(str(exc))
+        return None
+
+
+def index_or_none(s):
+    try:
+        return data.open_index(s)
+    except data.Unavailable as exc:
+        st.warning(str(exc))
+        return None

@@ -1,0 +1,134 @@
+"""The player page: search, play, the listening buttons that send events, and "For you" updating live."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+from dashboard.common import database, index_or_none
+from recommend.items import items_of
+from recommend.radio import radio
+
+SHOWN = 50  # search results listed at once
+EVENT_BUTTONS = (("Like", "like"), ("Dislike", "dislike"), ("Skip", "skip"), ("Finished", "complete"))
+
+
+def player() -> None:
+    s = data.settings()
+    st.title("Earshot")
+    db = database(s)
+    index = index_or_none(s)
+    if db is None or index is None:
+        return
+    if not data.kafka_up(s):
+        st.warning(f"The broker at {s.kafka.bootstrap_servers} does not answer: your actions cannot be sent just now.")
+    frame = data.catalogue_frame(index)
+
+    with st.sidebar:
+        st.subheader("Listener")
+        known = sorted(d["_id"] for d in db["recommendations"].find({}, {"_id": 1}).limit(500))
+        new_name = st.text_input("New listener", key="new_listener", placeholder="your name")
+        choices = sorted(set(known) | ({new_name.strip()} if new_name.strip() else set()) | {"me"})
+        default = choices.index(new_name.strip()) if new_name.strip() in choices else choices.index("me")
+        user = st.selectbox("Listening as", choices, index=default, key="listener")
+        st.subheader("Steering")
+        weights = {
+            name: st.slider(name.capitalize(), -1.0, 1.0, 0.0, 0.25, key=f"steer_{name}") for name in data.STEERING
+        }
+
+    left, right = st.columns([3, 2])
+    with left:
+        query = st.text_input("Search title, artist or genre", key="search")
+        matches = data.search(frame, query)
+        results = matches.head(SHOWN)
+        st.caption(
+            f"{len(matches)} matches of {len(frame)} tracks"
+            + (f", first {SHOWN} shown" if len(matches) > SHOWN else "")
+        )
+        st.dataframe(results, key="results", hide_index=True, height=220)
+        labels = {int(r.track_id): f"{r.title} — {r.artist} [{r.genre}]" for r in results.itertuples()}
+        if labels:
+            choice = st.selectbox("Track", list(labels), format_func=labels.get, key="choice")
+            if st.button("Play", key="play_selected", type="primary"):
+                _start(s, user, int(choice))
+        _now_playing(s, db, index, frame, user)
+    with right:
+        _for_you(s, db, index, user, weights)
+
+
+def _start(s, user: str, track: int) -> None:
+    st.session_state["track"] = track
+    st.session_state["seek"] = 0
+    sent = data.send_event(s, user, track, "play", position_ms=0)
+    (st.toast if sent.ok else st.error)(sent.message)
+
+
+def _now_playing(s, db, index, frame: pd.DataFrame, user: str) -> None:
+    track = st.session_state.get("track")
+    if track is None:
+        st.info("Pick a track to play: search, then select a row.")
+        return
+    row = frame[frame["track_id"] == track]
+    title = f"{row.iloc[0]['title']} — {row.iloc[0]['artist']} [{row.iloc[0]['genre']}]" if len(row) else str(track)
+    st.subheader(f"Now playing: {title}")
+    try:
+        audio, mime = data.audio_for(db, s, track)
+        seek = st.slider("Seek (s)", 0, 30, key="seek")
+        st.audio(audio, format=mime, start_time=seek, autoplay=True)
+    except data.AudioRefused as exc:
+        st.warning(str(exc))
+    cols = st.columns(len(EVENT_BUTTONS))
+    for col, (label, kind) in zip(cols, EVENT_BUTTONS, strict=True):
+        if col.button(label, key=f"event_{kind}"):
+            sent = data.send_event(s, user, track, kind, position_ms=int(st.session_state.get("seek", 0)) * 1000)
+            (st.toast if sent.ok else st.error)(sent.message)
+            st.session_state["last_action"] = kind
+    with st.expander("Song radio from this track"):
+        if track in index:
+            station = radio(index, track, length=10, artist_of=index.catalogue.artist_of())
+            st.dataframe(
+                pd.DataFrame([{"track_id": n.track_id, **_meta(index, n.track_id), "why": n.reason} for n in station]),
+                hide_index=True,
+                key="radio",
+            )
+        else:
+            st.caption("This track has no features yet, so it has no radio.")
+
+
+def _meta(index, track_id: int) -> dict:
+    t = index.catalogue.get(track_id)
+    return {"title": t.title, "artist": t.artist, "genre": t.genre} if t else {}
+
+
+def _for_you(s, db, index, user: str, weights: dict) -> None:
+    @st.fragment(run_every=1.0)
+    def panel() -> None:
+        st.subheader("For you")
+        try:
+            doc = db["recommendations"].find_one({"_id": user})
+        except Exception as exc:  # noqa: BLE001 - the page says so and tries again next second
+            st.error(f"the database did not answer: {exc}")
+            return
+        st.caption(data.freshness_line(doc))
+        if not doc:
+            return
+        items = data.steer(data.with_titles(items_of(doc.get("items")), index), index, weights)
+        table = pd.DataFrame(items)[["track_id", "title", "artist", "genre", "score", "reason"]]
+        st.dataframe(table, key="for_you", hide_index=True, height=420)
+
+    panel()
+    doc_items = {}
+    try:
+        doc = db["recommendations"].find_one({"_id": user}, {"items": 1})
+        doc_items = {
+            i["track_id"]: f"{i['title']} — {i['artist']} [{i['genre']}]"
+            for i in data.with_titles(items_of((doc or {}).get("items")), index)
+        }
+    except Exception:  # noqa: BLE001, S110 - the panel above already says the database is down
+        pass
+    if doc_items:
+        pick = st.selectbox("Play from For you", list(doc_items), format_func=doc_items.get, key="for_you_pick")
+        if st.button("Play this", key="play_for_you"):
+            _start(s, user, int(pick))
+            st.rerun()
