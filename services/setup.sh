@@ -26,6 +26,15 @@ for arg in "$@"; do
   esac
 done
 have() { [[ $quiet == 1 ]] || say "$* (already there)"; }
+# A step's own output (pip's build warnings, Ivy's report, Maven's colours) goes to a log under $STATE,
+# shown only when the step fails.
+quietly() {
+  local name=$1; shift
+  mkdir -p "$STATE"
+  "$@" >"$STATE/setup-$name.log" 2>&1 && return 0
+  printf '\n' >&2; cat "$STATE/setup-$name.log" >&2
+  say "$name failed (log above: $STATE/setup-$name.log)"; exit 1
+}
 
 need() { command -v "$1" >/dev/null 2>&1 || { say "missing '$1': $2"; exit 1; }; }
 need python3.11 "install Python 3.11" 2>/dev/null || need python3 "install Python 3.11"
@@ -40,10 +49,8 @@ if [[ ! -x "$PY" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   begin "installing the Python environment into .venv (pip)"
   pybin=$(command -v python3.11 || command -v python3)
   [[ -x "$PY" ]] || "$pybin" -m venv "$ROOT/.venv"
-  mkdir -p "$STATE"
-  # pip's build warnings go to a log, shown only when the install fails.
-  { "$PY" -m pip install -q --upgrade pip && "$PY" -m pip install -q -e '.[dev]'; } >"$STATE/setup-pip.log" 2>&1 \
-    || { printf '\n' >&2; cat "$STATE/setup-pip.log" >&2; say "pip failed (log above: $STATE/setup-pip.log)"; exit 1; }
+  quietly pip "$PY" -m pip install -q --upgrade pip
+  quietly pip "$PY" -m pip install -q -e '.[dev]'
   echo "$want" > "$stamp"
   done_
 else
@@ -53,7 +60,7 @@ fi
 # 2. Kafka broker jars.
 if ! compgen -G "$STATE/kafka/libs/kafka_2.13-*.jar" >/dev/null; then
   begin "resolving the Kafka broker's jars (mvn)"
-  mvn -q -f services/kafka/pom.xml dependency:copy-dependencies \
+  quietly mvn mvn -q -B -f services/kafka/pom.xml dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$STATE/kafka/libs"
   done_
 else
@@ -65,7 +72,7 @@ fstamp="$STATE/bin/ferretdb.built-from"
 fwant=$(cat services/ferretdb/main.go services/ferretdb/go.mod services/ferretdb/build.sh services/ferretdb/*.patch | sha256sum | cut -c1-16)
 if [[ ! -x "$STATE/bin/ferretdb" || "$(cat "$fstamp" 2>/dev/null)" != "$fwant" ]]; then
   begin "building FerretDB v1.24.2 (go build, about two minutes once)"
-  services/ferretdb/build.sh "$STATE/bin/ferretdb"
+  quietly go services/ferretdb/build.sh "$STATE/bin/ferretdb"
   echo "$fwant" > "$fstamp"
   done_
 else
@@ -76,7 +83,7 @@ fi
 if ! compgen -G "$STATE/ivy/jars/io.delta_delta-spark_*.jar" >/dev/null \
    || ! compgen -G "$STATE/ivy/jars/org.apache.spark_spark-sql-kafka-*.jar" >/dev/null; then
   begin "resolving the Spark Kafka and Delta connectors (Ivy, once)"
-  "$PY" -m spark_jobs.session warm-cache
+  quietly ivy "$PY" -m spark_jobs.session warm-cache
   done_
 else
   have "Spark's Kafka and Delta connectors"
@@ -86,7 +93,7 @@ fi
 numba_dir="$STATE/numba-cache"
 if ! compgen -G "$numba_dir/*/*.nbi" >/dev/null; then
   begin "compiling librosa's numba kernels into $numba_dir (once, about 30 s)"
-  NUMBA_CACHE_DIR="$numba_dir" "$PY" -m udfs.numba_cache "$numba_dir"
+  quietly numba env NUMBA_CACHE_DIR="$numba_dir" "$PY" -m udfs.numba_cache "$numba_dir"
   done_
 else
   have "librosa's compiled numba kernels"
@@ -99,7 +106,7 @@ wheel_sha=f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa
 if [[ "$(sha256sum "$wheel" 2>/dev/null | cut -c1-64)" != "$wheel_sha" ]]; then
   begin "downloading musicnn's pretrained weights (a 29 MB wheel from PyPI, once)"
   rm -f "$wheel"
-  "$PY" -m pip download -q --no-deps --only-binary=:all: musicnn==0.1.0 -d "$STATE/models"
+  quietly musicnn "$PY" -m pip download -q --no-deps --only-binary=:all: musicnn==0.1.0 -d "$STATE/models"
   [[ "$(sha256sum "$wheel" | cut -c1-64)" == "$wheel_sha" ]] || { say "musicnn's wheel has an unexpected sha256"; exit 1; }
   done_
 else
