@@ -15,8 +15,8 @@
 #   sends, the serving store's write) runs as one SQLite transaction of
 #   UPDATE-else-INSERT, instead of a query and a transaction per statement:
 #   about 700 upserts/s became several thousand here. Other commands take the
-#   general path unchanged. Only the SQLite backend implements it, and main.go
-#   runs only that backend.
+#   general path unchanged. postgresql-upserts.patch does the same for the
+#   PostgreSQL backend (main.go -postgresql-url; the local stack runs SQLite).
 #
 #   lazy-sql-log.patch: every SQL statement built a debug logger with its
 #   arguments (the whole document, quoted) even at log level warn; a quarter of
@@ -39,7 +39,7 @@ meta="$work/ferretdb/internal/backends/sqlite/metadata/metadata.go"
 grep -q "IDColumn = DefaultColumn + \"->'\$._id'\"" "$meta" \
   || { echo "build.sh: FerretDB's IDColumn is not the expected one; review the patch" >&2; exit 1; }
 sed -i "s|IDColumn = DefaultColumn + \"->'\$._id'\"|IDColumn = DefaultColumn + \`->\"_id\"\`|" "$meta"
-for patch in upserts.patch lazy-sql-log.patch; do
+for patch in upserts.patch postgresql-upserts.patch lazy-sql-log.patch; do
   (cd "$work/ferretdb" && git apply -p1 "$here/$patch") \
     || { echo "build.sh: $patch does not apply to this FerretDB; review it" >&2; exit 1; }
 done

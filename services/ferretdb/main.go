@@ -1,5 +1,7 @@
 // Command ferretdb runs Earshot's local MongoDB wire-protocol server:
-// embedded FerretDB v1 with its SQLite backend, bound to loopback.
+// embedded FerretDB v1 with its SQLite backend, bound to loopback; with
+// -postgresql-url, the same server on its PostgreSQL backend instead (measured
+// against SQLite by bench/serving-backends.sh).
 //
 // The upstream command needs a version file that its module zip lacks, so
 // Earshot builds this small main around the embeddable package instead.
@@ -27,6 +29,7 @@ func main() {
 		"SQLite's synchronous pragma: normal (WAL is synced at checkpoints, not at every commit) or full")
 	heapMiB := flag.Int64("heap-mib", 1024,
 		"collect garbage only when the heap nears this many MiB (0: Go's default, a collection each time the heap doubles)")
+	pgURL := flag.String("postgresql-url", "", "a PostgreSQL URL: the postgresql backend instead of SQLite")
 	flag.Parse()
 
 	// The serving store's upserts allocate a few KiB of short-lived garbage per
@@ -59,11 +62,16 @@ func main() {
 		os.Exit(2)
 	}
 
+	handler := "sqlite"
+	if *pgURL != "" {
+		handler = "postgresql"
+	}
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
-		Logger:    logger,
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + abs + "/?_pragma=synchronous(" + *synchronous + ")",
+		Listener:      ferretdb.ListenerConfig{TCP: *listen},
+		Logger:        logger,
+		Handler:       handler,
+		SQLiteURL:     "file:" + abs + "/?_pragma=synchronous(" + *synchronous + ")",
+		PostgreSQLURL: *pgURL,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ferretdb: %v\n", err)
