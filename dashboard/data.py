@@ -138,7 +138,9 @@ class Sent:
     message: str
 
 
-def send_event(s: Settings, user_id: str, track_id: int, kind: str, position_ms: int | None = None) -> Sent:
+def send_event(
+    s: Settings, user_id: str, track_id: int, kind: str, position_ms: int | None = None, shared: str | None = None
+) -> Sent:
     from events.producer import ListenProducer, new_event
 
     if not kafka_up(s):
@@ -146,7 +148,12 @@ def send_event(s: Settings, user_id: str, track_id: int, kind: str, position_ms:
     try:
         with ListenProducer(s.kafka.bootstrap_servers, topic=s.kafka.listens_topic) as producer:
             event = new_event(
-                user_id=user_id, track_id=int(track_id), type=kind, position_ms=position_ms, client="dashboard"
+                user_id=user_id,
+                track_id=int(track_id),
+                type=kind,
+                position_ms=position_ms,
+                client="dashboard",
+                shared=shared,
             )
             producer.send(event).get(timeout=5)
     except Exception as exc:  # noqa: BLE001 - the page says what happened and carries on

@@ -3,9 +3,11 @@
 An event is a JSON object on Kafka topic ``listens``, keyed by user id:
 
 - ``event_id`` (string, unique), ``user_id`` (string), ``track_id`` (integer > 0),
-- ``type``: play | complete | skip | like | dislike,
+- ``type``: play | complete | skip | like | dislike | share,
 - ``ts``: ISO-8601 UTC time of the action (``2026-11-24T05:40:00.123Z``),
-- optional ``position_ms`` (integer, 0 to 24 h), ``session_id`` and ``client`` (strings).
+- optional ``position_ms`` (integer, 0 to 24 h), ``session_id`` and ``client`` (strings), and on a
+  ``share``, ``shared``: what was shared, ``track``, ``radio`` (the track's song radio) or
+  ``playlist:<id>`` (``track_id`` is then the shared track, the radio's seed or the playlist's first track).
 
 Strings are at most :data:`MAX_STRING` characters of valid Unicode; a message
 is at most :data:`MAX_MESSAGE_BYTES` bytes of UTF-8 JSON. :func:`decode_message`
@@ -29,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-EventType = Literal["play", "complete", "skip", "like", "dislike"]
+EventType = Literal["play", "complete", "skip", "like", "dislike", "share"]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 SCHEMA_FILE = Path(__file__).with_name("listening-event.schema.json")
 SCHEMA_ID = "https://earshot.invalid/schemas/listening-event/v1"
@@ -58,7 +60,9 @@ FIELDS: tuple[Field, ...] = (
     Field("position_ms", "integer", False, "playback position in milliseconds"),
     Field("session_id", "string", False, "the listening session"),
     Field("client", "string", False, "the app that sent it"),
+    Field("shared", "string", False, "on a share: track, radio (the track's song radio) or playlist:<id>"),
 )
+SHARED_KINDS = ("track", "radio")  # and playlist:<id>
 
 
 class InvalidEvent(ValueError):
@@ -156,6 +160,12 @@ def check_event(
     position = event.get("position_ms")
     if position is not None and not 0 <= position <= MAX_POSITION_MS:
         raise InvalidEvent(f"position_ms must be between 0 and {MAX_POSITION_MS} (a day), got {_short(position)}")
+    shared = event.get("shared")
+    if shared is not None:
+        if event["type"] != "share":
+            raise InvalidEvent(f"shared is only for a share event, not {event['type']!r}")
+        if shared not in SHARED_KINDS and not (shared.startswith("playlist:") and len(shared) > len("playlist:")):
+            raise InvalidEvent(f"shared must be track, radio or playlist:<id>, got {shared[:40]!r}")
     ts = parse_ts(event["ts"])
     if ts > now + timedelta(seconds=max_future_s):
         raise InvalidEvent(f"ts {event['ts']} is more than {max_future_s:.0f} s in the future")

@@ -28,6 +28,7 @@ def new_event(
     position_ms: int | None = None,
     session_id: str | None = None,
     client: str | None = None,
+    shared: str | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
     """A new event with a fresh ``event_id`` and ``ts`` (now, unless ``at`` is given)."""
@@ -38,7 +39,12 @@ def new_event(
         "type": type,
         "ts": format_ts(at or datetime.now(UTC)),
     }
-    for key, value in (("position_ms", position_ms), ("session_id", session_id), ("client", client)):
+    for key, value in (
+        ("position_ms", position_ms),
+        ("session_id", session_id),
+        ("client", client),
+        ("shared", shared),
+    ):
         if value is not None:
             event[key] = value
     return event

@@ -4,7 +4,7 @@ The taste lives in raw feature units (518 FMA features + tempo), so it stays
 meaningful when a new index version brings a new scaler and projection; the
 recommender standardizes and projects it with whatever version is current.
 
-- like, complete and play pull toward a track; skip and dislike push away
+- like, complete, share and play pull toward a track; skip and dislike push away
   (:data:`WEIGHTS`).
 - Both sums decay with a half-life in event time. An event older than the
   newest one seen is weighted down by its age instead, so the result does not
@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-WEIGHTS: dict[str, float] = {"like": 3.0, "complete": 1.5, "play": 0.3, "skip": -1.0, "dislike": -3.0}
+# A share pulls like a finished track: the listener put their name to it (a radio's seed, a playlist's first track).
+WEIGHTS: dict[str, float] = {"like": 3.0, "complete": 1.5, "share": 1.5, "play": 0.3, "skip": -1.0, "dislike": -3.0}
 HISTORY = 50  # recent tracks excluded from recommendations
 DISLIKES = 200
 POSITIVES = 20

@@ -34,6 +34,7 @@ EVENTS_SCHEMA = T.StructType(
         T.StructField("position_ms", T.LongType()),
         T.StructField("session_id", T.StringType()),
         T.StructField("client", T.StringType()),
+        T.StructField("shared", T.StringType()),
         T.StructField("genre", T.StringType()),
         T.StructField("kafka_partition", T.IntegerType()),
         T.StructField("kafka_offset", T.LongType()),
@@ -44,6 +45,7 @@ EVENTS_SCHEMA = T.StructType(
 
 ARCHIVE_NAME = "events-archive"
 EVENT_COLUMNS = [f.name for f in EVENTS_SCHEMA.fields]
+CONTRACT_COLUMNS = ("event_id", "user_id", "track_id", "type", "position_ms", "session_id", "client", "shared")
 
 
 def archive_rows(index_root: str, max_future_s: float, max_age_s: float):
@@ -66,7 +68,16 @@ def archive_rows(index_root: str, max_future_s: float, max_age_s: float):
                     {
                         **{
                             k: event.get(k)
-                            for k in ("event_id", "user_id", "track_id", "type", "position_ms", "session_id", "client")
+                            for k in (
+                                "event_id",
+                                "user_id",
+                                "track_id",
+                                "type",
+                                "position_ms",
+                                "session_id",
+                                "client",
+                                "shared",
+                            )
                         },
                         "ts": parse_ts(event["ts"]),
                         "genre": track.genre,
@@ -99,7 +110,8 @@ class ArchiveSink:
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         rows = batch.withColumn("batch_id", F.lit(batch_id).cast("long")).dropDuplicates(["event_id"]).persist()
         try:
-            delta_io.merge_upsert(batch.sparkSession, rows, self.location, keys=["event_id"], update=False)
+            # evolve: an archive written before a column was added (``shared``) gains it.
+            delta_io.merge_upsert(batch.sparkSession, rows, self.location, keys=["event_id"], update=False, evolve=True)
         finally:
             rows.unpersist()
 

@@ -1,0 +1,139 @@
+"""Saved playlists in Mongo ``playlists``: create, read, rename, reorder, delete.
+
+One document per playlist: ``_id`` (a short random id, the one a share link
+carries), ``owner`` (a user id), ``name``, ``track_ids`` (in play order),
+``source`` (how it was made: ``{"kind": "mood", "mood": {...}}``, ``seed``,
+``taste``, ``mix``), ``created_at`` and ``updated_at``. The ``playlists`` job
+writes each listener's generated mix under ``mix:<user id>``, replaced on each
+run. Anyone with an id may read a playlist (that is what sharing is); changes
+are made by its owner only. A bad request raises :class:`PlaylistStoreError`
+with what to fix.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+COLLECTION = "playlists"
+MAX_NAME = 100
+MAX_TRACKS = 500
+
+
+class PlaylistStoreError(ValueError):
+    """A playlist request that cannot be done: a bad name or order, an unknown id, another owner's playlist."""
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(8)
+
+
+def create(db, *, owner: str, name: str, track_ids: Sequence[int], source: dict) -> str:
+    """Save a new playlist; returns its id."""
+    doc = {
+        "_id": new_id(),
+        "owner": _owner(owner),
+        "name": _name(name),
+        "track_ids": _tracks(track_ids),
+        "source": dict(source),
+    }
+    now = datetime.now(UTC)
+    db[COLLECTION].insert_one({**doc, "created_at": now, "updated_at": now})
+    return doc["_id"]
+
+
+def mix_id(owner: str) -> str:
+    return f"mix:{owner}"
+
+
+def mix_document(owner: str, track_ids: Sequence[int], *, index_version: str, now: datetime) -> dict:
+    """The generated mix of a listener, as the ``playlists`` job writes it (replacing the last one)."""
+    return {
+        "_id": mix_id(owner),
+        "owner": _owner(owner),
+        "name": "Your mix",
+        "track_ids": _tracks(track_ids),
+        "source": {"kind": "mix", "index_version": index_version},
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def get(db, playlist_id: str) -> dict | None:
+    return db[COLLECTION].find_one({"_id": str(playlist_id)})
+
+
+def list_for(db, owner: str) -> list[dict]:
+    """The owner's playlists, newest change first."""
+    docs = list(db[COLLECTION].find({"owner": owner}))
+    return sorted(docs, key=lambda d: (d.get("updated_at") or datetime.min.replace(tzinfo=UTC)), reverse=True)
+
+
+def rename(db, playlist_id: str, *, owner: str, name: str) -> None:
+    _change(db, playlist_id, owner, {"name": _name(name)})
+
+
+def reorder(db, playlist_id: str, *, owner: str, track_ids: Sequence[int]) -> None:
+    """Set a new play order: the same tracks, or fewer of them (a track taken out)."""
+    doc = _owned(db, playlist_id, owner)
+    new = _tracks(track_ids, allow_empty=True)
+    if len(set(new)) != len(new) or not set(new) <= set(doc["track_ids"]):
+        raise PlaylistStoreError("a new order may only move or take out the playlist's own tracks, each once")
+    _change(db, playlist_id, owner, {"track_ids": new})
+
+
+def move(db, playlist_id: str, *, owner: str, position: int, by: int) -> list[int]:
+    """Move the track at ``position`` up (``by`` < 0) or down; returns the new order."""
+    tracks = list(_owned(db, playlist_id, owner)["track_ids"])
+    if not 0 <= position < len(tracks):
+        raise PlaylistStoreError(f"no track at position {position} (the playlist has {len(tracks)})")
+    to = min(max(position + by, 0), len(tracks) - 1)
+    tracks.insert(to, tracks.pop(position))
+    reorder(db, playlist_id, owner=owner, track_ids=tracks)
+    return tracks
+
+
+def delete(db, playlist_id: str, *, owner: str) -> None:
+    _owned(db, playlist_id, owner)
+    db[COLLECTION].delete_one({"_id": str(playlist_id), "owner": owner})
+
+
+def _change(db, playlist_id: str, owner: str, fields: dict) -> None:
+    _owned(db, playlist_id, owner)
+    db[COLLECTION].update_one(
+        {"_id": str(playlist_id), "owner": owner}, {"$set": {**fields, "updated_at": datetime.now(UTC)}}
+    )
+
+
+def _owned(db, playlist_id: str, owner: str) -> dict:
+    doc = get(db, playlist_id)
+    if doc is None:
+        raise PlaylistStoreError(f"no playlist {playlist_id!r}")
+    if doc.get("owner") != owner:
+        raise PlaylistStoreError(f"playlist {playlist_id!r} belongs to another listener; save a copy to change it")
+    return doc
+
+
+def _owner(owner: str) -> str:
+    if not isinstance(owner, str) or not owner.strip():
+        raise PlaylistStoreError("a playlist needs an owner (a listener id)")
+    return owner
+
+
+def _name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise PlaylistStoreError("give the playlist a name")
+    if len(name) > MAX_NAME:
+        raise PlaylistStoreError(f"a playlist name has at most {MAX_NAME} characters, not {len(name)}")
+    return name
+
+
+def _tracks(track_ids: Sequence[int], *, allow_empty: bool = False) -> list[int]:
+    tracks = [int(t) for t in track_ids]
+    if not tracks and not allow_empty:
+        raise PlaylistStoreError("a playlist needs at least one track")
+    if len(tracks) > MAX_TRACKS:
+        raise PlaylistStoreError(f"a playlist has at most {MAX_TRACKS} tracks, not {len(tracks)}")
+    return tracks
