@@ -23,6 +23,7 @@ st.set_page_config(page_title="Earshot", page_icon=":material/headphones:", layo
 navigation = st.navigation(
     [
         st.Page(pages.player, title="Player", icon=":material/headphones:", url_path="player", default=True),
+        st.Page(pages.playlists, title="Playlists", icon=":material/queue_music:", url_path="playlists"),
         st.Page(pages.monitoring, title="Monitoring", icon=":material/monitoring:", url_path="monitoring"),
         st.Page(pages.library_map, title="Library map", icon=":material/scatter_plot:", url_path="map"),
         st.Page(pages.analytics, title="Analytics", icon=":material/bar_chart:", url_path="analytics"),

@@ -30,3 +30,18 @@ def index_or_none(s):
     except data.Unavailable as exc:
         st.warning(str(exc))
         return None
+
+
+def listener(db, page: str) -> str:
+    """The sidebar's listener picker; the choice follows the listener from page to page."""
+    with st.sidebar:
+        st.subheader("Listener")
+        known = sorted(d["_id"] for d in db["recommendations"].find({}, {"_id": 1}).limit(500))
+        new_name = st.text_input("New listener", key=f"new_listener_{page}", placeholder="your name").strip()
+        current = st.session_state.get("user", "me")
+        choices = sorted(set(known) | {current, "me"} | ({new_name} if new_name else set()))
+        user = st.selectbox(
+            "Listening as", choices, index=choices.index(new_name or current), key=f"listener_{page}_{new_name}"
+        )
+    st.session_state["user"] = user
+    return user

@@ -129,6 +129,55 @@ def audio_for(db, s: Settings, track_id: object) -> tuple[bytes, str]:
     return path.read_bytes(), AUDIO_TYPES[path.suffix.lower()]
 
 
+def duration_s(audio: bytes) -> float | None:
+    """A track's length in seconds from its bytes, or None when the decoder cannot tell (no auto-advance then)."""
+    import io
+
+    import soundfile
+
+    try:
+        return float(soundfile.info(io.BytesIO(audio)).duration)
+    except Exception:  # noqa: BLE001 - a format libsndfile does not read: the listener presses Next
+        return None
+
+
+# ------------------------------------------------------------ playlists and sharing
+
+_moods: dict[str, pd.DataFrame] = {}
+
+
+def mood_table(db, index: SimilarityIndex) -> pd.DataFrame:
+    """Each indexed track's mood axes (:data:`recommend.playlist.AXES`), once per index version.
+
+    From the index's own features where its space has them, else from Mongo ``tracks.features``
+    (tempo, energy, brightness, noisiness, written by extract).
+    """
+    from recommend.playlist import AXES, moods_from_index
+
+    if index.version not in _moods:
+        table = moods_from_index(index)
+        if table is None:
+            keys = {f"features.{key}": 1 for _, key in AXES.values()}
+            rows = [
+                {"track_id": int(d["_id"]), **{a: (d.get("features") or {}).get(key) for a, (_, key) in AXES.items()}}
+                for d in db["tracks"].find({"features": {"$exists": True}}, keys)
+            ]
+            table = pd.DataFrame(rows, columns=["track_id", *AXES])
+            table[list(AXES)] = table[list(AXES)].astype(float)
+        _moods.clear()
+        _moods[index.version] = table
+    return _moods[index.version]
+
+
+def share_url(current_url: str | None, page: str, key: str, value: object) -> str:
+    """The link that opens ``page`` on one item for another listener: ids only, never paths."""
+    from urllib.parse import urlencode, urlsplit
+
+    parts = urlsplit(current_url or "")
+    base = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+    return f"{base}/{page}?{urlencode({key: str(value)})}"
+
+
 # ------------------------------------------------------------ listening
 
 
@@ -139,7 +188,13 @@ class Sent:
 
 
 def send_event(
-    s: Settings, user_id: str, track_id: int, kind: str, position_ms: int | None = None, shared: str | None = None
+    s: Settings,
+    user_id: str,
+    track_id: int,
+    kind: str,
+    position_ms: int | None = None,
+    shared: str | None = None,
+    context: str | None = None,
 ) -> Sent:
     from events.producer import ListenProducer, new_event
 
@@ -154,6 +209,7 @@ def send_event(
                 position_ms=position_ms,
                 client="dashboard",
                 shared=shared,
+                context=context,
             )
             producer.send(event).get(timeout=5)
     except Exception as exc:  # noqa: BLE001 - the page says what happened and carries on

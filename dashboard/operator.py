@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import altair as alt
 import numpy as np
@@ -132,37 +132,3 @@ def library_map() -> None:
                 st.audio(audio, format=mime)
             except data.AudioRefused as exc:
                 st.warning(str(exc))
-
-
-# ------------------------------------------------------------ analytics
-
-
-def analytics() -> None:
-    s = data.settings()
-    st.title("Listening")
-    try:
-        events = data.read_delta(s, "events")
-    except data.Unavailable as exc:
-        st.info(f"{exc}: the stream archives events there as they arrive.")
-        return
-    if events.empty:
-        st.info("no events archived yet")
-        return
-    events["ts"] = pd.to_datetime(events["ts"], utc=True)
-    now = datetime.now(UTC)
-    c = st.columns(3)
-    c[0].metric("events", len(events))
-    c[1].metric("listeners, last hour", events[events["ts"] > now - timedelta(hours=1)]["user_id"].nunique())
-    c[2].metric("listeners, last day", events[events["ts"] > now - timedelta(days=1)]["user_id"].nunique())
-    left, right = st.columns(2)
-    plays = events[events["type"] == "play"]
-    left.caption("plays by hour of day (UTC)")
-    left.bar_chart(plays.groupby(plays["ts"].dt.hour).size().reindex(range(24), fill_value=0))
-    by_genre = events.pivot_table(index="genre", columns="type", values="event_id", aggfunc="count", fill_value=0)
-    started = by_genre.get("play", pd.Series(0, index=by_genre.index)).clip(lower=1)
-    right.caption("skip rate by genre")
-    right.bar_chart((by_genre.get("skip", 0) / started).rename("skip rate"))
-    st.caption("top tracks (finished + liked)")
-    liked = events[events["type"].isin(["complete", "like"])]
-    top = liked.groupby("track_id").size().sort_values(ascending=False).head(15).rename("finished or liked")
-    st.dataframe(top.reset_index(), hide_index=True, key="top_tracks")

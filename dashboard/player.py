@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from dashboard.common import database, index_or_none
+from dashboard.common import database, index_or_none, listener
 from recommend.items import items_of
 from recommend.radio import radio
 
@@ -24,14 +24,10 @@ def player() -> None:
     if not data.kafka_up(s):
         st.warning(f"The broker at {s.kafka.bootstrap_servers} does not answer: your actions cannot be sent just now.")
     frame = data.catalogue_frame(index)
+    _open_link(index)
 
+    user = listener(db, "player")
     with st.sidebar:
-        st.subheader("Listener")
-        known = sorted(d["_id"] for d in db["recommendations"].find({}, {"_id": 1}).limit(500))
-        new_name = st.text_input("New listener", key="new_listener", placeholder="your name")
-        choices = sorted(set(known) | ({new_name.strip()} if new_name.strip() else set()) | {"me"})
-        default = choices.index(new_name.strip()) if new_name.strip() in choices else choices.index("me")
-        user = st.selectbox("Listening as", choices, index=default, key="listener")
         st.subheader("Steering")
         weights = {
             name: st.slider(name.capitalize(), -1.0, 1.0, 0.0, 0.25, key=f"steer_{name}") for name in data.STEERING
@@ -51,16 +47,36 @@ def player() -> None:
         if labels:
             choice = st.selectbox("Track", list(labels), format_func=labels.get, key="choice")
             if st.button("Play", key="play_selected", type="primary"):
-                _start(s, user, int(choice))
+                _start(s, user, int(choice), "search")
         _now_playing(s, db, index, frame, user)
     with right:
         _for_you(s, db, index, user, weights)
 
 
-def _start(s, user: str, track: int) -> None:
+def _open_link(index) -> None:
+    """A share link (``?track=ID`` or ``?radio=ID``) opens the player on its track, once per link."""
+    for key in ("track", "radio"):
+        value = st.query_params.get(key, "")
+        if value.isdigit() and int(value) in index and st.session_state.get("opened_link") != (key, value):
+            st.session_state["opened_link"] = (key, value)
+            st.session_state["track"] = int(value)
+            st.session_state["seek"] = 0
+            st.session_state["context"] = "link"
+            st.info(f"Opened from a share link: {'the song radio of ' if key == 'radio' else ''}track {value}.")
+
+
+def _share(s, user: str, track: int, shared: str) -> None:
+    key = "radio" if shared == "radio" else "track"
+    sent = data.send_event(s, user, track, "share", shared=shared)
+    (st.toast if sent.ok else st.error)(sent.message)
+    st.session_state["share_link"] = data.share_url(st.context.url, "player", key, track)
+
+
+def _start(s, user: str, track: int, context: str) -> None:
     st.session_state["track"] = track
     st.session_state["seek"] = 0
-    sent = data.send_event(s, user, track, "play", position_ms=0)
+    st.session_state["context"] = context  # where it was found: every event of this play says so
+    sent = data.send_event(s, user, track, "play", position_ms=0, context=context)
     (st.toast if sent.ok else st.error)(sent.message)
 
 
@@ -81,10 +97,19 @@ def _now_playing(s, db, index, frame: pd.DataFrame, user: str) -> None:
     cols = st.columns(len(EVENT_BUTTONS))
     for col, (label, kind) in zip(cols, EVENT_BUTTONS, strict=True):
         if col.button(label, key=f"event_{kind}"):
-            sent = data.send_event(s, user, track, kind, position_ms=int(st.session_state.get("seek", 0)) * 1000)
+            position = int(st.session_state.get("seek", 0)) * 1000
+            sent = data.send_event(s, user, track, kind, position_ms=position, context=st.session_state.get("context"))
             (st.toast if sent.ok else st.error)(sent.message)
             st.session_state["last_action"] = kind
-    with st.expander("Song radio from this track"):
+    share = st.columns(2)
+    if share[0].button("Share track", key="share_track"):
+        _share(s, user, track, "track")
+    if share[1].button("Share its radio", key="share_radio"):
+        _share(s, user, track, "radio")
+    if st.session_state.get("share_link"):
+        st.code(st.session_state["share_link"], language=None)
+    opened_radio = st.session_state.get("opened_link") == ("radio", str(track))
+    with st.expander("Song radio from this track", expanded=opened_radio):
         if track in index:
             station = radio(index, track, length=10, artist_of=index.catalogue.artist_of())
             st.dataframe(
@@ -130,5 +155,5 @@ def _for_you(s, db, index, user: str, weights: dict) -> None:
     if doc_items:
         pick = st.selectbox("Play from For you", list(doc_items), format_func=doc_items.get, key="for_you_pick")
         if st.button("Play this", key="play_for_you"):
-            _start(s, user, int(pick))
+            _start(s, user, int(pick), "for-you")
             st.rerun()

@@ -7,7 +7,9 @@ An event is a JSON object on Kafka topic ``listens``, keyed by user id:
 - ``ts``: ISO-8601 UTC time of the action (``2026-11-24T05:40:00.123Z``),
 - optional ``position_ms`` (integer, 0 to 24 h), ``session_id`` and ``client`` (strings), and on a
   ``share``, ``shared``: what was shared, ``track``, ``radio`` (the track's song radio) or
-  ``playlist:<id>`` (``track_id`` is then the shared track, the radio's seed or the playlist's first track).
+  ``playlist:<id>`` (``track_id`` is then the shared track, the radio's seed or the playlist's first track);
+  ``context``: where the listener found the track (``for-you``, ``search``, ``radio``, ``playlist:<id>``,
+  ``link``; free text for other apps), so analytics can tell how recommendations fare.
 
 Strings are at most :data:`MAX_STRING` characters of valid Unicode; a message
 is at most :data:`MAX_MESSAGE_BYTES` bytes of UTF-8 JSON. :func:`decode_message`
@@ -61,6 +63,9 @@ FIELDS: tuple[Field, ...] = (
     Field("session_id", "string", False, "the listening session"),
     Field("client", "string", False, "the app that sent it"),
     Field("shared", "string", False, "on a share: track, radio (the track's song radio) or playlist:<id>"),
+    Field(
+        "context", "string", False, "where the listener found the track: search, for-you, radio, playlist:<id>, link"
+    ),
 )
 SHARED_KINDS = ("track", "radio")  # and playlist:<id>
 

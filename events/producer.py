@@ -29,6 +29,7 @@ def new_event(
     session_id: str | None = None,
     client: str | None = None,
     shared: str | None = None,
+    context: str | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
     """A new event with a fresh ``event_id`` and ``ts`` (now, unless ``at`` is given)."""
@@ -44,6 +45,7 @@ def new_event(
         ("session_id", session_id),
         ("client", client),
         ("shared", shared),
+        ("context", context),
     ):
         if value is not None:
             event[key] = value

@@ -101,6 +101,23 @@ def from_taste(
     return flow(index, ids, length=length, artist_of=artist_of)
 
 
+def from_recommendations(
+    index: SimilarityIndex, track_ids: Sequence[int], *, length: int, artist_of: Mapping[int, object] | None = None
+) -> list[int]:
+    """A playlist from a listener's served recommendations (the dashboard's "my taste"), topped up with their
+    nearest tracks when they are fewer than the pool, ordered to flow from the first."""
+    _check_length(length)
+    ids = [int(t) for t in track_ids if int(t) in index]
+    if not ids:
+        raise PlaylistError("no recommendations to go on yet: play, finish or like a few tracks first")
+    pool = list(dict.fromkeys(ids))
+    for t in ids:
+        if len(pool) >= POOL * length:
+            break
+        pool += [n.track_id for n in index.similar_to(t, k=POOL, exclude=pool)]
+    return flow(index, pool, length=length, artist_of=artist_of)
+
+
 def from_mood(
     index: SimilarityIndex,
     moods: pd.DataFrame,

@@ -20,7 +20,7 @@ from pyspark.sql import types as T
 
 from conf.settings import Settings
 from connectors import delta_io
-from events.contract import decode_message, parse_ts
+from events.contract import FIELDS, decode_message, parse_ts
 from spark_jobs.streaming.source import listen_messages
 from spark_jobs.streaming.state import current_index
 
@@ -35,6 +35,7 @@ EVENTS_SCHEMA = T.StructType(
         T.StructField("session_id", T.StringType()),
         T.StructField("client", T.StringType()),
         T.StructField("shared", T.StringType()),
+        T.StructField("context", T.StringType()),
         T.StructField("genre", T.StringType()),
         T.StructField("kafka_partition", T.IntegerType()),
         T.StructField("kafka_offset", T.LongType()),
@@ -45,7 +46,8 @@ EVENTS_SCHEMA = T.StructType(
 
 ARCHIVE_NAME = "events-archive"
 EVENT_COLUMNS = [f.name for f in EVENTS_SCHEMA.fields]
-CONTRACT_COLUMNS = ("event_id", "user_id", "track_id", "type", "position_ms", "session_id", "client", "shared")
+CONTRACT_COLUMNS = [f.name for f in FIELDS if f.name != "ts"]  # ts is parsed into a timestamp
+STRING_COLUMNS = [f.name for f in EVENTS_SCHEMA.fields if isinstance(f.dataType, T.StringType)]
 
 
 def archive_rows(index_root: str, max_future_s: float, max_age_s: float):
@@ -66,19 +68,7 @@ def archive_rows(index_root: str, max_future_s: float, max_age_s: float):
                     continue
                 rows.append(
                     {
-                        **{
-                            k: event.get(k)
-                            for k in (
-                                "event_id",
-                                "user_id",
-                                "track_id",
-                                "type",
-                                "position_ms",
-                                "session_id",
-                                "client",
-                                "shared",
-                            )
-                        },
+                        **{k: event.get(k) for k in CONTRACT_COLUMNS},
                         "ts": parse_ts(event["ts"]),
                         "genre": track.genre,
                         "kafka_partition": int(partition),
@@ -88,6 +78,10 @@ def archive_rows(index_root: str, max_future_s: float, max_age_s: float):
                 )
             frame = pd.DataFrame(rows, columns=EVENT_COLUMNS)
             frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+            # A text column with no value in the whole batch would come out as float NaN, which Arrow
+            # cannot hand to Spark as a string column: text columns are objects with None for no value.
+            for name in STRING_COLUMNS:
+                frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
             yield frame.astype(
                 {
                     "track_id": "Int64",

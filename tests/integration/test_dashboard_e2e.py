@@ -91,7 +91,7 @@ def dashboard(stack, spark, tmp_path_factory):
                 break
             except OSError:
                 time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}", Path(os.environ.get("EARSHOT_SCREENSHOTS") or root / "screenshots")
+        yield f"http://127.0.0.1:{port}", Path(os.environ.get("EARSHOT_SCREENSHOTS") or root / "screenshots"), settings
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -123,7 +123,7 @@ def pick_option(page, box: str, text: str, tries: int = 3) -> None:
 def test_search_play_like_and_see_for_you_change(dashboard):
     from playwright.sync_api import expect, sync_playwright
 
-    url, shots = dashboard
+    url, shots, _ = dashboard
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -162,3 +162,113 @@ def test_search_play_like_and_see_for_you_change(dashboard):
             page.screenshot(path=str(shots / f"{path}.png"), full_page=True)
         browser.close()
     assert {p.name for p in shots.glob("*.png")} >= {"player.png", "monitoring.png", "map.png", "analytics.png"}
+
+
+def listens(settings, user: str) -> list[dict]:
+    """Every event on this test's listens topic from ``user``, oldest first."""
+    import json
+
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        settings.kafka.listens_topic,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
+    )
+    try:
+        events = [json.loads(m.value) for m in consumer]
+    finally:
+        consumer.close()
+    return sorted((e for e in events if e.get("user_id") == user), key=lambda e: e["ts"])
+
+
+def set_slider(page, label: str, steps: int) -> None:
+    thumb = page.locator('[data-testid="stSlider"]').filter(has_text=label).get_by_role("slider")
+    thumb.click()
+    thumb.press("Home")
+    for _ in range(steps):
+        thumb.press("ArrowRight")
+
+
+def test_a_mood_playlist_is_saved_played_shared_and_counted(dashboard):
+    """#18's path: a listener makes a playlist from a mood, saves it, plays it through (events on Kafka),
+    shares it; another listener opens the link and plays it; the analytics page counts the share."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect, sync_playwright
+
+    url, shots, settings = dashboard
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(f"{url}/playlists")
+        expect(page.get_by_role("heading", name="Playlists", exact=True)).to_be_visible(timeout=60_000)
+        page.get_by_label("New listener").fill("alice")
+        page.get_by_label("New listener").press("Enter")
+        expect(page.locator('[data-testid="stSelectbox"]').filter(has_text="Listening as")).to_contain_text("alice")
+        set_slider(page, "Energy", 8)  # -1 + 8 x 0.25: the loudest
+        expect(page.locator('[data-testid="stSlider"]').filter(has_text="Energy")).to_contain_text("1.00")
+        page.get_by_role("button", name="Generate").click()
+        expect(page.get_by_label("Playlist name")).to_be_visible(timeout=30_000)
+        page.get_by_label("Playlist name").fill("Loud morning")
+        page.get_by_role("button", name="Save playlist").click()
+        opened = page.locator('[data-testid="stSelectbox"]').filter(has_text="Open playlist")
+        expect(opened).to_contain_text("Loud morning (15 tracks)", timeout=30_000)
+
+        page.get_by_role("button", name="Play playlist").click()
+        expect(page.get_by_text(re.compile(r"Playing 'Loud morning', 1 of 15"))).to_be_visible(timeout=30_000)
+        expect(page.locator("audio")).to_have_count(1)
+        # Every track here is the same 3 s tone: the page moves on by itself when it has played out.
+        expect(page.get_by_text(re.compile(r"Playing 'Loud morning', 2 of 15"))).to_be_visible(timeout=30_000)
+        page.get_by_role("button", name="Share playlist").click()
+        link = page.locator("code").filter(has_text="/playlists?playlist=")
+        expect(link).to_be_visible(timeout=30_000)
+        shared_url = link.inner_text().strip()
+        assert shared_url.startswith(url + "/playlists?playlist=") and "/" not in shared_url.split("=", 1)[1]
+        assert page.get_by_text("Traceback").count() == 0
+        page.screenshot(path=str(shots / "playlists.png"), full_page=True)
+        page.get_by_role("button", name="Stop").click()
+
+        pid = shared_url.split("=", 1)[1]
+        sent = listens(settings, "alice")
+        mine = [e for e in sent if e.get("context") == f"playlist:{pid}"]
+        assert [e["type"] for e in mine[:3]] == ["play", "complete", "play"], sent
+        assert mine[0]["track_id"] != mine[2]["track_id"] and mine[1]["position_ms"] >= 2500
+        assert [e["shared"] for e in sent if e["type"] == "share"] == [f"playlist:{pid}"]
+
+        other = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+        other.goto(shared_url)
+        expect(other.get_by_text("Shared with you: 'Loud morning' by alice")).to_be_visible(timeout=60_000)
+        other.get_by_label("New listener").fill("bob")
+        other.get_by_label("New listener").press("Enter")
+        expect(other.locator('[data-testid="stSelectbox"]').filter(has_text="Listening as")).to_contain_text("bob")
+        other.get_by_role("button", name="Play shared playlist").click()
+        expect(other.get_by_text(re.compile(r"Playing 'Loud morning', 1 of 15"))).to_be_visible(timeout=30_000)
+        deadline = time.monotonic() + 30
+        while not listens(settings, "bob") and time.monotonic() < deadline:
+            time.sleep(1)
+        assert [(e["type"], e["context"]) for e in listens(settings, "bob")][:1] == [("play", f"playlist:{pid}")]
+
+        shares = page.locator('[data-testid="stMetric"]').filter(has_text="shares")
+        deadline = time.monotonic() + 90  # the archive writes every 2 s in this test
+        while True:
+            page.goto(f"{url}/analytics")
+            expect(page.get_by_role("heading", name="Listening", exact=True)).to_be_visible(timeout=60_000)
+            try:
+                shares.wait_for(timeout=10_000)
+            except PlaywrightTimeout:
+                pass  # no events archived yet: the page says so instead
+            if (shares.count() and shares.inner_text().split()[-1] == "1") or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        page.screenshot(path=str(shots / "analytics.png"), full_page=True)
+        said = shares.inner_text() if shares.count() else page.locator("body").inner_text()[:3000]
+        assert shares.count() and said.split()[-1] == "1", said
+        expect(page.get_by_text("top tracks")).to_be_visible()
+        time.sleep(2)
+        assert page.get_by_text("Traceback").count() == 0
+        page.screenshot(path=str(shots / "analytics.png"), full_page=True)
+        browser.close()

@@ -12,7 +12,7 @@ from dashboard import data
 
 pytestmark = pytest.mark.unit
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
-PAGES = ("player", "monitoring", "library_map", "analytics")
+PAGES = ("player", "playlists", "monitoring", "library_map", "analytics")
 
 
 @pytest.fixture()
@@ -108,3 +108,71 @@ def test_freshness_says_how_long_after_the_action_it_was_updated():
         "updated 0.8 s after your like · 3 s ago"
     )
     assert "no recommendations yet" in data.freshness_line(None)
+
+
+def test_share_links_carry_ids_only():
+    assert data.share_url("http://127.0.0.1:8501/player?x=1", "playlists", "playlist", "Ab_3") == (
+        "http://127.0.0.1:8501/playlists?playlist=Ab_3"
+    )
+    assert data.share_url(None, "player", "track", 7) == "/player?track=7"
+    assert data.share_url("http://h:1/a", "player", "radio", "a b&c") == "http://h:1/player?radio=a+b%26c"
+
+
+def test_analytics_skip_rates_top_titles_finished_recommendations_and_taste():
+    from dashboard.analytics import (
+        recommendations_finished,
+        skip_rate_by_hour,
+        skip_rate_by_position,
+        taste_over_time,
+        top_by_title,
+    )
+
+    at = datetime(2026, 1, 1, 9, tzinfo=UTC)
+    rows = [  # (user, track, type, seconds after 9:00, position s, context)
+        ("a", 1, "play", 0, 0, "for-you"),
+        ("a", 1, "complete", 200, 200, "for-you"),
+        ("a", 2, "play", 300, 0, "for-you"),
+        ("a", 2, "skip", 305, 5, "for-you"),
+        ("b", 1, "play", 3600, 0, "search"),
+        ("b", 1, "skip", 3620, 20, "search"),
+        ("b", 3, "play", 3700, 0, None),
+        ("b", 3, "like", 3750, None, None),
+        ("b", 3, "share", 3760, None, None),
+    ]
+    events = pd.DataFrame(
+        [
+            {
+                "event_id": f"e{i}",
+                "user_id": u,
+                "track_id": t,
+                "type": k,
+                "ts": at + timedelta(seconds=s),
+                "position_ms": None if p is None else p * 1000,
+                "context": c,
+                "genre": {1: "Jazz", 2: "Rock", 3: "Folk"}[t],
+            }
+            for i, (u, t, k, s, p, c) in enumerate(rows)
+        ]
+    )
+    by_position = skip_rate_by_position(events)
+    assert by_position["0-10 s"] == 1.0 and by_position["10-30 s"] == 1.0 and by_position["120-240 s"] == 0.0
+    assert pd.isna(by_position["30-60 s"])
+    by_hour = skip_rate_by_hour(events)
+    assert by_hour[9] == 0.5 and by_hour[10] == 0.5 and by_hour[3] == 0.0 and len(by_hour) == 24
+    assert recommendations_finished(events) == (2, 0.5)
+    assert recommendations_finished(events.drop(columns="context")) == (0, None)
+
+    class Catalogue:
+        names = {1: ("Blue", "Ann"), 2: ("Red", "Bo"), 3: ("Green", "Ann")}
+
+        def get(self, t):
+            title, artist = self.names.get(t, (None, None))
+            return type("T", (), {"title": title, "artist": artist})() if title else None
+
+    tracks, artists = top_by_title(events, Catalogue())
+    assert tracks.iloc[0][["title", "artist", "plays", "complete"]].tolist() == ["Blue", "Ann", 2, 1]
+    assert artists.set_index("artist").loc["Ann", "plays"] == 3 and artists.iloc[0]["artist"] == "Ann"
+    assert tracks.set_index("title").loc["Green", "share"] == 1
+    taste = taste_over_time(events, "b")
+    assert taste["Folk"].iloc[-1] == 0.3 + 3.0 + 1.5 and taste["Jazz"].iloc[-1] == 0.3 - 1.0
+    assert taste_over_time(events, "nobody").empty
