@@ -49,6 +49,10 @@ JOBS: dict[str, tuple[str, str]] = {
         "spark_jobs.check",
         "compare Delta `tracks`/`features` with Mongo `tracks`; --repair writes Mongo from Delta",
     ),
+    "playlists": (
+        "spark_jobs.playlists",
+        "a mix for every listener of the events archive (their taste, ordered to flow) into Mongo `playlists`",
+    ),
     "similar": (
         "tools.similar",
         "print the tracks most like a track (or its song radio) from the published index",
