@@ -1,4 +1,4 @@
-"""Earshot's dashboard: the player, monitoring, the library map and listening analytics.
+"""Earshot's dashboard: the player, playlists, monitoring, the library map and listening analytics.
 
     .venv/bin/streamlit run dashboard/app.py --server.address 127.0.0.1
 

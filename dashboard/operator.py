@@ -1,4 +1,4 @@
-"""The operator's pages: monitoring the pipeline, the library map and listening analytics."""
+"""The operator's pages: monitoring the pipeline and the library map."""
 
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ JOBS: dict[str, tuple[str, str]] = {
     ),
     "simulate": (
         "tools.simulate",
-        "synthetic listeners who play, finish, skip, like and dislike at a target rate (plus bad events)",
+        "synthetic listeners who play, finish, skip, like, dislike and share at a target rate (plus bad events)",
     ),
     "package": (
         "tools.package",

@@ -1,5 +1,5 @@
 # ruff: noqa: T201 - a command-line tool: it prints what it sent
-"""simulate: synthetic listeners who play, finish, skip, like and dislike, at a target total rate.
+"""simulate: synthetic listeners who play, finish, skip, like, dislike and share, at a target total rate.
 
 A plain-Python job (no Spark). Each listener has one or two favourite genres of
 the published index's catalogue. A listen is a ``play``, then ``complete`` or
@@ -139,6 +139,8 @@ class Simulator:
             steps = ["play", "complete" if self.rng.random() < 0.85 else "skip"]
             if steps[1] == "complete" and self.rng.random() < 0.3:
                 steps.append("like")
+                if self.rng.random() < 0.1:  # now and then a liked track is passed on to a friend
+                    steps.append("share")
         else:
             steps = ["play", "skip" if self.rng.random() < 0.85 else "complete"]
             if self.rng.random() < 0.1:
@@ -162,7 +164,10 @@ class Simulator:
         if not listener.pending:
             self._plan(listener)
         kind = listener.pending.pop(0)
-        event = new_event(user_id=listener.user_id, track_id=listener.track, type=kind, client="simulator")
+        shared = "track" if kind == "share" else None
+        event = new_event(
+            user_id=listener.user_id, track_id=listener.track, type=kind, client="simulator", shared=shared
+        )
         producer.send(event)
         self.report.sent[kind] += 1
         self._recent = (self._recent + [event])[-200:]
