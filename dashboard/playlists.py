@@ -32,6 +32,9 @@ def playlists() -> None:
     if db is None or index is None:
         return
     user = listener(db, "playlists")
+    said = st.session_state.pop("pl_said", None)  # what a button's callback had to say
+    if said:
+        st.warning(said)
     shared = st.query_params.get("playlist")
     if shared:
         _shared(s, db, index, user, shared)
@@ -94,17 +97,21 @@ def _make(db, index, user: str) -> None:
         st.caption("Choose where to start, then Generate.")
         return
     st.dataframe(table(index, draft["tracks"]), hide_index=True, key="pl_draft", height=240)
-    name = st.text_input("Playlist name", key="pl_name", placeholder="Sunday morning")
-    if st.button("Save playlist", key="pl_save"):
-        try:
-            pid = store.create(db, owner=user, name=name, track_ids=draft["tracks"], source=draft["source"])
-        except store.PlaylistStoreError as exc:
-            st.warning(str(exc))
-            return
-        st.session_state["open_playlist"] = pid
-        st.session_state.pop("draft")
-        st.toast(f"saved '{name.strip()}'")
-        st.rerun()
+    st.text_input("Playlist name", key="pl_name", placeholder="Sunday morning")
+    st.button("Save playlist", key="pl_save", on_click=_save, args=(db, user))
+
+
+def _save(db, user: str) -> None:
+    """Save the draft under the name typed (a button's callback: it runs before the page is drawn again)."""
+    draft, name = st.session_state["draft"], st.session_state.get("pl_name", "")
+    try:
+        pid = store.create(db, owner=user, name=name, track_ids=draft["tracks"], source=draft["source"])
+    except store.PlaylistStoreError as exc:
+        st.session_state["pl_said"] = str(exc)
+        return
+    st.session_state["open_playlist"] = pid
+    st.session_state.pop("draft")
+    st.toast(f"saved '{name.strip()}'")
 
 
 # ------------------------------------------------------------ yours
@@ -128,38 +135,47 @@ def _mine(s, db, index, user: str) -> None:
     doc = mine[pid]
     st.dataframe(table(index, doc["track_ids"]), hide_index=True, key="pl_tracks", height=240)
     c = st.columns(3)
-    if c[0].button("Play playlist", key="pl_play", type="primary"):
-        _start(s, user, doc)
-        st.rerun()
-    if c[1].button("Share playlist", key="pl_share"):
-        link = data.share_url(st.context.url, "playlists", "playlist", pid)
-        _share(s, user, int(doc["track_ids"][0]), f"playlist:{pid}", link)
-        st.rerun()
-    if c[2].button("Delete playlist", key="pl_delete"):
-        _edit(lambda: store.delete(db, pid, owner=user), f"deleted '{doc['name']}'", opened=None)
+    c[0].button("Play playlist", key="pl_play", type="primary", on_click=_start, args=(s, user, doc))
+    link = data.share_url(st.context.url, "playlists", "playlist", pid)
+    share = (s, user, int(doc["track_ids"][0]), f"playlist:{pid}", link)
+    c[1].button("Share playlist", key="pl_share", on_click=_share, args=share)
+
+    def position() -> int:
+        return int(st.session_state.get(f"pl_pos_{pid}", 1)) - 1
+
+    def delete() -> None:
+        store.delete(db, pid, owner=user)
+
+    def rename() -> None:
+        store.rename(db, pid, owner=user, name=st.session_state.get(f"pl_rename_{pid}", ""))
+
+    def move(by: int) -> None:
+        store.move(db, pid, owner=user, position=position(), by=by)
+
+    def take_out() -> None:
+        at = position()
+        store.reorder(db, pid, owner=user, track_ids=doc["track_ids"][:at] + doc["track_ids"][at + 1 :])
+
+    c[2].button("Delete playlist", key="pl_delete", on_click=_edit, args=(delete, f"deleted '{doc['name']}'", None))
     with st.expander("Edit"):
-        new_name = st.text_input("New name", value=doc["name"], key=f"pl_rename_{pid}")
-        if st.button("Rename", key="pl_rename_go"):
-            _edit(lambda: store.rename(db, pid, owner=user, name=new_name), "renamed", opened=pid)
-        position = st.number_input("Track #", 1, len(doc["track_ids"]), 1, key=f"pl_pos_{pid}") - 1
+        st.text_input("New name", value=doc["name"], key=f"pl_rename_{pid}")
+        st.button("Rename", key="pl_rename_go", on_click=_edit, args=(rename, "renamed", pid))
+        st.number_input("Track #", 1, len(doc["track_ids"]), 1, key=f"pl_pos_{pid}")
         e = st.columns(3)
         for col, (label, by) in zip(e, (("Move up", -1), ("Move down", 1)), strict=False):
-            if col.button(label, key=f"pl_move_{by}"):
-                _edit(lambda by=by: store.move(db, pid, owner=user, position=position, by=by), "moved", opened=pid)
-        if e[2].button("Take out", key="pl_take_out"):
-            rest = doc["track_ids"][:position] + doc["track_ids"][position + 1 :]
-            _edit(lambda: store.reorder(db, pid, owner=user, track_ids=rest), "taken out", opened=pid)
+            col.button(label, key=f"pl_move_{by}", on_click=_edit, args=(lambda by=by: move(by), "moved", pid))
+        e[2].button("Take out", key="pl_take_out", on_click=_edit, args=(take_out, "taken out", pid))
 
 
-def _edit(change, done: str, *, opened: str | None) -> None:
+def _edit(change, done: str, opened: str | None) -> None:
+    """A button's callback: make the change, or say why not."""
+    st.session_state["open_playlist"] = opened  # the change may open another (a copy)
     try:
         change()
     except store.PlaylistStoreError as exc:
-        st.warning(str(exc))
+        st.session_state["pl_said"] = str(exc)
         return
-    st.session_state["open_playlist"] = opened
     st.toast(done)
-    st.rerun()
 
 
 def _shared(s, db, index, user: str, pid: str) -> None:
@@ -170,14 +186,14 @@ def _shared(s, db, index, user: str, pid: str) -> None:
     st.subheader(f"Shared with you: '{doc['name']}' by {doc['owner']}")
     st.dataframe(table(index, doc["track_ids"]), hide_index=True, key="pl_shared", height=200)
     c = st.columns(2)
-    if c[0].button("Play shared playlist", key="pl_play_shared", type="primary"):
-        _start(s, user, doc)
-        st.rerun()
-    if c[1].button("Save a copy", key="pl_copy"):
+    c[0].button("Play shared playlist", key="pl_play_shared", type="primary", on_click=_start, args=(s, user, doc))
+
+    def copy() -> None:
         source = {"kind": "copy", "playlist": pid, "owner": doc["owner"]}
-        copy = store.create(db, owner=user, name=doc["name"], track_ids=doc["track_ids"], source=source)
-        st.session_state["open_playlist"] = copy
-        st.toast(f"saved a copy of '{doc['name']}'")
+        mine = store.create(db, owner=user, name=doc["name"], track_ids=doc["track_ids"], source=source)
+        st.session_state["open_playlist"] = mine
+
+    c[1].button("Save a copy", key="pl_copy", on_click=_edit, args=(copy, f"saved a copy of '{doc['name']}'", None))
 
 
 def _share(s, user: str, track_id: int, shared: str, link: str) -> None:
@@ -243,15 +259,11 @@ def _playing(s, db, index, user: str) -> None:
     except data.AudioRefused as exc:
         st.warning(str(exc))
     c = st.columns(3)
-    if c[0].button("Next track", key="pl_next"):
-        _next(s, user, finished=False)
-        st.rerun()
+    c[0].button("Next track", key="pl_next", on_click=_next, args=(s, user), kwargs={"finished": False})
     if c[1].button("Like", key="pl_like"):
         sent = data.send_event(s, user, track, "like", context=q["context"])
         (st.toast if sent.ok else st.error)(sent.message)
-    if c[2].button("Stop", key="pl_stop"):
-        st.session_state.pop("queue")
-        st.rerun()
+    c[2].button("Stop playing", key="pl_stop", on_click=lambda: st.session_state.pop("queue", None))
 
     @st.fragment(run_every=1.0)
     def clock() -> None:

@@ -230,7 +230,7 @@ def test_a_mood_playlist_is_saved_played_shared_and_counted(dashboard):
         assert shared_url.startswith(url + "/playlists?playlist=") and "/" not in shared_url.split("=", 1)[1]
         assert page.get_by_text("Traceback").count() == 0
         page.screenshot(path=str(shots / "playlists.png"), full_page=True)
-        page.get_by_role("button", name="Stop").click()
+        page.get_by_role("button", name="Stop playing").click()
 
         pid = shared_url.split("=", 1)[1]
         sent = listens(settings, "alice")
