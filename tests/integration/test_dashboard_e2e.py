@@ -91,7 +91,9 @@ def dashboard(stack, spark, tmp_path_factory):
                 break
             except OSError:
                 time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}", Path(os.environ.get("EARSHOT_SCREENSHOTS") or root / "screenshots"), settings
+        shots = Path(os.environ.get("EARSHOT_SCREENSHOTS") or root / "screenshots")
+        shots.mkdir(parents=True, exist_ok=True)
+        yield f"http://127.0.0.1:{port}", shots, settings
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -120,15 +122,19 @@ def pick_option(page, box: str, text: str, tries: int = 3) -> None:
         return
 
 
+def launch(pw):
+    """Debian's Chromium, headless, allowed to start audio without a click."""
+    return pw.chromium.launch(
+        executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
+    )
+
+
 def test_search_play_like_and_see_for_you_change(dashboard):
     from playwright.sync_api import expect, sync_playwright
 
     url, shots, _ = dashboard
-    shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
-        )
+        browser = launch(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
         expect(page.get_by_text("no recommendations yet")).to_be_visible(timeout=60_000)
@@ -198,11 +204,8 @@ def test_a_mood_playlist_is_saved_played_shared_and_counted(dashboard):
     from playwright.sync_api import expect, sync_playwright
 
     url, shots, settings = dashboard
-    shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
-        )
+        browser = launch(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(f"{url}/playlists")
         expect(page.get_by_role("heading", name="Playlists", exact=True)).to_be_visible(timeout=60_000)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,21 +10,12 @@ import pytest
 
 from events.contract import InvalidEvent, check_event, format_ts
 from events.producer import new_event
-from index.local import build_version
 from index.query import SimilarityIndex
-from index.synthetic import COLUMNS, synthetic_catalogue
 from recommend.playlist import PlaylistError, flow, from_mood, from_seed, from_taste, moods_from_index
 from recommend.taste import Taste
 
 pytestmark = pytest.mark.unit
 HOUR_MS = 3600 * 1000
-
-
-@pytest.fixture(scope="module")
-def index(tmp_path_factory) -> SimilarityIndex:
-    ids, raw, frame = synthetic_catalogue(per_genre=40, artists_per_genre=4)
-    root = tmp_path_factory.mktemp("index")
-    return SimilarityIndex(build_version(Path(root), ids, raw, COLUMNS, feature_version="t", catalogue=frame, shards=2))
 
 
 def steps(index: SimilarityIndex, tracks: list[int]) -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,22 +11,13 @@ import pytest
 
 from events.contract import format_ts
 from events.producer import new_event
-from index.local import build_version
 from index.query import SimilarityIndex
-from index.synthetic import COLUMNS, synthetic_catalogue
 from recommend.fold import Rules, fold_batch
 from recommend.rank import recommend, recommend_many
 from recommend.taste import DEDUP_WINDOW_MS, Taste
 
 pytestmark = pytest.mark.unit
 HOUR_MS = 3600 * 1000
-
-
-@pytest.fixture(scope="module")
-def index(tmp_path_factory) -> SimilarityIndex:
-    ids, raw, frame = synthetic_catalogue(per_genre=40, artists_per_genre=4)
-    root = tmp_path_factory.mktemp("index")
-    return SimilarityIndex(build_version(Path(root), ids, raw, COLUMNS, feature_version="t", catalogue=frame, shards=2))
 
 
 def test_the_state_format_round_trips():
