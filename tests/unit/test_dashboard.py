@@ -176,3 +176,39 @@ def test_analytics_skip_rates_top_titles_finished_recommendations_and_taste():
     taste = taste_over_time(events, "b")
     assert taste["Folk"].iloc[-1] == 0.3 + 3.0 + 1.5 and taste["Jazz"].iloc[-1] == 0.3 - 1.0
     assert taste_over_time(events, "nobody").empty
+
+
+def test_moods_come_from_the_serving_store_when_the_index_space_has_no_such_features(tmp_path):
+    import numpy as np
+
+    from index.local import build_version
+    from index.query import SimilarityIndex
+    from recommend.playlist import from_mood
+
+    rng = np.random.default_rng(0)
+    ids = np.arange(1, 41, dtype=np.int64)
+    columns = [f"emb_{i}" for i in range(6)]  # an embedding space: no tempo, energy, ...
+    frame = pd.DataFrame(
+        {
+            "track_id": ids,
+            "title": [f"t{i}" for i in ids],
+            "artist_name": [f"a{i % 7}" for i in ids],
+            "genre_top": "Pop",
+        }
+    )
+    index = SimilarityIndex(
+        build_version(tmp_path, ids, rng.normal(size=(40, 6)), columns, feature_version="e", catalogue=frame, shards=1)
+    )
+
+    class Tracks:
+        def find(self, query, projection):
+            assert query == {"features": {"$exists": True}} and "features.energy" in projection
+            docs = [{"_id": int(t), "features": {"tempo": 60.0 + t, "energy": float(t)}} for t in ids[:30]]
+            return [*docs, {"_id": 999, "features": {"energy": 1.0}}]  # not in the index: left out by from_mood
+
+    moods = data.mood_table({"tracks": Tracks()}, index)
+    assert list(moods.columns) == ["track_id", "tempo", "energy", "brightness", "noisiness"] and len(moods) == 31
+    assert moods["brightness"].isna().all()
+    loud = from_mood(index, moods, {"energy": 1.0}, length=4)
+    assert len(loud) == 4 and min(loud) >= 19  # from the 12 loudest (3 candidates a place): energy is the id here
+    assert data.mood_table({"tracks": None}, index) is moods  # once per index version
