@@ -45,3 +45,16 @@ def listener(db, page: str) -> str:
         )
     st.session_state["user"] = user
     return user
+
+
+def listening_page(title: str):
+    """A page that plays music and sends events: (settings, database, index), or None after saying what is down."""
+    s = data.settings()
+    st.title(title)
+    db = database(s)
+    index = index_or_none(s)
+    if db is None or index is None:
+        return None
+    if not data.kafka_up(s):
+        st.warning(f"The broker at {s.kafka.bootstrap_servers} does not answer: your actions cannot be sent just now.")
+    return s, db, index

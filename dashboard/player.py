@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from dashboard.common import database, index_or_none, listener
+from dashboard.common import listener, listening_page
 from recommend.items import items_of
 from recommend.radio import radio
 
@@ -15,14 +15,10 @@ EVENT_BUTTONS = (("Like", "like"), ("Dislike", "dislike"), ("Skip", "skip"), ("F
 
 
 def player() -> None:
-    s = data.settings()
-    st.title("Earshot")
-    db = database(s)
-    index = index_or_none(s)
-    if db is None or index is None:
+    services = listening_page("Earshot")
+    if services is None:
         return
-    if not data.kafka_up(s):
-        st.warning(f"The broker at {s.kafka.bootstrap_servers} does not answer: your actions cannot be sent just now.")
+    s, db, index = services
     frame = data.catalogue_frame(index)
     _open_link(index)
 

@@ -17,7 +17,7 @@ import streamlit as st
 
 from connectors import playlists as store
 from dashboard import data
-from dashboard.common import database, index_or_none, listener
+from dashboard.common import listener, listening_page
 from recommend.items import items_of
 from recommend.playlist import AXES, PlaylistError, from_mood, from_recommendations, from_seed
 
@@ -25,12 +25,10 @@ SOURCES = ("a mood", "a track", "my taste")
 
 
 def playlists() -> None:
-    s = data.settings()
-    st.title("Playlists")
-    db = database(s)
-    index = index_or_none(s)
-    if db is None or index is None:
+    services = listening_page("Playlists")
+    if services is None:
         return
+    s, db, index = services
     user = listener(db, "playlists")
     said = st.session_state.pop("pl_said", None)  # what a button's callback had to say
     if said:
