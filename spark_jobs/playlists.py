@@ -24,6 +24,7 @@ import pandas as pd
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from conf.errors import JobInputError
 from conf.settings import Settings
 from connectors import delta_io, mongo_io
 from connectors.playlists import COLLECTION, mix_document
@@ -84,12 +85,12 @@ def mixes(index_root: str, *, length: int, half_life_ms: float):
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
     if not 1 <= args.length <= 200:
-        raise SystemExit(f"earshot: playlists --length must be between 1 and 200, got {args.length}")
+        raise JobInputError(f"--length must be between 1 and 200, got {args.length}")
     require_mongo(settings)
     spark = build_spark(settings, app_name="playlists")
     location = settings.lake_table("events")
     if not delta_io.table_exists(spark, location):
-        raise SystemExit(f"earshot: no Delta events at {location} yet: run the stream (its archive writes them)")
+        raise JobInputError(f"no Delta events at {location} yet: run the stream (its archive writes them)")
     events = delta_io.read_table(spark, location)
     listeners = events.select("user_id").distinct().count()
     half_life_ms = settings.stream.half_life_hours * 3600 * 1000

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from conf.errors import JobInputError
 from connectors import mongo_io
 from index.query import SimilarityIndex
 from spark_jobs import playlists as job
@@ -53,7 +54,7 @@ def test_every_listener_gets_a_flowing_mix_of_their_taste_and_a_rerun_replaces_i
         again = db["playlists"].find_one({"_id": "mix:jazz-fan"})
         assert db["playlists"].count_documents({}) == 2 and again["track_ids"] == first["track_ids"]
         assert again["updated_at"] > first["updated_at"]
-        with pytest.raises(SystemExit, match="between 1 and 200"):
+        with pytest.raises(JobInputError, match="between 1 and 200"):
             run_job(job, settings, "--length", "0")
     finally:
         client.drop_database(settings.mongo.database)
