@@ -69,6 +69,12 @@ else
   mapfile -d '' ship <"$ship_file"
   rm -f "$ship_file"
   extra+=("${ship[@]}" --conf "spark.pyspark.driver.python=$PY")
+  # The Python the driver's JVM starts by itself (the stream's stateful processor is first set up on
+  # the driver, with the executors' interpreter, which need not have Earshot installed) finds the
+  # project's code in the same zip the executors get: Spark puts the JVM's PYTHONPATH on its path.
+  for i in "${!ship[@]}"; do
+    [[ "${ship[$i]}" == --py-files ]] && export PYTHONPATH="${ship[$((i + 1))]}${PYTHONPATH:+:$PYTHONPATH}"
+  done
   # The driver's JVM runs in the driver folder, where ./env is the venv: the Python it starts
   # itself (the stream's stateful processor) uses the executors' path, ./env/bin/python. Paths
   # given to spark-submit are made absolute first; the job's own process works from here again.

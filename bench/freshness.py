@@ -144,13 +144,13 @@ def run_row(
         total = sim.report.total
 
         def accounted():
-            docs = list(db["stream_batches"].find({}, {"input_rows": 1}))
+            docs = list(db["stream_batches"].find(mongo_io.RECOMMENDER_BATCHES, {"input_rows": 1}))
             return sum(d.get("input_rows", 0) for d in docs) >= total
 
         wait(accounted, 300, "the stream to account for every message")
         drained_s = time.monotonic() - started
         time.sleep(1.5)  # the last batch's progress is stored by the next write
-        batches = list(db["stream_batches"].find())
+        batches = list(db["stream_batches"].find(mongo_io.RECOMMENDER_BATCHES))
         quality, chance = [], []
         genre_share = frame["genre_top"].value_counts(normalize=True).to_dict()
         for listener in sim.listeners[:2000]:

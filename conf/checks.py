@@ -44,6 +44,8 @@ def check_values(s: Settings) -> None:
         ),
         (s.mongo.write_retry_seconds >= 0, "mongo.write_retry_seconds must be >= 0"),
         (s.stream.max_age_days > 0, "stream.max_age_days must be > 0"),
+        (1 <= s.api.port <= 65535, "api.port must be 1..65535"),
+        (bool(s.api.host.strip()), "api.host is empty (127.0.0.1 serves this machine only)"),
     ]
     for ok, message in checks:
         if not ok:

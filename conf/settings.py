@@ -113,6 +113,17 @@ class StreamSettings:
     )
     index_delivery: str  # path: executors read paths.index_root; spark: the driver ships versions with addArchive
 
+    @property
+    def max_age_s(self) -> float:
+        """The oldest event the stream takes, in seconds."""
+        return self.max_age_days * 86400.0
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    host: str  # the OpenSubsonic server's address: loopback by default (put a TLS proxy in front to open it)
+    port: int
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -123,6 +134,7 @@ class Settings:
     extract: ExtractSettings
     index: IndexSettings
     stream: StreamSettings
+    api: ApiSettings
 
     def lake_table(self, name: str) -> str:
         """Location of the Delta table ``name`` under the lake root."""

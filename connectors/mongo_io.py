@@ -20,6 +20,11 @@ from pymongo.database import Database
 
 from conf.settings import Settings
 
+# ``stream_batches`` holds both stream queries' batches: the archive's documents say so in ``query``.
+ARCHIVE_QUERY = "events-archive"
+RECOMMENDER_BATCHES = {"query": {"$ne": ARCHIVE_QUERY}}
+ARCHIVE_BATCHES = {"query": ARCHIVE_QUERY}
+
 
 def connect(settings: Settings) -> MongoClient:
     return connect_uri(settings.mongo.uri, timeout_ms=settings.mongo.timeout_ms)
@@ -88,6 +93,16 @@ def upsert_many(
         for _ in pool.map(lambda chunk: db[collection].bulk_write(chunk, ordered=False), chunks):
             pass
     return len(ops)
+
+
+def catalogued_genres(db: Database, track_ids: list[int], *, chunk: int = 1000) -> dict[int, str | None]:
+    """The ``tracks`` documents among ``track_ids``: track id -> its genre (None when untagged)."""
+    out: dict[int, str | None] = {}
+    for start in range(0, len(track_ids), chunk):
+        ids = [int(t) for t in track_ids[start : start + chunk]]
+        for doc in db["tracks"].find({"_id": {"$in": ids}}, {"genre_top": 1}):
+            out[int(doc["_id"])] = doc.get("genre_top") or None
+    return out
 
 
 def safe_key(key: str) -> str:

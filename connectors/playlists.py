@@ -29,13 +29,13 @@ def new_id() -> str:
     return secrets.token_urlsafe(8)
 
 
-def create(db, *, owner: str, name: str, track_ids: Sequence[int], source: dict) -> str:
-    """Save a new playlist; returns its id."""
+def create(db, *, owner: str, name: str, track_ids: Sequence[int], source: dict, allow_empty: bool = False) -> str:
+    """Save a new playlist; returns its id (``allow_empty``: a player's new playlist, filled afterwards)."""
     doc = {
         "_id": new_id(),
         "owner": _owner(owner),
         "name": _name(name),
-        "track_ids": _tracks(track_ids),
+        "track_ids": _tracks(track_ids, allow_empty=allow_empty),
         "source": dict(source),
     }
     now = datetime.now(UTC)
@@ -81,6 +81,11 @@ def reorder(db, playlist_id: str, *, owner: str, track_ids: Sequence[int]) -> No
     if len(set(new)) != len(new) or not set(new) <= set(doc["track_ids"]):
         raise PlaylistStoreError("a new order may only move or take out the playlist's own tracks, each once")
     _change(db, playlist_id, owner, {"track_ids": new})
+
+
+def set_tracks(db, playlist_id: str, *, owner: str, track_ids: Sequence[int]) -> None:
+    """Replace the play order with any tracks (a player adds and removes songs by position)."""
+    _change(db, playlist_id, owner, {"track_ids": _tracks(track_ids, allow_empty=True)})
 
 
 def move(db, playlist_id: str, *, owner: str, position: int, by: int) -> list[int]:

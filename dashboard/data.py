@@ -14,28 +14,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from conf.settings import Settings, is_uri, load_settings
+from conf.settings import Settings, load_settings
+from connectors.audio import AUDIO_TYPES, AudioRefused, audio_path  # noqa: F401 - the pages' names
 from connectors.services import any_reachable, kafka_hosts, mongo_hosts
 from index import store
 from index.manifest import IndexError_
 from index.query import SimilarityIndex
 
-AUDIO_TYPES = {
-    ".mp3": "audio/mpeg",
-    ".ogg": "audio/ogg",
-    ".opus": "audio/ogg",
-    ".flac": "audio/flac",
-    ".wav": "audio/wav",
-}
 STREAM_FRESH_S = 60.0  # a stream whose last batch is older than this is shown as idle
 
 
 class Unavailable(RuntimeError):
     """A service or dataset the page needs is not there; the message says which and what to do."""
-
-
-class AudioRefused(ValueError):
-    """An audio request that is not a catalogued track id (a path, a traversal, an unknown id)."""
 
 
 def settings() -> Settings:
@@ -107,26 +97,9 @@ def search(frame: pd.DataFrame, text: str) -> pd.DataFrame:
 
 
 def audio_for(db, s: Settings, track_id: object) -> tuple[bytes, str]:
-    """The audio of a catalogued track, by id only: its bytes and MIME type.
-
-    The path comes from the catalogue, never from the request, and must lie under
-    the library root; anything else is refused with :class:`AudioRefused`.
-    """
-    if isinstance(track_id, bool) or not isinstance(track_id, (int, np.integer)):
-        if not (isinstance(track_id, str) and track_id.isdigit()):
-            raise AudioRefused(f"audio is served by catalogue id only, not {track_id!r}")
-    tid = int(track_id)
-    doc = db["tracks"].find_one({"_id": tid}, {"audio_path": 1})
-    if not doc or not doc.get("audio_path"):
-        raise AudioRefused(f"track {tid} is not in the catalogue")
-    location = doc["audio_path"]
-    if is_uri(location) and not location.startswith("file:"):
-        raise AudioRefused(f"track {tid}'s audio is at {location}, which this dashboard cannot read")
-    path = Path(location.removeprefix("file:")).resolve()
-    library = Path(s.paths.library_root).resolve()
-    if library not in path.parents or path.suffix.lower() not in AUDIO_TYPES or not path.is_file():
-        raise AudioRefused(f"track {tid}'s audio file is not available")
-    return path.read_bytes(), AUDIO_TYPES[path.suffix.lower()]
+    """The audio of a catalogued track, by id only: its bytes and MIME type (``connectors.audio``'s rules)."""
+    path, mime = audio_path(db, s, track_id)
+    return path.read_bytes(), mime
 
 
 def duration_s(audio: bytes) -> float | None:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from connectors.mongo_io import ARCHIVE_BATCHES, RECOMMENDER_BATCHES
 from dashboard import data
 from dashboard.common import database, index_or_none
 
@@ -22,13 +23,14 @@ def monitoring() -> None:
     health = st.columns(3)
     health[0].metric("Broker", "up" if data.kafka_up(s) else "DOWN", s.kafka.bootstrap_servers)
     health[1].metric("Database", "up" if db is not None else "DOWN", s.mongo.database)
-    batches = pd.DataFrame(list(db["stream_batches"].find().sort("at", -1).limit(300))) if db is not None else None
+    batches = _batches(db, RECOMMENDER_BATCHES)
     if batches is None or batches.empty:
         health[2].metric("Stream", "no batches yet")
     else:
         age = (datetime.now(UTC) - batches["at"].max().to_pydatetime()).total_seconds()
         health[2].metric("Stream", "running" if age < data.STREAM_FRESH_S else "idle", f"last batch {age:.0f} s ago")
         _batch_charts(batches)
+    _archive(_batches(db, ARCHIVE_BATCHES))
     st.subheader("Index versions")
     versions = data.index_versions(s)
     st.dataframe(pd.DataFrame(versions), hide_index=True) if versions else st.caption("no index published yet")
@@ -43,6 +45,24 @@ def monitoring() -> None:
         except data.Unavailable as exc:
             col.caption(str(exc))
     _last_check(db)
+
+
+def _batches(db, which: dict) -> pd.DataFrame | None:
+    return pd.DataFrame(list(db["stream_batches"].find(which).sort("at", -1).limit(300))) if db is not None else None
+
+
+def _archive(batches: pd.DataFrame | None) -> None:
+    """The events archive's accounting: every message read is archived, rejected (with why) or a duplicate."""
+    st.subheader("Events archive (Delta `events`)")
+    if batches is None or batches.empty:
+        st.caption("no archive batches yet")
+        return
+    cols = st.columns(4)
+    for col, key in zip(cols, ("input_rows", "archived", "rejected", "duplicates"), strict=True):
+        col.metric(key.replace("_", " "), int(batches[key].sum()), help="over the last 300 archive batches")
+    reasons = pd.DataFrame([r for rs in batches["rejected_by_reason"] for r in (rs or [])])
+    if not reasons.empty:
+        st.dataframe(reasons.groupby("reason", as_index=False)["count"].sum(), hide_index=True)
 
 
 def _last_check(db) -> None:

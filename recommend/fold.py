@@ -2,8 +2,9 @@
 
 The stream's stateful step hands this module every message of one state
 bucket (many listeners) in one call. :func:`sort_messages` decodes and checks
-each message once (``events.contract.decode_message`` and the catalogue of the
-current index) and groups the valid ones by listener; :func:`fold_listener`
+each message once (``events.contract.decode_message`` and the catalogue: the
+current index's snapshot, then, for ids it lacks, the serving store's, through
+a :data:`Lookup` the caller gives) and groups the valid ones by listener; :func:`fold_listener`
 applies one listener's events to their taste; :func:`fold_batch` does both for
 the whole bucket and returns what the sinks write: one :class:`Folded` per
 listener touched, and the dead letters.
@@ -28,6 +29,8 @@ from recommend.taste import Taste
 log = logging.getLogger("earshot.fold")
 
 MESSAGE_COLUMNS = ("value", "kafka_partition", "kafka_offset", "kafka_ts_ms")
+# Track ids -> genre (None when untagged) of those that are catalogued; ids it leaves out are in no catalogue.
+Lookup = Callable[[list[int]], Mapping[int, str | None]]
 
 
 @dataclass(frozen=True)
@@ -59,47 +62,69 @@ class Folded:
 
 
 def sort_messages(
-    frame: pd.DataFrame, index: SimilarityIndex | None, rules: Rules
+    frame: pd.DataFrame, index: SimilarityIndex | None, rules: Rules, lookup: Lookup | None = None
 ) -> tuple[dict[str, list[dict]], list[dict]]:
     """Decode and check every message: (valid events by listener, in offset order; dead letters).
 
     ``frame`` has ``value`` (bytes), ``kafka_partition``, ``kafka_offset``,
     ``kafka_ts_ms`` and, optionally, ``user_key`` (the listener id Spark grouped
-    by; a message whose decoded ``user_id`` differs is rejected). A dead letter
-    is ``{"reason", "raw", "user_key", "kafka_partition", "kafka_offset",
-    "kafka_ts_ms"}``.
+    by; a message whose decoded ``user_id`` differs is rejected). A track is
+    catalogued when the index's snapshot has it or, for the ids it lacks (a track
+    ingested after the index was built, or no index yet), when ``lookup`` finds
+    it: one call for the whole frame. Each valid event gains ``genre``, ``ts_ms``
+    and its Kafka position. A dead letter is ``{"reason", "raw", "user_key", "kafka_partition",
+    "kafka_offset", "kafka_ts_ms"}``.
     """
     catalogue = index.catalogue if index is not None else None
     order = np.lexsort((frame["kafka_offset"].to_numpy(), frame["kafka_partition"].to_numpy()))
     columns = [frame[c].to_numpy()[order].tolist() for c in MESSAGE_COLUMNS]
     keys = frame["user_key"].to_numpy()[order].tolist() if "user_key" in frame else [None] * len(frame)
-    events: dict[str, list[dict]] = defaultdict(list)
-    dead: list[dict] = []
+    decoded: list[tuple[dict | None, str | None, tuple]] = []
     for key, value, partition, offset, kafka_ts in zip(keys, *columns, strict=True):
-        partition, offset = int(partition), int(offset)
+        where = (value, key, int(partition), int(offset), kafka_ts)
         try:
-            held = rules.quarantined(partition, offset)
+            held = rules.quarantined(where[2], where[3])
             if held:
                 raise InvalidEvent(held)
             event = decode_message(value, now=rules.now, max_future_s=rules.max_future_s, max_age_s=rules.max_age_s)
             if key is not None and event["user_id"] != key:
                 raise InvalidEvent("user_id is not a plain JSON string")
-            if catalogue is None:
-                raise InvalidEvent("no index is published yet, so no track can be checked")
-            if event["track_id"] not in catalogue:
-                raise InvalidEvent(f"track_id {event['track_id']} is not in the catalogue")
             event["ts_ms"] = int(parse_ts(event["ts"]).timestamp() * 1000)
+            decoded.append((event, None, where))
         except InvalidEvent as exc:
-            dead.append(_letter(str(exc), value, key, partition, offset, kafka_ts))
-            continue
+            decoded.append((None, str(exc), where))
         except Exception as exc:  # noqa: BLE001 - no message may stop the stream: it goes to the DLQ, said why
-            log.exception("message at partition %s offset %s could not be processed", partition, offset)
-            dead.append(_letter(f"could not be processed: {type(exc).__name__}: {exc}"[:500], value, key, partition,
-                                offset, kafka_ts))  # fmt: skip
+            log.exception("message at partition %s offset %s could not be processed", where[2], where[3])
+            decoded.append((None, f"could not be processed: {type(exc).__name__}: {exc}"[:500], where))
+    genres = _genres(catalogue, [e["track_id"] for e, _, _ in decoded if e is not None], lookup)
+    events: dict[str, list[dict]] = defaultdict(list)
+    dead: list[dict] = []
+    for event, reason, where in decoded:
+        if event is not None and event["track_id"] not in genres:
+            reason = f"track_id {event['track_id']} is not in the catalogue"
+        if reason is not None:
+            dead.append(_letter(reason, *where))
             continue
-        event["kafka_offset"] = offset
+        assert event is not None
+        event["genre"] = genres[event["track_id"]]
+        event["kafka_partition"], event["kafka_offset"] = where[2], where[3]
         events[event["user_id"]].append(event)
     return dict(events), dead
+
+
+def _genres(catalogue, track_ids: list[int], lookup: Lookup | None) -> dict[int, str | None]:
+    """The genre of each catalogued id of ``track_ids``: the index's snapshot first, ``lookup`` for the rest."""
+    out: dict[int, str | None] = {}
+    rest = set()
+    for t in track_ids:
+        track = catalogue.get(t) if catalogue is not None else None
+        if track is not None:
+            out[t] = track.genre
+        else:
+            rest.add(t)
+    if rest and lookup is not None:
+        out.update((int(t), g) for t, g in lookup(sorted(rest)).items() if int(t) in rest)
+    return out
 
 
 def _letter(reason: str, value: Any, key: str | None, partition: int, offset: int, kafka_ts: Any) -> dict:
@@ -114,24 +139,32 @@ def _letter(reason: str, value: Any, key: str | None, partition: int, offset: in
 
 
 def fold_listener(
-    user_id: str, taste: Taste | None, events: list[dict], index: SimilarityIndex, *, half_life_ms: float
+    user_id: str, taste: Taste | None, events: list[dict], index: SimilarityIndex | None, *, half_life_ms: float
 ) -> Folded:
-    """Apply one listener's valid events (offset order) to their taste; repeated event ids are dropped."""
+    """Apply one listener's valid events (offset order) to their taste; repeated event ids are dropped.
+
+    A track the index cannot place (none yet, or one catalogued after it was built) is counted and
+    kept pending; a later version that can place it folds it in at the listener's next event.
+    """
     folded = Folded(user_id, taste)
-    catalogue = index.catalogue
+
+    def vector_of(track_id: int):
+        return index.raw_of(track_id) if index is not None and track_id in index else None
+
     for event in events:
         taste = taste or Taste()
         if taste.is_duplicate(event["event_id"]):
             folded.duplicates += 1
             continue
         track_id = event["track_id"]
-        vector = index.raw_of(track_id) if track_id in index else None
-        genre = catalogue.get(track_id).genre
-        taste.apply(event["type"], track_id, event["ts_ms"], vector, genre=genre, half_life_ms=half_life_ms)
+        vector = vector_of(track_id)
+        taste.apply(event["type"], track_id, event["ts_ms"], vector, genre=event["genre"], half_life_ms=half_life_ms)
         taste.remember(event["event_id"], event["ts_ms"])
         folded.applied.append({k: event[k] for k in ("event_id", "type", "track_id", "ts_ms", "kafka_offset")})
     if folded.applied:
         taste.forget_old_ids()
+        if taste.pending and index is not None:
+            taste.place_pending(vector_of, half_life_ms=half_life_ms)
     folded.taste = taste
     return folded
 
@@ -143,6 +176,7 @@ def fold_batch(
     rules: Rules,
     *,
     half_life_ms: float,
+    lookup: Lookup | None = None,
 ) -> tuple[list[Folded], list[dict]]:
     """One bucket's messages -> (one Folded per listener with a valid event, dead letters).
 
@@ -150,10 +184,9 @@ def fold_batch(
     that reads them for a list of listener ids (only the listeners in the batch
     are read).
     """
-    by_user, dead = sort_messages(frame, index, rules)
+    by_user, dead = sort_messages(frame, index, rules, lookup)
     if not by_user:
         return [], dead
-    assert index is not None  # sort_messages rejects every event without an index
     users = sorted(by_user)
     stored = tastes(users) if callable(tastes) else tastes
     return [fold_listener(u, stored.get(u), by_user[u], index, half_life_ms=half_life_ms) for u in users], dead

@@ -36,6 +36,7 @@ POSITIVES = 20
 DEDUP_WINDOW_MS = 15 * 60 * 1000  # event ids remembered for 15 minutes of event time ...
 DEDUP_MAX = 5000  # ... and at most this many per listener
 FORMAT = 2  # float32 vectors; the pushed sum only when something pushed (1: float64, both always)
+PENDING = 100  # events of tracks the index could not place yet, kept to place when a version can
 
 
 def event_hash(event_id: str) -> int:
@@ -59,6 +60,10 @@ class Taste:
     disliked: list[int] = field(default_factory=list)
     positives: list[int] = field(default_factory=list)
     seen: dict[int, int] = field(default_factory=dict)  # event id hash -> event time (ms)
+    # Events counted but not placed in the vector space (a track catalogued after the index was built,
+    # or one without features): how many, and the newest of them as [track_id, type, ts_ms].
+    unplaced: int = 0
+    pending: list[list] = field(default_factory=list)
 
     # ------------------------------------------------------------ events
 
@@ -96,17 +101,10 @@ class Taste:
             scale = 0.5 ** ((self.last_ts_ms - ts_ms) / half_life_ms)
         weight = WEIGHTS[kind]
         if vector is not None:
-            vector = np.asarray(vector, dtype=np.float32)
-            if vector.shape[0] != self.dims:  # first vector, or a version with other columns
-                zeros = np.zeros(vector.shape[0], np.float32)
-                self.dims, self.pos, self.neg, self.pos_w, self.neg_w = vector.shape[0], zeros, zeros.copy(), 0, 0
-            step = np.float32(abs(weight) * scale)
-            if weight > 0:
-                self.pos = (self.pos + step * vector).astype(np.float32)
-                self.pos_w += weight * scale
-            else:
-                self.neg = (self.neg + step * vector).astype(np.float32)
-                self.neg_w -= weight * scale
+            self._add(vector, weight * scale)
+        else:
+            self.unplaced += 1
+            self.pending = [*self.pending, [int(track_id), kind, int(ts_ms)]][-PENDING:]
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if genre:
             self.genre_score[genre] = round(self.genre_score.get(genre, 0.0) + weight, 6)
@@ -118,6 +116,35 @@ class Taste:
             self.disliked = _push(self.disliked, track_id, DISLIKES)
         if kind in ("like", "complete"):
             self.positives = _push(self.positives, track_id, POSITIVES)
+
+    def _add(self, vector: np.ndarray, weight: float) -> None:
+        """Pull toward (weight > 0) or push away from (weight < 0) one track's raw features."""
+        vector = np.asarray(vector, dtype=np.float32)
+        if vector.shape[0] != self.dims:  # first vector, or a version with other columns
+            zeros = np.zeros(vector.shape[0], np.float32)
+            self.dims, self.pos, self.neg, self.pos_w, self.neg_w = vector.shape[0], zeros, zeros.copy(), 0, 0
+        step = np.float32(abs(weight))
+        if weight > 0:
+            self.pos = (self.pos + step * vector).astype(np.float32)
+            self.pos_w += weight
+        else:
+            self.neg = (self.neg + step * vector).astype(np.float32)
+            self.neg_w -= weight
+
+    def place_pending(self, vector_of, *, half_life_ms: float) -> int:
+        """Fold in the pending events whose track ``vector_of(track_id)`` can now place (None: not yet),
+        each weighted by its age against the newest event; returns how many were placed."""
+        kept, placed = [], 0
+        for track_id, kind, ts_ms in self.pending:
+            vector = vector_of(track_id)
+            if vector is None:
+                kept.append([track_id, kind, ts_ms])
+                continue
+            age = max(self.last_ts_ms - ts_ms, 0)
+            self._add(vector, WEIGHTS[kind] * (0.5 ** (age / half_life_ms) if half_life_ms > 0 else 1.0))
+            placed += 1
+        self.pending, self.unplaced = kept, max(self.unplaced - placed, 0)
+        return placed
 
     def _decay(self, factor: float) -> None:
         f = np.float32(factor)
@@ -158,6 +185,10 @@ class Taste:
             "genre_score": dict(sorted(self.genre_score.items())),
             "skips_by_genre": dict(sorted(self.genre_skips.items())),
             "last_event_at_ms": self.last_ts_ms,
+            # Events of tracks the index could not place yet (catalogued after the last build-index, or
+            # without features): counted above, not in the vector the recommendations follow.
+            "unplaced": self.unplaced,
+            "recent_tracks": list(self.recent),  # oldest first: what "recently played" lists show
         }
 
     # ------------------------------------------------------------ state store format
@@ -179,6 +210,8 @@ class Taste:
             "positives": self.positives,
             "seen": len(self.seen),
         }
+        if self.unplaced or self.pending:
+            header["unplaced"], header["pending"] = self.unplaced, self.pending
         head = json.dumps(header, separators=(",", ":")).encode("utf-8")
         vectors = [np.asarray(self.pos, np.float32).reshape(-1)[: self.dims]]
         if has_neg:
@@ -218,6 +251,8 @@ class Taste:
             disliked=header["disliked"],
             positives=header["positives"],
             seen=dict(zip(ints[:seen].tolist(), ints[seen : 2 * seen].tolist(), strict=True)),
+            unplaced=header.get("unplaced", 0),
+            pending=header.get("pending", []),
         )
 
 

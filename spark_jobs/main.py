@@ -69,13 +69,21 @@ JOBS: dict[str, tuple[str, str]] = {
         "tools.package",
         "zip the code and pack .venv for executors on a cluster (.earshot/dist; the launcher runs it for you)",
     ),
+    "serve": (
+        "tools.serve",
+        "the OpenSubsonic server for player apps on api.host:api.port (127.0.0.1:4533; no Spark)",
+    ),
+    "user": (
+        "tools.user",
+        "listener accounts for the OpenSubsonic server: user add|list|remove|reset NAME",
+    ),
     "demo": (
         "tools.demo",
         "the stack, the pipeline, then stream + simulator + dashboard on 127.0.0.1:8501 (the README's main command)",
     ),
 }
 # Jobs that orchestrate other jobs and run in plain Python, not under spark-submit.
-PLAIN_PYTHON_JOBS: set[str] = {"demo", "package", "similar", "simulate"}
+PLAIN_PYTHON_JOBS: set[str] = {"demo", "package", "serve", "similar", "simulate", "user"}
 
 
 def usage() -> str:

@@ -45,6 +45,7 @@ from index import store
 from index.manifest import IndexError_
 from spark_jobs.session import build_spark
 from spark_jobs.streaming.archive import start_archive
+from spark_jobs.streaming.catalogue import catalogue_lookup
 from spark_jobs.streaming.index_delivery import IndexShipper, executor_root
 from spark_jobs.streaming.layout import check_layout
 from spark_jobs.streaming.poison import Quarantine, check_files, has_started, pending_batch
@@ -100,12 +101,13 @@ def build_query(
     processor = TasteBuckets(
         index_root=executor_root(settings),
         max_future_s=float(settings.stream.max_future_seconds),
-        max_age_s=settings.stream.max_age_days * 86400.0,
+        max_age_s=settings.stream.max_age_s,
         half_life_ms=settings.stream.half_life_hours * 3600 * 1000,
         k=settings.stream.recommendations,
         serving=Serving(
             settings.mongo.uri, settings.mongo.database, settings.mongo.timeout_ms, settings.mongo.write_retry_seconds
         ),
+        lookup=catalogue_lookup(settings),
         quarantine=quarantine,
         query_key=app_id_for(settings.checkpoint(QUERY_NAME)),
         cache_listeners=settings.stream.taste_cache_listeners,
@@ -194,7 +196,7 @@ def start(
     )
     queries = [query]
     if archive:
-        queries.append(start_archive(spark, settings, starting_offsets=starting_offsets))
+        queries.append(start_archive(spark, settings, app_id=app_id, starting_offsets=starting_offsets))
     return queries, sink
 
 

@@ -29,8 +29,12 @@ from conf.settings import REPO_ROOT, Settings, load_settings
 from index import store
 from index.manifest import IndexError_
 from services import stack
+from tools.user import fresh_credentials
 
 log = logging.getLogger("earshot.demo")
+
+
+DEMO_USER = "demo"  # the players' account the demo makes (new credentials each run)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,6 +118,7 @@ def background(settings: Settings, args: argparse.Namespace) -> list[tuple[str, 
     return [
         ("stream", [launcher, "--master", args.master, "stream"]),
         ("simulate", [launcher, "simulate", "--listeners", "6", "--rate", str(args.rate), "--duration", "0"]),
+        ("serve", [launcher, "serve"]),
         (
             "dashboard",
             [
@@ -224,10 +229,12 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     sys.stdout.flush()
     if args.no_serve:
         return 0
+    password, api_key = fresh_credentials(settings, DEMO_USER)
     started = start_background(settings, args)
     print(  # noqa: T201
         f"demo: the dashboard is at http://127.0.0.1:{args.port}/ (the stream needs about 30 s to start); "
-        "Ctrl-C stops everything the demo started",
+        f"players (Subsonic/OpenSubsonic apps): server http://{settings.api.host}:{settings.api.port}, user "
+        f"{DEMO_USER}, password {password} (or API key {api_key}); Ctrl-C stops everything the demo started",
         flush=True,
     )
     try:

@@ -2,14 +2,23 @@
 
 It reads the same topic as the recommender on a slower trigger
 (``stream.archive_trigger_seconds``), keeps the valid events by the same rules
-(the event contract and the catalogue of the current index) and MERGEs them on
-``event_id`` (insert-only), so replays and duplicates land once. It is a query
-of its own because a Delta commit costs seconds on a small machine and would
-delay every recommendation.
+and the same code (``recommend.fold.sort_messages``: the event contract, then
+the catalogue: the index version the recommender uses, from
+``index_delivery.executor_root``, and the serving store's ``tracks`` for ids
+its snapshot lacks) and MERGEs them on ``event_id`` (insert-only), so replays
+and duplicates land once. It is a query of its own because a Delta commit costs
+seconds on a small machine and would delay every recommendation.
+
+Every message is accounted for: each batch's ``stream_batches`` document
+(``query: events-archive``) says how many were read, archived, rejected (by
+reason: the recommender dead-letters the same messages) and duplicates (already
+in the table, or twice in the batch), and input = archived + rejected +
+duplicates.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -19,113 +28,185 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from conf.settings import Settings
-from connectors import delta_io
-from events.contract import FIELDS, decode_message, parse_ts
+from connectors import delta_io, mongo_io
+from events.contract import FIELDS, spark_schema
+from recommend.fold import Lookup, Rules, sort_messages
+from spark_jobs.streaming.catalogue import catalogue_lookup
+from spark_jobs.streaming.index_delivery import executor_root
 from spark_jobs.streaming.source import listen_messages
 from spark_jobs.streaming.state import current_index
 
+log = logging.getLogger("earshot.stream")
+
+# The contract's fields (``ts`` parsed into a timestamp), what the archive adds, and the Kafka position.
 EVENTS_SCHEMA = T.StructType(
-    [
-        T.StructField("event_id", T.StringType()),
-        T.StructField("user_id", T.StringType()),
-        T.StructField("track_id", T.LongType()),
-        T.StructField("type", T.StringType()),
-        T.StructField("ts", T.TimestampType()),
-        T.StructField("position_ms", T.LongType()),
-        T.StructField("session_id", T.StringType()),
-        T.StructField("client", T.StringType()),
-        T.StructField("shared", T.StringType()),
-        T.StructField("context", T.StringType()),
+    [T.StructField(f.name, T.TimestampType() if f.name == "ts" else f.dataType) for f in spark_schema().fields]
+    + [
         T.StructField("genre", T.StringType()),
         T.StructField("kafka_partition", T.IntegerType()),
         T.StructField("kafka_offset", T.LongType()),
         T.StructField("batch_id", T.LongType()),
     ]
 )
+# What the archive's Python step hands the sink: the rows, and for a rejected message its reason.
+ARCHIVE_ROW_SCHEMA = T.StructType([*EVENTS_SCHEMA.fields, T.StructField("rejected", T.StringType())])
 
-
-ARCHIVE_NAME = "events-archive"
+ARCHIVE_NAME = mongo_io.ARCHIVE_QUERY  # the query, its checkpoint and its stream_batches documents
 EVENT_COLUMNS = [f.name for f in EVENTS_SCHEMA.fields]
+ROW_COLUMNS = [f.name for f in ARCHIVE_ROW_SCHEMA.fields]
 CONTRACT_COLUMNS = [f.name for f in FIELDS if f.name != "ts"]  # ts is parsed into a timestamp
-STRING_COLUMNS = [f.name for f in EVENTS_SCHEMA.fields if isinstance(f.dataType, T.StringType)]
+STRING_COLUMNS = [f.name for f in ARCHIVE_ROW_SCHEMA.fields if isinstance(f.dataType, T.StringType)]
+REASON_CHARS = 120  # rejections are counted by the first characters of their reason (ids differ)
 
 
-def archive_rows(index_root: str, max_future_s: float, max_age_s: float):
-    """mapInPandas function: the valid events of each Kafka batch (the recommender's rules), as Delta rows."""
+def archive_rows(index_root: str, max_future_s: float, max_age_s: float, lookup: Lookup | None = None):
+    """mapInPandas function: every message of a Kafka batch as a row: a valid event (the recommender's rules)
+    with its genre, or a rejected message with its reason in ``rejected``."""
 
     def run(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for pdf in frames:
             index = current_index(index_root)
-            now = datetime.now(UTC)
-            rows = []
-            for value, partition, offset in zip(pdf["value"], pdf["kafka_partition"], pdf["kafka_offset"], strict=True):
-                try:
-                    event = decode_message(value, now=now, max_future_s=max_future_s, max_age_s=max_age_s)
-                except Exception:  # noqa: BLE001 - InvalidEvent or worse: the recommender dead-letters it
-                    continue
-                track = index.catalogue.get(event["track_id"]) if index is not None else None
-                if track is None:
-                    continue
-                rows.append(
-                    {
-                        **{k: event.get(k) for k in CONTRACT_COLUMNS},
-                        "ts": parse_ts(event["ts"]),
-                        "genre": track.genre,
-                        "kafka_partition": int(partition),
-                        "kafka_offset": int(offset),
-                        "batch_id": None,
-                    }
-                )
-            frame = pd.DataFrame(rows, columns=EVENT_COLUMNS)
-            frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-            # A text column with no value in the whole batch would come out as float NaN, which Arrow
-            # cannot hand to Spark as a string column: text columns are objects with None for no value.
-            for name in STRING_COLUMNS:
-                frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
-            yield frame.astype(
+            rules = Rules(now=datetime.now(UTC), max_future_s=max_future_s, max_age_s=max_age_s)
+            if "kafka_ts_ms" not in pdf:
+                pdf = pdf.assign(kafka_ts_ms=None)
+            by_user, dead = sort_messages(pdf, index, rules, lookup)
+            rows = [
                 {
-                    "track_id": "Int64",
-                    "position_ms": "Int64",
-                    "kafka_partition": "Int32",
-                    "kafka_offset": "Int64",
-                    "batch_id": "Int64",
+                    **{k: event.get(k) for k in CONTRACT_COLUMNS},
+                    "ts": pd.Timestamp(event["ts_ms"], unit="ms", tz="UTC"),
+                    "genre": event["genre"],
+                    "kafka_partition": event["kafka_partition"],
+                    "kafka_offset": event["kafka_offset"],
                 }
-            )
+                for events in by_user.values()
+                for event in events
+            ]
+            rows += [
+                {"rejected": d["reason"], "kafka_partition": d["kafka_partition"], "kafka_offset": d["kafka_offset"]}
+                for d in dead
+            ]
+            yield _frame(rows)
 
     return run
 
 
-class ArchiveSink:
-    """foreachBatch: insert-only MERGE on event_id, so replays and duplicate events land once."""
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=ROW_COLUMNS)
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    # A text column with no value in the whole batch would come out as float NaN, which Arrow
+    # cannot hand to Spark as a string column: text columns are objects with None for no value.
+    for name in STRING_COLUMNS:
+        frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    return frame.astype(
+        {
+            "track_id": "Int64",
+            "position_ms": "Int64",
+            "kafka_partition": "Int32",
+            "kafka_offset": "Int64",
+            "batch_id": "Int64",
+        }
+    )
 
-    def __init__(self, settings: Settings):
+
+def merge_events(spark: SparkSession, rows: DataFrame, location: str) -> int:
+    """Insert the events of ``rows`` that the table does not hold yet (by ``event_id``); returns how many.
+
+    A retried event carries its own ``ts``, so the MERGE matches on it too, and on the batch's ts range as a
+    condition on the table alone: Delta then reads only the files whose ts statistics meet that range (the
+    archive grows in time order), and a MERGE costs the same in year five as on day one (``bench.archive``).
+    """
+    rows = rows.dropDuplicates(["event_id"])
+    # The bounds as text in the session's time zone, read back the same way by the timestamp literals.
+    shape = "yyyy-MM-dd HH:mm:ss.SSSSSS"
+    span = rows.agg(F.date_format(F.min("ts"), shape).alias("lo"), F.date_format(F.max("ts"), shape).alias("hi"))
+    lo, hi = span.first()
+    if lo is None:
+        delta_io.ensure_table(rows, location)  # readers find the table from the first batch on
+        return 0
+    return delta_io.merge_upsert(
+        spark,
+        rows,
+        location,
+        keys=["event_id", "ts"],
+        update=False,
+        evolve=True,  # an archive written before a column was added (``shared``) gains it
+        target_where=f"t.ts >= timestamp'{lo}' AND t.ts <= timestamp'{hi}'",
+    )
+
+
+class ArchiveSink:
+    """foreachBatch: insert-only MERGE on event_id, so replays and duplicate events land once; each batch's
+    accounting in ``stream_batches``."""
+
+    def __init__(self, settings: Settings, app_id: str):
+        self.settings = settings
         self.location = settings.lake_table("events")
+        self.app_id = app_id
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        rows = batch.withColumn("batch_id", F.lit(batch_id).cast("long")).dropDuplicates(["event_id"]).persist()
+        batch = batch.persist()
         try:
-            # evolve: an archive written before a column was added (``shared``) gains it.
-            delta_io.merge_upsert(batch.sparkSession, rows, self.location, keys=["event_id"], update=False, evolve=True)
+            read = batch.count()
+            rejected = {
+                r["reason"]: int(r["count"])
+                for r in batch.filter(F.col("rejected").isNotNull())
+                .groupBy(F.substring("rejected", 1, REASON_CHARS).alias("reason"))
+                .count()
+                .collect()
+            }
+            valid = batch.filter(F.col("rejected").isNull()).drop("rejected")
+            rows = valid.withColumn("batch_id", F.lit(batch_id).cast("long"))
+            inserted = merge_events(batch.sparkSession, rows, self.location)
+            valid_n = read - sum(rejected.values())
+            self.record(batch_id, read=read, archived=inserted, rejected=rejected, duplicates=valid_n - inserted)
         finally:
-            rows.unpersist()
+            batch.unpersist()
+
+    def record(self, batch_id: int, *, read: int, archived: int, rejected: dict[str, int], duplicates: int) -> None:
+        """The batch's accounting in ``stream_batches``: read = archived + rejected + duplicates."""
+        if not read:
+            return
+        doc = {
+            "_id": f"{self.app_id}:{ARCHIVE_NAME}:{batch_id:010d}",
+            "query": ARCHIVE_NAME,
+            "stream": self.app_id,
+            "batch_id": batch_id,
+            "at": datetime.now(UTC),
+            "input_rows": read,
+            "archived": archived,
+            "rejected": sum(rejected.values()),
+            "rejected_by_reason": [{"reason": k, "count": v} for k, v in sorted(rejected.items())],
+            "duplicates": duplicates,
+        }
+        if rejected:
+            log.info("archive batch %s: %s of %s messages rejected (%s)", batch_id, doc["rejected"], read,
+                     "; ".join(f"{v} {k}" for k, v in sorted(rejected.items())))  # fmt: skip
+        with mongo_io.connect(self.settings) as client:
+            db = mongo_io.database(client, self.settings)
+            mongo_io.retrying(
+                lambda: mongo_io.set_fields_many(db, "stream_batches", [doc]),
+                seconds=self.settings.mongo.write_retry_seconds,
+                what="the archive's accounting",
+            )
 
 
-def start_archive(spark: SparkSession, settings: Settings, *, starting_offsets: str = "earliest"):
+def start_archive(spark: SparkSession, settings: Settings, *, app_id: str, starting_offsets: str = "earliest"):
     """Start the query that appends every valid event to the Delta table ``events``."""
     messages = listen_messages(
         spark, settings, starting_offsets=starting_offsets, max_offsets=settings.stream.max_offsets_per_trigger * 10
-    ).select("value", "kafka_partition", "kafka_offset")
+    ).select("user_key", "value", "kafka_partition", "kafka_offset", "kafka_ts_ms")
     rows = messages.mapInPandas(
         archive_rows(
-            str(settings.paths.index_root),
+            executor_root(settings),  # the recommender's index, delivered the same way
             float(settings.stream.max_future_seconds),
-            settings.stream.max_age_days * 86400.0,
+            settings.stream.max_age_s,
+            catalogue_lookup(settings),
         ),
-        EVENTS_SCHEMA,
+        ARCHIVE_ROW_SCHEMA,
     )
     return (
         rows.writeStream.queryName(ARCHIVE_NAME)
-        .foreachBatch(ArchiveSink(settings))
+        .foreachBatch(ArchiveSink(settings, app_id))
         .option("checkpointLocation", settings.checkpoint(ARCHIVE_NAME))
         .trigger(processingTime=f"{settings.stream.archive_trigger_seconds} seconds")
         .start()

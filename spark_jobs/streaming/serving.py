@@ -38,7 +38,7 @@ class Serving:
             return
 
         def write() -> None:
-            db = _client(self.uri, self.timeout_ms)[self.database]
+            db = client(self.uri, self.timeout_ms)[self.database]
             mongo_io.upsert_many(db, "recommendations", docs, clean=False)  # built here: plain values, safe keys
 
         mongo_io.retrying(write, seconds=self.retry_s, what=f"recommendations of {len(docs)} listeners")
@@ -66,7 +66,7 @@ def _writer() -> ThreadPoolExecutor:
         return _writers[0]
 
 
-def _client(uri: str, timeout_ms: int):
+def client(uri: str, timeout_ms: int):
     """One client per Python worker and URI, kept for the worker's life."""
     with _lock:
         if uri not in _clients:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ from index.query import SimilarityIndex
 from recommend.fold import Folded, Rules, fold_batch
 from recommend.rank import recommend_many
 from recommend.taste import Taste
+from spark_jobs.streaming.catalogue import CatalogueLookup
 from spark_jobs.streaming.index_delivery import SHIPPED, shipped_folder
 from spark_jobs.streaming.poison import Quarantine
 from spark_jobs.streaming.rows import dead_rows, listener_document, output_frame, output_rows
@@ -76,24 +78,34 @@ def host_cache(max_listeners: int) -> TasteCache | None:
         return _tastes[0]
 
 
-def current_index(root: str) -> SimilarityIndex | None:
+def current_index(root: str) -> SimilarityIndex:
     """The published version under ``root`` (or the newest one Spark shipped, for SHIPPED), re-resolved at most
-    every INDEX_RECHECK_S seconds."""
+    every INDEX_RECHECK_S seconds; the recommender and the archive both ask here, with the root that
+    ``index_delivery.executor_root`` gives.
+
+    A version that cannot be resolved or opened keeps the last good one; a worker that has none at all
+    raises :class:`IndexError_`, which fails the task and stops the query with the reason: the stream
+    only starts once a version is published, so an executor that cannot see one is misconfigured.
+    """
     now = time.monotonic()
     with _cache_lock:
-        if _cache["root"] == root and now - _cache["checked"] < INDEX_RECHECK_S:
+        if _cache["root"] == root and _cache["index"] is not None and now - _cache["checked"] < INDEX_RECHECK_S:
             return _cache["index"]
-        _cache["root"], _cache["checked"] = root, now
+        if _cache["root"] != root:
+            _cache.update(root=root, folder=None, index=None)
+        _cache["checked"] = now
         try:
             folder = shipped_folder() if root == SHIPPED else store.resolve(Path(root), None)
-        except IndexError_:
-            return _cache["index"]  # keep serving the last good version
-        if folder != _cache["folder"]:
-            try:
+            if folder != _cache["folder"]:
                 _cache["index"], _cache["folder"] = SimilarityIndex(folder), folder
-            except IndexError_ as exc:
-                log.warning("index %s not usable, keeping the previous one: %s",
-                                                            folder, exc)  # fmt: skip
+        except IndexError_ as exc:
+            if _cache["index"] is None:
+                raise IndexError_(
+                    f"no index version can be opened on {socket.gethostname()} ({exc}); with stream.index_delivery: "
+                    f"path every executor must see paths.index_root ({root}) at the same path; "
+                    "stream.index_delivery: spark ships the versions instead"
+                ) from exc
+            log.warning("index under %s not usable, keeping %s: %s", root, _cache["folder"], exc)
         return _cache["index"]
 
 
@@ -112,11 +124,13 @@ class TasteBuckets(StatefulProcessor):
         half_life_ms: float,
         k: int,
         serving: Serving,
+        lookup: CatalogueLookup | None = None,
         quarantine: Quarantine | None = None,
         query_key: str = "",
         cache_listeners: int = 0,
     ):
         self.serving = serving
+        self.lookup = lookup  # the catalogue, for track ids the index's snapshot lacks
         self.query_key = query_key  # which checkpoint: the host's copy of the tastes is per query and bucket
         self.cache_listeners = cache_listeners
         self.index_root = index_root
@@ -186,7 +200,7 @@ class TasteBuckets(StatefulProcessor):
             finally:
                 read_ms[0] = (time.perf_counter() - started) * 1000
 
-        folded, dead = fold_batch(frame, read, index, self._rules(), half_life_ms=self.half_life_ms)
+        folded, dead = fold_batch(frame, read, index, self._rules(), half_life_ms=self.half_life_ms, lookup=self.lookup)
         t2 = time.perf_counter()
         changed = [f for f in folded if f.changed]
         # Recommend a chunk, hand its documents to the writer thread, recommend the next: the serving

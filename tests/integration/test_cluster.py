@@ -123,6 +123,29 @@ def submit(cluster: dict, env: dict[str, str], *job: str, log: Path, timeout: fl
     return run.stdout.decode(errors="replace").splitlines()
 
 
+def bare_python(folder: Path) -> Path:
+    """A Python with Earshot's dependencies on its path but not Earshot (a cluster's own interpreter)."""
+    subprocess.run(["python3.11", "-m", "venv", "--without-pip", str(folder)], check=True)
+    site = next((REPO_ROOT / ".venv" / "lib").glob("python*/site-packages"))
+    # A path line in a .pth file is put on sys.path without reading that folder's own .pth files, so the
+    # checkout's editable install (a .pth of the venv) is not.
+    next((folder / "lib").glob("python*/site-packages")).joinpath("deps.pth").write_text(f"{site}\n")
+    probe = subprocess.run([str(folder / "bin" / "python"), "-c", "import numpy, spark_jobs"], cwd=folder,
+                           capture_output=True, text=True)  # fmt: skip
+    assert "No module named 'spark_jobs'" in probe.stderr, probe.stderr
+    return folder / "bin" / "python"
+
+
+def archived(settings) -> set[str]:
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return set(DeltaTable(settings.lake_table("events")).to_pandas(columns=["event_id"])["event_id"])
+    except TableNotFoundError:
+        return set()
+
+
 def executor_dirs(cluster: dict) -> list[Path]:
     """Each executor's folder on the workers: app-*/<executor id>/ (what the master handed out)."""
     return [d for w in cluster["work_dirs"] for app in w.glob("app-*") for d in app.iterdir() if d.is_dir()]
@@ -158,11 +181,17 @@ def test_the_pipeline_and_the_stream_run_on_a_standalone_cluster(stack, cluster,
         analysed = {"features": {"$exists": True}}
         features = db["tracks"].count_documents(analysed)
         assert features >= 10, f"the executors wrote features of {features} tracks to Mongo"
+        # The stream runs with the cluster's own Python (spark.python_env: none), one that has Earshot's
+        # dependencies but not Earshot: the executors get the code from --py-files, and so must the Python
+        # the driver's JVM starts to set up the stateful processor.
         stream_log = tmp_path / "stream.log"
+        python = bare_python(tmp_path / "cluster-python")
         command = [str(REPO_ROOT / "spark-submit.sh"), "--master", cluster["url"], "--executor-memory", "768m",
-                   "stream", "--run-seconds", "150"]  # fmt: skip
-        proc = subprocess.Popen(command, env=env, stdout=stream_log.open("wb"), stderr=subprocess.STDOUT,
+                   "--conf", f"spark.pyspark.python={python}", "stream", "--run-seconds", "150"]  # fmt: skip
+        own = {**env, "EARSHOT__SPARK__PYTHON_ENV": "none"}
+        proc = subprocess.Popen(command, env=own, stdout=stream_log.open("wb"), stderr=subprocess.STDOUT,
                                 start_new_session=True)  # fmt: skip
+        sent: set[str] = set()
         try:
             ids = [int(d["_id"]) for d in db["tracks"].find(analysed, {"_id": 1}).limit(6)]
             users = ["cluster-a", "cluster-b", "cluster-c"]
@@ -170,7 +199,9 @@ def test_the_pipeline_and_the_stream_run_on_a_standalone_cluster(stack, cluster,
             with ListenProducer(settings.kafka.bootstrap_servers, topic=settings.kafka.listens_topic) as producer:
                 while time.monotonic() < deadline and db["recommendations"].count_documents({}) < len(users):
                     for i, user in enumerate(users):
-                        producer.send(new_event(user_id=user, track_id=ids[i % len(ids)], type="like"))
+                        event = new_event(user_id=user, track_id=ids[i % len(ids)], type="like")
+                        producer.send(event)
+                        sent.add(event["event_id"])
                     producer.flush()
                     time.sleep(3)
             wait_for(
@@ -182,6 +213,9 @@ def test_the_pipeline_and_the_stream_run_on_a_standalone_cluster(stack, cluster,
             assert "earshot-stream" in running, f"the stream is not a cluster app: {running}"
             shipped = [p for d in executor_dirs(cluster) for p in d.glob("index-v*/v*/manifest.json")]
             assert shipped, "the index version reached the stream's executors through Spark"
+            # The archive's executors take the index the way the recommender's do: every event lands in Delta.
+            wait_for(lambda: archived(settings) >= sent, timeout=90,
+                     what=f"all {len(sent)} events in Delta events (log: {stream_log})")  # fmt: skip
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)

@@ -13,7 +13,7 @@ from pyspark.sql.pandas.types import to_arrow_type
 from events.producer import new_event
 from index.local import build_version
 from index.synthetic import COLUMNS, synthetic_catalogue
-from spark_jobs.streaming.archive import EVENTS_SCHEMA, archive_rows
+from spark_jobs.streaming.archive import ARCHIVE_ROW_SCHEMA, archive_rows
 
 pytestmark = pytest.mark.unit
 
@@ -39,8 +39,9 @@ def test_a_batch_where_no_event_has_an_optional_field_still_converts_for_spark(t
     ]
     for events in batches:
         rows = archived(tmp_path, events)
-        assert list(rows.columns) == [f.name for f in EVENTS_SCHEMA.fields] and len(rows) == 1
-        for f in EVENTS_SCHEMA.fields:
+        assert list(rows.columns) == [f.name for f in ARCHIVE_ROW_SCHEMA.fields] and len(rows) == len(events)
+        assert rows["rejected"].isna().sum() == 1
+        for f in ARCHIVE_ROW_SCHEMA.fields:
             if f.name != "ts":
                 converted = pa.Array.from_pandas(rows[f.name], type=to_arrow_type(f.dataType))
                 assert isinstance(converted, pa.Array), f.name  # not a ChunkedArray, which Spark refuses

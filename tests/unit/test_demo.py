@@ -36,10 +36,11 @@ def test_an_unchanged_library_with_a_published_index_skips_the_pipeline(tmp_path
     assert not demo.pipeline_is_current(settings, stamp), "a changed file runs the pipeline again"
 
 
-def test_the_background_is_stream_simulator_and_dashboard_on_loopback():
+def test_the_background_is_stream_simulator_api_server_and_dashboard_on_loopback():
     args = argparse.Namespace(master="local[2]", port=8600, rate=2.0)
     parts = dict(demo.background(load_settings({}), args))
-    assert list(parts) == ["stream", "simulate", "dashboard"]
+    assert list(parts) == ["stream", "simulate", "serve", "dashboard"]
+    assert parts["serve"][-1] == "serve" and load_settings({}).api.host == "127.0.0.1"
     assert parts["dashboard"][parts["dashboard"].index("--server.address") + 1] == "127.0.0.1"
     assert "8600" in parts["dashboard"]
 

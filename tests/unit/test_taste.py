@@ -183,12 +183,6 @@ def test_a_user_id_that_disagrees_with_the_grouping_key_is_rejected(index: Simil
     assert not folded and dead[0]["reason"] == "user_id is not a plain JSON string"
 
 
-def test_without_an_index_every_event_is_a_dead_letter():
-    frame = messages_frame([json.dumps(new_event(user_id="u", track_id=1, type="play")).encode()])
-    folded, dead = fold_batch(frame, {}, None, rules(), half_life_ms=HOUR_MS)
-    assert not folded and len(dead) == 1 and "no index" in dead[0]["reason"]
-
-
 def test_stored_items_are_parallel_arrays_that_read_back_as_the_ranked_items():
     from recommend.items import items_of, stored_items
 

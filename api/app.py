@@ -1,0 +1,132 @@
+"""Earshot's OpenSubsonic server: one route per call (``/rest/<name>`` and ``/rest/<name>.view``), GET or POST.
+
+Each call goes through the same steps: its parameters (query string, and the
+form body of a POST: the ``formPost`` extension) become one :class:`api.call.Call`;
+authentication (``api.auth``) names the listener, except for the calls the spec
+leaves open; a handler returns a :class:`api.respond.Reply` (or, for audio and
+covers, a Starlette response) and :func:`api.respond.encode` writes it as XML,
+JSON or JSONP. Errors are values with the protocol's codes; a database or broker
+that does not answer is a clear error, never a hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api import annotate, browse, discover, media, playlists
+from api.auth import authenticate
+from api.call import Call
+from api.context import Context
+from api.respond import GENERIC, NOT_FOUND, ApiError, Reply, encode, envelope
+
+log = logging.getLogger("earshot.api")
+MAX_FORM_BYTES = 1 << 20
+
+Handler = Callable[[Context, Call], "Reply | Response"]
+HANDLERS: dict[str, Handler] = {
+    "ping": browse.ping,
+    "getLicense": browse.get_license,
+    "getOpenSubsonicExtensions": browse.get_open_subsonic_extensions,
+    "getMusicFolders": browse.get_music_folders,
+    "getIndexes": browse.get_indexes,
+    "getArtists": browse.get_artists,
+    "getArtist": browse.get_artist,
+    "getAlbum": browse.get_album,
+    "getSong": browse.get_song,
+    "getAlbumList2": browse.get_album_list2,
+    "getGenres": browse.get_genres,
+    "getSongsByGenre": browse.get_songs_by_genre,
+    "getRandomSongs": browse.get_random_songs,
+    "search3": browse.search3,
+    "getUser": browse.get_user,
+    "stream": media.stream,
+    "download": media.download,
+    "getCoverArt": media.get_cover_art,
+    "scrobble": annotate.scrobble,
+    "reportPlayback": annotate.report_playback,
+    "star": annotate.star,
+    "unstar": annotate.unstar,
+    "setRating": annotate.set_rating,
+    "getStarred2": annotate.get_starred2,
+    "getPlayQueue": annotate.get_play_queue,
+    "savePlayQueue": annotate.save_play_queue,
+    "getSimilarSongs": discover.get_similar_songs,
+    "getSimilarSongs2": discover.get_similar_songs2,
+    "getSonicSimilarTracks": discover.get_sonic_similar_tracks,
+    "findSonicPath": discover.find_sonic_path,
+    "getTopSongs": discover.get_top_songs,
+    "getPlaylists": playlists.get_playlists,
+    "getPlaylist": playlists.get_playlist,
+    "createPlaylist": playlists.create_playlist,
+    "updatePlaylist": playlists.update_playlist,
+    "deletePlaylist": playlists.delete_playlist,
+}
+OPEN = {"getOpenSubsonicExtensions"}  # the spec: no authentication
+
+
+async def parameters(request: Request) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        params.setdefault(key, []).append(value)
+    if request.method == "POST" and request.headers.get("content-type", "").startswith(
+        "application/x-www-form-urlencoded"
+    ):
+        body = await request.body()
+        if len(body) > MAX_FORM_BYTES:
+            raise ApiError(GENERIC, "the form is too large")
+        from urllib.parse import parse_qsl
+
+        for key, value in parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True):
+            params.setdefault(key, []).append(value)
+    return params
+
+
+def build_app(ctx: Context) -> Starlette:
+    async def endpoint(request: Request) -> Response:
+        name = request.path_params["name"].removesuffix(".view")
+        params: dict[str, list[str]] = {}
+        try:
+            params = await parameters(request)
+            handler = HANDLERS.get(name)
+            if handler is None:
+                raise ApiError(NOT_FOUND, f"unknown call {name[:40]!r}")
+            call = Call(params=params, client=(params.get("c") or [None])[0],
+                        headers={k.lower(): v for k, v in request.headers.items()})  # fmt: skip
+            if name not in OPEN:
+                call.user = await run_in_threadpool(authenticate, ctx, call)
+            result = await run_in_threadpool(handler, ctx, call)
+            if isinstance(result, Response):
+                return result
+            body = envelope(result.payload)
+        except ApiError as exc:
+            body = envelope(None, exc)
+        except Exception as exc:  # noqa: BLE001 - every call gets an answer in the protocol, said why
+            body = envelope(None, ApiError(GENERIC, _plain(exc)))
+            log.exception("%s failed", name)
+        fmt = (params.get("f") or ["xml"])[0]
+        content, media_type = encode(body, fmt, (params.get("callback") or [None])[0])
+        return Response(content, media_type=media_type)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        ctx.close()
+
+    routes = [Route("/rest/{name}", endpoint, methods=["GET", "POST"])]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _plain(exc: Exception) -> str:
+    from pymongo.errors import PyMongoError
+
+    if isinstance(exc, PyMongoError):
+        return f"the database did not answer ({type(exc).__name__}); try again"
+    return f"{type(exc).__name__}: {exc}"[:300]

@@ -1,0 +1,214 @@
+"""Browsing and syncing: the server's identity, folders, artists, albums, songs, genres, lists and search3."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from api.call import Call, song_id
+from api.context import Context
+from api.library import Album, Song
+from api.respond import MISSING, NOT_FOUND, ApiError, Reply
+
+FOLDER = {"id": 1, "name": "Music"}
+EXTENSIONS = [
+    {"name": "apiKeyAuthentication", "versions": [1]},
+    {"name": "formPost", "versions": [1]},
+    {"name": "playbackReport", "versions": [1]},
+    {"name": "sonicSimilarity", "versions": [1]},
+    # No transcodeOffset, transcoding or songLyrics: stream serves the original file (see the README).
+]
+IGNORED_ARTICLES = ("The ", "A ", "An ")
+
+
+def ping(ctx: Context, call: Call) -> Reply:
+    return Reply()
+
+
+def get_license(ctx: Context, call: Call) -> Reply:
+    return Reply({"license": {"valid": True}})
+
+
+def get_open_subsonic_extensions(ctx: Context, call: Call) -> Reply:
+    return Reply({"openSubsonicExtensions": EXTENSIONS})
+
+
+def get_music_folders(ctx: Context, call: Call) -> Reply:
+    return Reply({"musicFolders": {"musicFolder": [FOLDER]}})
+
+
+def _index_letter(name: str) -> str:
+    for article in IGNORED_ARTICLES:
+        if name.startswith(article) and len(name) > len(article):
+            name = name[len(article) :]
+            break
+    first = name[:1].upper()
+    return first if first.isalpha() else "#"
+
+
+def _artist_index(ctx: Context) -> list[dict]:
+    groups: dict[str, list[dict]] = {}
+    for artist in sorted(ctx.library.fresh().artists.values(), key=lambda a: a.name.lower()):
+        groups.setdefault(_index_letter(artist.name), []).append(artist.entry())
+    return [{"name": letter, "artist": artists} for letter, artists in sorted(groups.items())]
+
+
+def get_artists(ctx: Context, call: Call) -> Reply:
+    return Reply({"artists": {"ignoredArticles": " ".join(a.strip() for a in IGNORED_ARTICLES),
+                              "index": _artist_index(ctx)}})  # fmt: skip
+
+
+def get_indexes(ctx: Context, call: Call) -> Reply:
+    return Reply({"indexes": {"ignoredArticles": " ".join(a.strip() for a in IGNORED_ARTICLES), "lastModified": 0,
+                              "index": _artist_index(ctx)}})  # fmt: skip
+
+
+def get_artist(ctx: Context, call: Call) -> Reply:
+    artist = ctx.library.fresh().artists.get(call.need("id"))
+    if artist is None:
+        raise ApiError(NOT_FOUND, "artist not found")
+    return Reply({"artist": {**artist.entry(), "album": [a.entry() for a in artist.albums]}})
+
+
+def album_of(ctx: Context, album_id: str) -> Album:
+    album = ctx.library.fresh().albums.get(album_id)
+    if album is None:
+        raise ApiError(NOT_FOUND, "album not found")
+    return album
+
+
+def song_of(ctx: Context, raw: str) -> Song:
+    song = ctx.library.fresh().songs.get(song_id(raw))
+    if song is None:
+        raise ApiError(NOT_FOUND, f"song not found: {raw[:40]!r}")
+    ctx.library.file_size(song)
+    return song
+
+
+def entries(ctx: Context, songs: list[Song]) -> list[dict]:
+    for s in songs:
+        ctx.library.file_size(s)
+    return [s.entry() for s in songs]
+
+
+def get_album(ctx: Context, call: Call) -> Reply:
+    album = album_of(ctx, call.need("id"))
+    entry = album.entry()
+    entry["song"] = entries(ctx, album.songs)
+    return Reply({"album": entry})
+
+
+def get_song(ctx: Context, call: Call) -> Reply:
+    return Reply({"song": song_of(ctx, call.need("id")).entry()})
+
+
+def get_genres(ctx: Context, call: Call) -> Reply:
+    lib = ctx.library.fresh()
+    songs = Counter(s.genre for s in lib.songs.values() if s.genre)
+    albums = Counter(a.entry()["genre"] for a in lib.albums.values())
+    genres = [{"value": g, "songCount": n, "albumCount": albums.get(g, 0)} for g, n in sorted(songs.items())]
+    return Reply({"genres": {"genre": genres}})
+
+
+def get_songs_by_genre(ctx: Context, call: Call) -> Reply:
+    genre = call.need("genre")
+    count, offset = call.integer("count", 10, lo=0, hi=500), call.integer("offset", 0, lo=0)
+    songs = [s for s in ctx.library.fresh().song_order if s.genre == genre][offset : offset + count]
+    return Reply({"songsByGenre": {"song": entries(ctx, songs)}})
+
+
+def get_random_songs(ctx: Context, call: Call) -> Reply:
+    size = call.integer("size", 10, lo=0, hi=500)
+    genre, lo, hi = call.one("genre"), call.integer("fromYear", 0), call.integer("toYear", 10**5)
+    any_year = lo == 0 and hi == 10**5
+
+    def fits(s: Song) -> bool:
+        return (not genre or s.genre == genre) and (any_year or bool(s.year and lo <= s.year <= hi))
+
+    pool = [s for s in ctx.library.fresh().songs.values() if fits(s)]
+    return Reply({"randomSongs": {"song": entries(ctx, random.sample(pool, min(size, len(pool))))}})
+
+
+def get_album_list2(ctx: Context, call: Call) -> Reply:
+    from connectors import annotations
+
+    kind = call.need("type")
+    size, offset = call.integer("size", 10, lo=0, hi=500), call.integer("offset", 0, lo=0)
+    albums = list(ctx.library.fresh().albums.values())
+    if kind == "random":
+        chosen = random.sample(albums, min(size, len(albums)))
+        return Reply({"albumList2": {"album": [a.entry() for a in chosen]}})
+    if kind == "newest":
+        albums.sort(key=lambda a: a.entry()["created"] or "", reverse=True)
+    elif kind == "alphabeticalByName":
+        albums.sort(key=lambda a: a.name.lower())
+    elif kind == "alphabeticalByArtist":
+        albums.sort(key=lambda a: (a.artist.lower(), a.name.lower()))
+    elif kind == "starred":
+        stars = annotations.starred(ctx.db, call.user)
+        albums = sorted((a for a in albums if a.id in stars), key=lambda a: stars[a.id], reverse=True)
+    elif kind in ("frequent", "recent"):
+        albums = _played_albums(ctx, call.user, albums, recent=kind == "recent")
+    elif kind == "byGenre":
+        genre = call.need("genre")
+        albums = [a for a in albums if any(s.genre == genre for s in a.songs)]
+    elif kind == "byYear":
+        lo, hi = call.integer("fromYear"), call.integer("toYear")
+        years = {a.id: a.entry()["year"] for a in albums}
+        albums = [a for a in albums if years[a.id] and min(lo, hi) <= years[a.id] <= max(lo, hi)]
+        albums.sort(key=lambda a: years[a.id], reverse=lo > hi)
+    else:
+        raise ApiError(MISSING, f"unknown list type {kind[:40]!r}")
+    return Reply({"albumList2": {"album": [a.entry() for a in albums[offset : offset + size]]}})
+
+
+def _played_albums(ctx: Context, user: str, albums: list[Album], *, recent: bool) -> list[Album]:
+    """Albums by the listener's plays: the stream's profile keeps their recent tracks."""
+    doc = ctx.db["recommendations"].find_one({"_id": user}, {"profile": 1}) or {}
+    recent_tracks = (doc.get("profile") or {}).get("recent_tracks") or []
+    lib = ctx.library
+    order = [lib.songs[t].album_id for t in reversed(recent_tracks) if t in lib.songs]
+    counts = Counter(order)
+    ranked = list(dict.fromkeys(order)) if recent else [a for a, _ in counts.most_common()]
+    return [lib.albums[a] for a in ranked if a in lib.albums]
+
+
+def search3(ctx: Context, call: Call) -> Reply:
+    """Artists, albums and songs whose names hold every word of ``query``; an empty query (Symfonium's ``""``)
+    matches everything, so a client can sync the whole library page by page."""
+    lib = ctx.library.fresh()
+    words = [w for w in (call.one("query") or "").strip().strip('"').lower().split() if w != "*"]
+
+    def matches(*texts: str) -> bool:
+        hay = " ".join(texts).lower()
+        return all(w in hay for w in words)
+
+    def page(items: list, prefix: str, default: int) -> list:
+        count = call.integer(f"{prefix}Count", default, lo=0, hi=10_000)
+        offset = call.integer(f"{prefix}Offset", 0, lo=0)
+        return items[offset : offset + count]
+
+    artists = sorted(lib.artists.values(), key=lambda a: a.name.lower())
+    albums = sorted(lib.albums.values(), key=lambda a: (a.artist.lower(), a.name.lower()))
+    songs = lib.song_order
+    if words:
+        artists = [a for a in artists if matches(a.name)]
+        albums = [a for a in albums if matches(a.name, a.artist)]
+        songs = [s for s in songs if matches(s.title, s.artist, s.album)]
+    return Reply({"searchResult3": {
+        "artist": [a.entry() for a in page(artists, "artist", 20)],
+        "album": [a.entry() for a in page(albums, "album", 20)],
+        "song": entries(ctx, page(songs, "song", 20)),
+    }})  # fmt: skip
+
+
+def get_user(ctx: Context, call: Call) -> Reply:
+    name = call.one("username") or call.user
+    if name != call.user:
+        from api.respond import NOT_AUTHORISED
+
+        raise ApiError(NOT_AUTHORISED, "a listener can read only their own account")
+    return Reply({"user": {"username": name, "scrobblingEnabled": True, "adminRole": False, "settingsRole": False,
+                           "downloadRole": True, "uploadRole": False, "playlistRole": True, "coverArtRole": False,
+                           "commentRole": False, "podcastRole": False, "streamRole": True, "jukeboxRole": False,
+                           "shareRole": False, "videoConversionRole": False, "folder": [1]}})  # fmt: skip

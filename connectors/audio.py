@@ -1,0 +1,49 @@
+"""A catalogued track's audio file, by catalogue id only: what the dashboard and the API serve.
+
+The path comes from the catalogue (Mongo ``tracks.audio_path``), never from a
+request, and must lie under ``paths.library_root`` with a known audio suffix;
+anything else is refused with :class:`AudioRefused`, and nothing is read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conf.settings import Settings, is_uri
+
+AUDIO_TYPES = {
+    ".mp3": "audio/mpeg",
+    ".ogg": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".flac": "audio/flac",
+    ".wav": "audio/wav",
+}
+
+
+class AudioRefused(ValueError):
+    """The audio of a track cannot be served; the message says why."""
+
+
+def track_number(track_id: object) -> int:
+    """A catalogue id from a request value (an int, or a string of digits), else :class:`AudioRefused`."""
+    if isinstance(track_id, bool) or not isinstance(track_id, (int, str)) and not hasattr(track_id, "__index__"):
+        raise AudioRefused(f"audio is served by catalogue id only, not {track_id!r}")
+    if isinstance(track_id, str) and not (track_id.isascii() and track_id.isdigit() and len(track_id) <= 19):
+        raise AudioRefused(f"audio is served by catalogue id only, not {track_id!r}")
+    return int(track_id)
+
+
+def audio_path(db, settings: Settings, track_id: object) -> tuple[Path, str]:
+    """The file of a catalogued track and its MIME type."""
+    tid = track_number(track_id)
+    doc = db["tracks"].find_one({"_id": tid}, {"audio_path": 1})
+    if not doc or not doc.get("audio_path"):
+        raise AudioRefused(f"track {tid} is not in the catalogue")
+    location = doc["audio_path"]
+    if is_uri(location) and not location.startswith("file:"):
+        raise AudioRefused(f"track {tid}'s audio is at {location}, which this server cannot read")
+    path = Path(location.removeprefix("file:")).resolve()
+    library = Path(settings.paths.library_root).resolve()
+    if library not in path.parents or path.suffix.lower() not in AUDIO_TYPES or not path.is_file():
+        raise AudioRefused(f"track {tid}'s audio file is not available")
+    return path, AUDIO_TYPES[path.suffix.lower()]

@@ -1,0 +1,37 @@
+"""Listener accounts in Mongo ``users`` (``_id`` = the name, which is also the listener id in events)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.database import Database
+
+COLLECTION = "users"
+
+
+def add(db: Database, name: str, credentials: dict[str, Any]) -> None:
+    """A new account; raises ValueError when the name is taken."""
+    if db[COLLECTION].find_one({"_id": name}, {"_id": 1}):
+        raise ValueError(f"user {name!r} already exists")
+    db[COLLECTION].insert_one({"_id": name, "created_at": datetime.now(UTC), **credentials})
+
+
+def replace_credentials(db: Database, name: str, credentials: dict[str, Any]) -> bool:
+    return db[COLLECTION].update_one({"_id": name}, {"$set": credentials}).matched_count == 1
+
+
+def get(db: Database, name: str) -> dict[str, Any] | None:
+    return db[COLLECTION].find_one({"_id": name})
+
+
+def by_api_key_hash(db: Database, digest: str) -> dict[str, Any] | None:
+    return db[COLLECTION].find_one({"api_key_sha256": digest})
+
+
+def names(db: Database) -> list[str]:
+    return sorted(d["_id"] for d in db[COLLECTION].find({}, {"_id": 1}))
+
+
+def remove(db: Database, name: str) -> bool:
+    return db[COLLECTION].delete_one({"_id": name}).deleted_count == 1

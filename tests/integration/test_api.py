@@ -1,0 +1,310 @@
+"""The OpenSubsonic server over real HTTP, with a third-party Subsonic client (py-sonic) and raw requests.
+
+The server runs as ``./spark-submit.sh serve`` against the real FerretDB and broker; the catalogue is a
+synthetic genre-structured library in Mongo ``tracks`` (some with real WAV files under the library root)
+and its index; the recommender stream runs beside it (real Spark), so a player's plays, stars and skips
+go through Kafka and come back as that listener's live recommendations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conf.settings import load_settings
+from connectors import mongo_io
+from index.query import SimilarityIndex
+from tests.integration.streaming import publish_synthetic_index, stream_environ, wait_for
+
+pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.spark]
+NS = "{http://subsonic.org/restapi}"
+WITH_AUDIO = 12  # tracks that get a real WAV file
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_job(repo_root: Path, env: dict, *args: str) -> str:
+    out = subprocess.run([str(repo_root / "spark-submit.sh"), *args], env=env, capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def credentials_of(line: str) -> tuple[str, str]:
+    """(password, API key) from ``user add``'s line."""
+    words = line.split()
+    return words[words.index("password:") + 1], words[words.index("key:") + 1]
+
+
+@pytest.fixture(scope="module")
+def api(stack, spark, repo_root, tmp_path_factory) -> Iterator[dict]:
+    from spark_jobs import stream
+
+    root = tmp_path_factory.mktemp("api")
+    library = root / "library"
+    env = stream_environ(root, "api", EARSHOT_LIBRARY_ROOT=str(library))
+    settings = load_settings(env)
+    publish_synthetic_index(settings)
+    index = SimilarityIndex.open(settings.paths.index_root)
+    client = mongo_io.connect(settings)
+    db = mongo_io.database(client, settings)
+    docs = []
+    for i, (tid, track) in enumerate(sorted(index.catalogue.tracks.items())):
+        album = f"{track.artist} album {tid % 3}"
+        doc = {"_id": tid, "title": track.title, "artist_name": track.artist, "album_title": album,
+               "genre_top": track.genre, "duration_s": 30.0, "track_number": tid % 10 + 1,
+               "year": 2000 + tid % 20}  # fmt: skip
+        if i < WITH_AUDIO:
+            path = library / track.genre / f"{tid}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            t = np.linspace(0, 2.0, 44100, endpoint=False)
+            sf.write(path, 0.2 * np.sin(2 * np.pi * (220 + tid) * t), 22050)
+            doc["audio_path"] = str(path)
+        docs.append(doc)
+    mongo_io.set_fields_many(db, "tracks", docs)
+    password_line = run_job(repo_root, env, "user", "add", "alice")
+    password, api_key = credentials_of(password_line)
+    run_job(repo_root, env, "user", "add", "bob", "--password", "bobs secret")
+    queries, sink = stream.start(spark, settings)
+    port = free_port()
+    log = root / "serve.log"
+    server = subprocess.Popen([str(repo_root / "spark-submit.sh"), "serve", "--port", str(port)], env=env,
+                              stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    base = f"http://127.0.0.1:{port}/rest/"
+    try:
+        wait_for(lambda: _answers(base), timeout=60, what=f"the API server (log: {log})")
+        yield {"base": base, "port": port, "password": password, "api_key": api_key, "db": db, "index": index,
+               "settings": settings, "library": library, "docs": docs}  # fmt: skip
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        stream.stop(spark, queries, sink)
+        client.drop_database(settings.mongo.database)
+        client.close()
+
+
+def _answers(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(base + "getOpenSubsonicExtensions?f=json", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def get(api: dict, call: str, *, auth: dict | None = None, headers: dict | None = None, **params):
+    """A raw GET; (status, headers, body bytes)."""
+    auth = {"apiKey": api["api_key"]} if auth is None else auth
+    query = urllib.parse.urlencode({"v": "1.16.1", "c": "tests", **auth, **params}, doseq=True)
+    request = urllib.request.Request(api["base"] + call + "?" + query, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+def answer(api: dict, call: str, **kw) -> dict:
+    status, _, body = get(api, call, f="json", **kw)
+    assert status == 200
+    return json.loads(body)["subsonic-response"]
+
+
+def sonic(api: dict, user: str = "alice", password: str | None = None):
+    import libsonic
+
+    return libsonic.Connection("http://127.0.0.1", user, password or api["password"], port=api["port"],
+                               appName="tests")  # fmt: skip
+
+
+def test_a_subsonic_client_syncs_the_whole_library_by_empty_search3_paging(api):
+    conn = sonic(api)
+    assert conn.ping()
+    seen, offset = [], 0
+    while True:
+        page = conn.search3("", artistCount=0, albumCount=0, songCount=100, songOffset=offset)["searchResult3"]
+        songs = page.get("song", [])
+        if not songs:
+            break
+        seen += [s["id"] for s in songs]
+        offset += len(songs)
+    assert sorted(map(int, seen)) == sorted(d["_id"] for d in api["docs"]) and len(set(seen)) == len(seen)
+    artists = answer(api, "getArtists")["artists"]["index"]
+    names = {a["name"] for group in artists for a in group["artist"]}
+    assert names == {d["artist_name"] for d in api["docs"]}
+    album_id = artists[0]["artist"][0]["id"]
+    albums = answer(api, "getArtist", id=album_id)["artist"]["album"]
+    songs = answer(api, "getAlbum", id=albums[0]["id"])["album"]["song"]
+    assert songs and all(s["albumId"] == albums[0]["id"] for s in songs)
+
+
+def test_xml_answers_are_well_formed_with_the_names_clients_expect(api):
+    status, headers, body = get(api, "getSong", id=str(api["docs"][0]["_id"]))
+    root = ET.fromstring(body)
+    assert status == 200 and headers["Content-Type"].startswith("text/xml")
+    assert root.tag == NS + "subsonic-response" and root.get("status") == "ok"
+    assert root.get("openSubsonic") == "true" and root.get("type") == "earshot" and root.get("version")
+    song = root.find(NS + "song")
+    assert song is not None and song.get("id") == str(api["docs"][0]["_id"])
+    for name in ("title", "artist", "album", "albumId", "artistId", "duration", "suffix", "contentType", "path",
+                 "size", "genre", "coverArt", "isDir"):  # fmt: skip
+        assert song.get(name), name
+    assert song.get("contentType") == "audio/wav" and song.get("isDir") == "false"
+    _, _, body = get(api, "getGenres")
+    genres = ET.fromstring(body).find(NS + "genres")
+    assert {g.text for g in genres.findall(NS + "genre")} == {d["genre_top"] for d in api["docs"]}
+    _, headers, body = get(api, "ping", f="jsonp", callback="cb")
+    assert body.startswith(b"cb(") and headers["Content-Type"].startswith("application/javascript")
+
+
+def test_stream_serves_the_original_file_with_range_requests(api):
+    doc = api["docs"][0]
+    data = Path(doc["audio_path"]).read_bytes()
+    status, headers, body = get(api, "stream", id=str(doc["_id"]))
+    assert status == 200 and body == data and headers["Content-Type"] == "audio/wav"
+    status, headers, body = get(api, "stream", id=str(doc["_id"]), headers={"Range": "bytes=100-1099"})
+    assert status == 206 and body == data[100:1100]
+    assert headers["Content-Range"] == f"bytes 100-1099/{len(data)}" and headers["Content-Length"] == "1000"
+    status, headers, body = get(api, "download", id=str(doc["_id"]), headers={"Range": "bytes=-10"})
+    assert status == 206 and body == data[-10:]
+    status, _, _ = get(api, "stream", id=str(doc["_id"]), headers={"Range": f"bytes={len(data) + 5}-"})
+    assert status == 416
+    for bad in ("../../../etc/passwd", "/etc/passwd", "99999999", "1e3", ""):
+        status, headers, body = get(api, "stream", id=bad, f="json")
+        error = json.loads(body)["subsonic-response"]
+        assert error["status"] == "failed" and error["error"]["code"] in (10, 70), bad
+        assert "etc/passwd" not in body.decode() or "not found" in body.decode()
+    status, headers, body = get(api, "getCoverArt", id=api["docs"][0]["_id"], size=64)
+    assert status == 200 and headers["Content-Type"] == "image/png" and body[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_authentication_token_api_key_and_the_protocols_error_codes(api):
+    import hashlib
+
+    salt = "c19b2d"
+    token = hashlib.md5((api["password"] + salt).encode()).hexdigest()
+    assert answer(api, "ping", auth={"u": "alice", "t": token, "s": salt})["status"] == "ok"
+    hexed = "enc:" + b"bobs secret".hex()
+    assert answer(api, "ping", auth={"u": "bob", "p": hexed})["status"] == "ok"
+    assert answer(api, "ping", auth={"u": "bob", "p": "bobs secret"})["status"] == "ok"
+
+    def code(**auth) -> int:
+        reply = answer(api, "ping", auth=auth)
+        assert reply["status"] == "failed" and reply["error"]["helpUrl"]
+        return reply["error"]["code"]
+
+    assert code(u="alice", p="wrong") == 40
+    assert code(u="nobody", t=token, s=salt) == 40
+    assert code(u="alice", t="0" * 32, s=salt) == 40
+    assert code(apiKey="not-a-key") == 44
+    assert code(apiKey=api["api_key"], u="alice") == 43
+    assert code(u="alice") == 10
+    assert code() == 10
+    extensions = answer(api, "getOpenSubsonicExtensions", auth={})["openSubsonicExtensions"]
+    assert {"apiKeyAuthentication", "playbackReport", "sonicSimilarity", "formPost"} <= {e["name"] for e in extensions}
+    assert api["db"]["users"].find_one({"_id": "alice"}).get("password") is None, "no clear password is stored"
+
+
+def test_someone_elses_playlist_is_refused(api):
+    bob = sonic(api, "bob", "bobs secret")
+    ids = [str(d["_id"]) for d in api["docs"][:3]]
+    made = bob.createPlaylist(name="bob's", songIds=ids)["playlist"]
+    assert [e["id"] for e in made["entry"]] == ids
+    refused = answer(api, "getPlaylist", id=made["id"])
+    assert refused["status"] == "failed" and refused["error"]["code"] == 50
+    assert answer(api, "deletePlaylist", id=made["id"])["error"]["code"] == 50
+    assert answer(api, "updatePlaylist", playlistId=made["id"], songIdToAdd=ids[0])["error"]["code"] == 50
+    mine = {p["name"] for p in answer(api, "getPlaylists")["playlists"]["playlist"]}
+    assert "bob's" not in mine and "For you" in mine
+    assert answer(api, "updatePlaylist", auth={"u": "bob", "p": "bobs secret"}, playlistId=made["id"],
+                  songIndexToRemove="0")["status"] == "ok"  # fmt: skip
+    assert len(bob.getPlaylist(made["id"])["playlist"]["entry"]) == 2
+
+
+def test_plays_stars_and_skips_reach_kafka_and_steer_the_live_recommendations(api):
+    """A player's scrobbles and stars go through the contract to Kafka and the running stream rewrites the
+    listener's recommendations; the "For you" playlist shows them, and a track skipped through the player
+    stays out of the next getSimilarSongs2."""
+    conn, db, index = sonic(api), api["db"], api["index"]
+    jazz = [int(t) for t in index.catalogue.ids_of_genre("Jazz")[:4]]
+    conn.scrobble(str(jazz[0]), submission=False)
+    listened = int(time.time())  # py-sonic sends it as milliseconds
+    conn.scrobble(str(jazz[0]), submission=True, listenTime=listened)
+    conn.scrobble(str(jazz[0]), submission=True, listenTime=listened)  # a retry: the same event
+    bad = answer(api, "scrobble", id=str(jazz[0]), time="99999999999999999")
+    assert bad["error"]["code"] == 10 and "milliseconds" in bad["error"]["message"]
+    conn.star(sids=[str(jazz[1])])
+    answer(api, "setRating", id=str(jazz[2]), rating=5)
+    doc = wait_for(lambda: (d := db["recommendations"].find_one({"_id": "alice"})) and d["events_total"] >= 4 and d,
+                   timeout=120, what="alice's recommendations from the stream")  # fmt: skip
+    time.sleep(2)
+    doc = db["recommendations"].find_one({"_id": "alice"})
+    counts = doc["profile"]["counts"]
+    assert (counts["play"], counts["complete"], counts["like"]) == (1, 1, 2), counts
+    assert doc["profile"]["top_genres"][0] == "Jazz"
+    for_you = answer(api, "getPlaylist", id="for-you")["playlist"]
+    assert [int(e["id"]) for e in for_you["entry"]] == doc["items"]["track_id"][: len(for_you["entry"])]
+    assert for_you["readonly"] is True
+
+    def similar_to(track: int) -> list[int]:
+        reply = answer(api, "getSimilarSongs2", id=str(track), count=10)
+        return [int(s["id"]) for s in reply["similarSongs2"]["song"]]
+
+    similar = similar_to(jazz[3])
+    assert similar and sum(index.catalogue.get(t).genre == "Jazz" for t in similar) >= 7
+    skipped = similar[0]
+    assert answer(api, "reportPlayback", mediaId=str(skipped), mediaType="song", positionMs=0,
+                  state="starting")["status"] == "ok"  # fmt: skip
+    assert answer(api, "reportPlayback", mediaId=str(skipped), mediaType="song", positionMs=4000,
+                  state="stopped")["status"] == "ok"  # fmt: skip
+    wait_for(lambda: db["recommendations"].find_one({"_id": "alice"})["profile"]["counts"]["skip"] == 1,
+             timeout=60, what="the skip through the stream")  # fmt: skip
+    again = similar_to(jazz[3])
+    assert skipped not in again
+
+    from kafka import KafkaConsumer
+
+    kafka = api["settings"].kafka
+    consumer = KafkaConsumer(kafka.listens_topic, bootstrap_servers=kafka.bootstrap_servers,
+                             auto_offset_reset="earliest", consumer_timeout_ms=3000)  # fmt: skip
+    events = [json.loads(m.value) for m in consumer]
+    consumer.close()
+    mine = [e for e in events if e["user_id"] == "alice"]
+    completes = [e for e in mine if e["type"] == "complete"]
+    assert len(completes) == 2 and completes[0]["event_id"] == completes[1]["event_id"], "a retried scrobble"
+    assert all(e["client"] == "tests" or e["client"] == "py-sonic" for e in mine)
+    skip = next(e for e in mine if e["type"] == "skip")
+    assert skip["position_ms"] == 4000 and skip["track_id"] == skipped
+
+
+def test_sonic_similarity_and_a_sonic_path_on_the_real_index(api):
+    index = api["index"]
+    seed = int(index.catalogue.ids_of_genre("Rock")[0])
+    matches = answer(api, "getSonicSimilarTracks", id=str(seed), count=8)["sonicMatch"]
+    scores = [m["similarity"] for m in matches]
+    assert len(matches) == 8 and all(0 <= s <= 1 for s in scores) and scores == sorted(scores, reverse=True)
+    assert sum(index.catalogue.get(int(m["entry"]["id"])).genre == "Rock" for m in matches) >= 6
+    end = int(index.catalogue.ids_of_genre("Classical")[0])
+    path = answer(api, "findSonicPath", startSongId=str(seed), endSongId=str(end), count=6)["sonicMatch"]
+    ids = [int(m["entry"]["id"]) for m in path]
+    assert ids[0] == seed and ids[-1] == end and len(ids) == len(set(ids)) and 3 <= len(ids) <= 6
+    a, b = index.projected_of(seed), index.projected_of(end)
+    along = [float(np.dot(index.projected_of(t) - a, b - a) / np.dot(b - a, b - a)) for t in ids]
+    assert along[1] < along[-2], "the path moves from the first song toward the second"

@@ -1,0 +1,80 @@
+"""The OpenSubsonic server's pure parts: the answer's two encodings, credentials, the listening rule."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from api import credentials, listening
+from api.respond import NOT_FOUND, ApiError, encode, envelope
+
+pytestmark = pytest.mark.unit
+NS = "{http://subsonic.org/restapi}"
+
+
+def test_one_reply_encodes_as_subsonic_xml_and_json():
+    payload = {"genres": {"genre": [{"value": "Rock & Roll", "songCount": 3}, {"value": "<Jazz>", "songCount": 1}]},
+               "song": {"id": "7", "isDir": False, "title": 'say "hi"', "year": None}}  # fmt: skip
+    xml, kind = encode(envelope(payload), "xml", None)
+    root = ET.fromstring(xml)
+    assert kind.startswith("text/xml") and root.tag == NS + "subsonic-response" and root.get("status") == "ok"
+    assert [g.text for g in root.find(NS + "genres")] == ["Rock & Roll", "<Jazz>"]
+    song = root.find(NS + "song")
+    assert song.get("isDir") == "false" and song.get("title") == 'say "hi"' and song.get("year") is None
+    body, kind = encode(envelope(payload), "json", None)
+    doc = json.loads(body)["subsonic-response"]
+    assert doc["openSubsonic"] is True and doc["genres"]["genre"][0] == {"value": "Rock & Roll", "songCount": 3}
+    wrapped, kind = encode(envelope(payload), "jsonp", "cb_1")
+    assert wrapped.startswith(b"cb_1(") and kind.startswith("application/javascript")
+    unsafe, kind = encode(envelope(payload), "jsonp", "alert(1)//")
+    assert kind.startswith("application/json"), "a callback that is not a plain name is not echoed"
+
+
+def test_an_error_is_a_value_with_the_protocols_code():
+    body, _ = encode(envelope(None, ApiError(NOT_FOUND, "song not found")), "xml", None)
+    root = ET.fromstring(body)
+    error = root.find(NS + "error")
+    assert root.get("status") == "failed" and error.get("code") == "70" and error.get("helpUrl")
+
+
+def test_a_password_is_kept_sealed_and_checks_against_a_token():
+    secret = b"k" * 32
+    stored, password, api_key = credentials.new_credentials(secret, None)
+    assert password not in json.dumps(stored) and api_key not in json.dumps(stored)
+    assert credentials.unseal(secret, stored) == password
+    assert credentials.unseal(b"x" * 32, stored) is None, "another server's secret reads nothing"
+    token = hashlib.md5((password + "salt").encode()).hexdigest()
+    assert credentials.token_matches(password, "salt", token) and not credentials.token_matches(password, "s", token)
+    assert credentials.plain_password("enc:" + "pässword".encode().hex()) == "pässword"
+    assert credentials.plain_password("enc:zz") is None
+    assert stored["api_key_sha256"] == credentials.key_hash(api_key)
+
+
+def test_the_listening_rule():
+    start = 1_000_000
+    play = listening.from_report("a", 5, state="starting", position_ms=0, duration_s=200, started_ms=start,
+                                 now_ms=start)  # fmt: skip
+    assert play.type == "play"
+
+    def stop(at_s: float, duration: float | None = 200):
+        return listening.from_report("a", 5, state="stopped", position_ms=int(at_s * 1000), duration_s=duration,
+                                     started_ms=start, now_ms=start + 1)  # fmt: skip
+
+    assert stop(10).type == "skip" and stop(10).position_ms == 10_000
+    assert stop(150) is None, "past half: not a skip; the scrobble counts it"
+    assert stop(190).type == "complete"
+    assert stop(300, None) is None and stop(30, None).type == "skip"
+    assert stop(10).event_id == stop(10).event_id, "a retried stop is the same event"
+    assert listening.from_report("a", 5, state="paused", position_ms=1, duration_s=200, started_ms=start,
+                                 now_ms=start) is None  # fmt: skip
+    now_playing = listening.from_scrobble("a", 5, submission=False, at_ms=start)
+    counted = listening.from_scrobble("a", 5, submission=True, at_ms=start)
+    assert (now_playing.type, counted.type) == ("play", "complete") and now_playing.event_id != counted.event_id
+    assert listening.from_scrobble("a", 5, submission=True, at_ms=start).event_id == counted.event_id
+    assert listening.from_rating("a", 5, rating=5, at_ms=start).type == "like"
+    assert listening.from_rating("a", 5, rating=1, at_ms=start).type == "dislike"
+    assert listening.from_rating("a", 5, rating=3, at_ms=start) is None
+    assert listening.from_star("a", 5, at_ms=start).type == "like"
