@@ -41,6 +41,7 @@ HANDLERS: dict[str, Handler] = {
     "getArtist": browse.get_artist,
     "getAlbum": browse.get_album,
     "getSong": browse.get_song,
+    "getMusicDirectory": browse.get_music_directory,
     "getAlbumList2": browse.get_album_list2,
     "getGenres": browse.get_genres,
     "getSongsByGenre": browse.get_songs_by_genre,

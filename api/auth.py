@@ -10,6 +10,8 @@ wrong user or password, 43 two mechanisms at once, 44 an unknown API key.
 from __future__ import annotations
 
 import hmac
+import threading
+import time
 
 from api import credentials
 from api.call import Call
@@ -17,11 +19,31 @@ from api.context import Context
 from api.respond import BAD_API_KEY, CONFLICTING_AUTH, MISSING, WRONG_CREDENTIALS, ApiError
 from connectors import users
 
+CACHE_S = 60.0  # a checked credential is trusted this long: a removed user or reset key stops working within it
+_checked: dict[tuple, tuple[str, float]] = {}
+_lock = threading.Lock()
+
 
 def authenticate(ctx: Context, call: Call) -> str:
-    """The listener's name, or :class:`ApiError`."""
+    """The listener's name, or :class:`ApiError`; a credential checked in the last CACHE_S seconds is not
+    looked up again (a player sends the same one with every call)."""
     api_key, name = call.one("apiKey"), call.one("u")
     token, salt, password = call.one("t"), call.one("s"), call.one("p")
+    key = (api_key, name, token, salt, password)
+    now = time.monotonic()
+    with _lock:
+        hit = _checked.get(key)
+    if hit is not None and now - hit[1] < CACHE_S:
+        return hit[0]
+    user = _check(ctx, api_key, name, token, salt, password)
+    with _lock:
+        if len(_checked) > 10_000:
+            _checked.clear()
+        _checked[key] = (user, now)
+    return user
+
+
+def _check(ctx: Context, api_key, name, token, salt, password) -> str:
     if api_key:
         if name or token or password:
             raise ApiError(CONFLICTING_AUTH, "give apiKey alone, without u, p or t")

@@ -98,6 +98,18 @@ def get_album(ctx: Context, call: Call) -> Reply:
     return Reply({"album": entry})
 
 
+def get_music_directory(ctx: Context, call: Call) -> Reply:
+    """Folder browsing (DSub and other older clients): an artist holds albums, an album holds songs."""
+    lib, item = ctx.library.fresh(), call.need("id")
+    if item in lib.artists:
+        artist = lib.artists[item]
+        children = [{**a.entry(), "parent": artist.id, "title": a.name} for a in artist.albums]
+        return Reply({"directory": {"id": artist.id, "name": artist.name, "child": children}})
+    album = album_of(ctx, item)
+    return Reply({"directory": {"id": album.id, "name": album.name, "parent": album.artist_id,
+                                "child": entries(ctx, album.songs)}})  # fmt: skip
+
+
 def get_song(ctx: Context, call: Call) -> Reply:
     return Reply({"song": song_of(ctx, call.need("id")).entry()})
 

@@ -71,7 +71,8 @@ class Context:
                 from events.producer import ListenProducer
 
                 self._producer = ListenProducer(self.settings.kafka.bootstrap_servers,
-                                                topic=self.settings.kafka.listens_topic)  # fmt: skip
+                                                topic=self.settings.kafka.listens_topic,
+                                                max_block_ms=int(SEND_TIMEOUT_S * 1000))  # fmt: skip
             return self._producer
 
     def send(self, user: str, planned: Planned, *, client: str | None) -> None:
@@ -95,7 +96,9 @@ class Context:
         except Exception as exc:  # noqa: BLE001 - the client must hear that it was not stored, and may retry
             log.warning("event %s not sent: %s", planned.event_id, exc)
             with self._lock:
-                self._producer = None  # a fresh connection at the next call
+                broken, self._producer = self._producer, None  # a fresh connection at the next call
+            if broken is not None:
+                threading.Thread(target=broken.close, daemon=True).start()
             raise ApiError(GENERIC, f"the listening event could not be stored (the broker did not answer: {exc}); "
                                     "retry the call") from exc  # fmt: skip
         if planned.type == "skip":

@@ -11,6 +11,7 @@ tracks are about 60 MB) and read again from Mongo ``tracks`` every
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 from connectors.audio import AUDIO_TYPES
 
 REFRESH_S = 60.0
+log = logging.getLogger("earshot.api")
 FIELDS = ("title", "artist_name", "album_title", "genre_top", "duration_s", "track_number", "year", "audio_path",
           "gone", "date_created")  # fmt: skip
 
@@ -136,13 +138,28 @@ class Library:
         self.song_order: list[Song] = []
 
     def fresh(self) -> Library:
-        """Reload when older than REFRESH_S (the first call loads); returns self."""
-        if time.monotonic() - self._loaded_at > REFRESH_S:
+        """The catalogue, loaded by the first call; once older than REFRESH_S it is read again on a thread of its
+        own while calls keep getting the last one (a full read of a large catalogue takes seconds)."""
+        if not self._loaded_at:
             with self._lock:
-                if time.monotonic() - self._loaded_at > REFRESH_S:
-                    self._build(self._load_docs())
-                    self._loaded_at = time.monotonic()
+                if not self._loaded_at:
+                    self._reload()
+        elif time.monotonic() - self._loaded_at > REFRESH_S and self._lock.acquire(blocking=False):
+            threading.Thread(target=self._reload_in_background, name="earshot-library", daemon=True).start()
         return self
+
+    def _reload(self) -> None:
+        self._build(self._load_docs())
+        self._loaded_at = time.monotonic()
+
+    def _reload_in_background(self) -> None:
+        try:
+            self._reload()
+        except Exception as exc:  # noqa: BLE001 - the last catalogue keeps serving; the next call tries again
+            log.warning("catalogue not read again (%s); serving the last one", exc)
+            self._loaded_at = time.monotonic() - REFRESH_S + 5.0
+        finally:
+            self._lock.release()
 
     def _song(self, d: dict) -> Song:
         location = d.get("audio_path") or ""

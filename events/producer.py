@@ -55,7 +55,15 @@ def new_event(
 class ListenProducer:
     """kafka-python producer with the contract checked on the way out."""
 
-    def __init__(self, bootstrap_servers: str, *, topic: str = "listens", max_future_s: float = DEFAULT_MAX_FUTURE_S):
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        topic: str = "listens",
+        max_future_s: float = DEFAULT_MAX_FUTURE_S,
+        max_block_ms: int = 60_000,
+    ):
+        """``max_block_ms``: how long :meth:`send` may wait for the broker's metadata or buffer space."""
         from kafka import KafkaProducer
 
         self.topic = topic
@@ -65,6 +73,7 @@ class ListenProducer:
             acks="all",
             enable_idempotence=True,  # a retried send is written once
             linger_ms=5,
+            max_block_ms=max_block_ms,
         )
 
     def send(self, event: dict[str, Any]):

@@ -45,7 +45,7 @@ from index import store
 from index.manifest import IndexError_
 from spark_jobs.session import build_spark
 from spark_jobs.streaming.archive import start_archive
-from spark_jobs.streaming.catalogue import catalogue_lookup
+from spark_jobs.streaming.catalogue import CatalogueLookup
 from spark_jobs.streaming.index_delivery import IndexShipper, executor_root
 from spark_jobs.streaming.layout import check_layout
 from spark_jobs.streaming.poison import Quarantine, check_files, has_started, pending_batch
@@ -104,10 +104,8 @@ def build_query(
         max_age_s=settings.stream.max_age_s,
         half_life_ms=settings.stream.half_life_hours * 3600 * 1000,
         k=settings.stream.recommendations,
-        serving=Serving(
-            settings.mongo.uri, settings.mongo.database, settings.mongo.timeout_ms, settings.mongo.write_retry_seconds
-        ),
-        lookup=catalogue_lookup(settings),
+        serving=Serving.of(settings),
+        lookup=CatalogueLookup.of(settings),
         quarantine=quarantine,
         query_key=app_id_for(settings.checkpoint(QUERY_NAME)),
         cache_listeners=settings.stream.taste_cache_listeners,

@@ -31,7 +31,7 @@ from conf.settings import Settings
 from connectors import delta_io, mongo_io
 from events.contract import FIELDS, spark_schema
 from recommend.fold import Lookup, Rules, sort_messages
-from spark_jobs.streaming.catalogue import catalogue_lookup
+from spark_jobs.streaming.catalogue import CatalogueLookup
 from spark_jobs.streaming.index_delivery import executor_root
 from spark_jobs.streaming.source import listen_messages
 from spark_jobs.streaming.state import current_index
@@ -200,7 +200,7 @@ def start_archive(spark: SparkSession, settings: Settings, *, app_id: str, start
             executor_root(settings),  # the recommender's index, delivered the same way
             float(settings.stream.max_future_seconds),
             settings.stream.max_age_s,
-            catalogue_lookup(settings),
+            CatalogueLookup.of(settings),
         ),
         ARCHIVE_ROW_SCHEMA,
     )

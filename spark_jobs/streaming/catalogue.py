@@ -17,9 +17,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from conf.settings import Settings
 from connectors import mongo_io
-from spark_jobs.streaming.serving import client
+from spark_jobs.streaming.serving import ExecutorStore
 
 MISS_TTL_S = 2.0
 MAX_KEPT = 2_000_000  # ids remembered per worker before the memory starts again
@@ -29,13 +28,8 @@ _kept: dict[tuple[str, str], tuple[dict[int, str | None], dict[int, float]]] = {
 
 
 @dataclass(frozen=True)
-class CatalogueLookup:
-    """``recommend.fold.Lookup`` over Mongo ``tracks`` (the settings stay on the driver)."""
-
-    uri: str
-    database: str
-    timeout_ms: int
-    retry_s: float = 120.0
+class CatalogueLookup(ExecutorStore):
+    """``recommend.fold.Lookup`` over Mongo ``tracks``."""
 
     def __call__(self, track_ids: list[int]) -> dict[int, str | None]:
         now = time.monotonic()
@@ -43,9 +37,10 @@ class CatalogueLookup:
             _found, _missed = _kept.setdefault((self.uri, self.database), ({}, {}))
             ask = [t for t in track_ids if t not in _found and now - _missed.get(t, -MISS_TTL_S) >= MISS_TTL_S]
         if ask:
-            db = client(self.uri, self.timeout_ms)[self.database]
             found = mongo_io.retrying(
-                lambda: mongo_io.catalogued_genres(db, ask), seconds=self.retry_s, what="the catalogue's track ids"
+                lambda: mongo_io.catalogued_genres(self.db(), ask),
+                seconds=self.retry_s,
+                what="the catalogue's track ids",
             )
             with _lock:
                 if len(_found) + len(found) > MAX_KEPT:
@@ -56,9 +51,3 @@ class CatalogueLookup:
                 _missed.update((t, now) for t in ask if t not in found)
         with _lock:
             return {t: _found[t] for t in track_ids if t in _found}
-
-
-def catalogue_lookup(settings: Settings) -> CatalogueLookup:
-    """The lookup the recommender and the archive both use."""
-    m = settings.mongo
-    return CatalogueLookup(m.uri, m.database, m.timeout_ms, m.write_retry_seconds)

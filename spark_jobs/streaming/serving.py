@@ -14,19 +14,34 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from conf.settings import Settings
 from connectors import mongo_io
 
 _lock = threading.Lock()
 
 
 @dataclass(frozen=True)
-class Serving:
-    """Where the executors write ``recommendations`` (the settings stay on the driver)."""
+class ExecutorStore:
+    """The serving store as executors reach it: its address, not the settings (which stay on the driver)."""
 
     uri: str
     database: str
     timeout_ms: int
-    retry_s: float = 120.0
+    retry_s: float = 120.0  # how long an executor waits out a database that does not answer
+
+    @classmethod
+    def of(cls, settings: Settings):
+        m = settings.mongo
+        return cls(m.uri, m.database, m.timeout_ms, m.write_retry_seconds)
+
+    def db(self):
+        """This Python worker's client's database (one client per worker and URI)."""
+        return client(self.uri, self.timeout_ms)[self.database]
+
+
+@dataclass(frozen=True)
+class Serving(ExecutorStore):
+    """Where the executors write ``recommendations``."""
 
     def write(self, docs: list[dict]) -> None:
         """Upsert ``docs``; while the server is unreachable, retry with backoff for up to ``retry_s``.
@@ -38,8 +53,7 @@ class Serving:
             return
 
         def write() -> None:
-            db = client(self.uri, self.timeout_ms)[self.database]
-            mongo_io.upsert_many(db, "recommendations", docs, clean=False)  # built here: plain values, safe keys
+            mongo_io.upsert_many(self.db(), "recommendations", docs, clean=False)  # built here: plain values, safe keys
 
         mongo_io.retrying(write, seconds=self.retry_s, what=f"recommendations of {len(docs)} listeners")
 

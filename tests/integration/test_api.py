@@ -91,8 +91,8 @@ def api(stack, spark, repo_root, tmp_path_factory) -> Iterator[dict]:
     base = f"http://127.0.0.1:{port}/rest/"
     try:
         wait_for(lambda: _answers(base), timeout=60, what=f"the API server (log: {log})")
-        yield {"base": base, "port": port, "password": password, "api_key": api_key, "db": db, "index": index,
-               "settings": settings, "library": library, "docs": docs}  # fmt: skip
+        yield {"env": env, "base": base, "port": port, "password": password, "api_key": api_key, "db": db,
+               "index": index, "settings": settings, "library": library, "docs": docs}  # fmt: skip
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -153,6 +153,11 @@ def test_a_subsonic_client_syncs_the_whole_library_by_empty_search3_paging(api):
     albums = answer(api, "getArtist", id=album_id)["artist"]["album"]
     songs = answer(api, "getAlbum", id=albums[0]["id"])["album"]["song"]
     assert songs and all(s["albumId"] == albums[0]["id"] for s in songs)
+    folders = answer(api, "getIndexes")["indexes"]["index"]
+    artist = folders[0]["artist"][0]["id"]
+    children = answer(api, "getMusicDirectory", id=artist)["directory"]["child"]
+    inside = answer(api, "getMusicDirectory", id=children[0]["id"])["directory"]["child"]
+    assert children[0]["isDir"] is True and inside and all(c["isDir"] is False for c in inside)
 
 
 def test_xml_answers_are_well_formed_with_the_names_clients_expect(api):
@@ -308,3 +313,25 @@ def test_sonic_similarity_and_a_sonic_path_on_the_real_index(api):
     a, b = index.projected_of(seed), index.projected_of(end)
     along = [float(np.dot(index.projected_of(t) - a, b - a) / np.dot(b - a, b - a)) for t in ids]
     assert along[1] < along[-2], "the path moves from the first song toward the second"
+
+
+def test_a_broker_that_does_not_answer_is_a_clear_error_not_a_hang(api, repo_root, tmp_path):
+    """A scrobble the broker cannot take is answered with an error the app can show and retry, in seconds."""
+    port = free_port()
+    env = {**api["env"], "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}  # nothing listens there
+    log = tmp_path / "serve.log"
+    server = subprocess.Popen([str(repo_root / "spark-submit.sh"), "serve", "--port", str(port)], env=env,
+                              stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        other = {**api, "base": f"http://127.0.0.1:{port}/rest/"}
+        wait_for(lambda: _answers(other["base"]), timeout=60, what=f"the second server (log: {log})")
+        started = time.monotonic()
+        reply = answer(other, "scrobble", id=str(api["docs"][0]["_id"]), submission="true")
+        took = time.monotonic() - started
+        assert reply["status"] == "failed" and reply["error"]["code"] == 0, reply
+        assert "broker" in reply["error"]["message"] and "retry" in reply["error"]["message"]
+        assert took < 30, f"the call hung for {took:.0f} s"
+        assert answer(other, "getSong", id=str(api["docs"][0]["_id"]))["status"] == "ok", "browsing goes on"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
