@@ -63,7 +63,8 @@ class ListenProducer:
         max_future_s: float = DEFAULT_MAX_FUTURE_S,
         max_block_ms: int = 60_000,
     ):
-        """``max_block_ms``: how long :meth:`send` may wait for the broker's metadata or buffer space."""
+        """``max_block_ms``: how long making the producer (its first contact with the broker) and :meth:`send`
+        (the topic's metadata, buffer space) may wait."""
         from kafka import KafkaProducer
 
         self.topic = topic
@@ -74,6 +75,7 @@ class ListenProducer:
             enable_idempotence=True,  # a retried send is written once
             linger_ms=5,
             max_block_ms=max_block_ms,
+            bootstrap_timeout_ms=min(max_block_ms, 30_000),
         )
 
     def send(self, event: dict[str, Any]):
