@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from api.browse import entries, song_of
-from api.call import Call, song_id
+from api.call import Call
 from api.context import Context
 from api.library import Song
 from api.respond import NOT_FOUND, ApiError, Reply
@@ -120,7 +120,3 @@ def get_top_songs(ctx: Context, call: Call) -> Reply:
     scores, _ = _live(ctx, call.user)
     songs.sort(key=lambda s: -scores.get(s.id, 0.0))
     return Reply({"topSongs": {"song": entries(ctx, songs[:count])}})
-
-
-def song_ids(raw: list[str]) -> list[int]:
-    return [song_id(r) for r in raw]

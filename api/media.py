@@ -3,8 +3,8 @@
 No transcoding: ``format``, ``maxBitRate`` and ``timeOffset`` are accepted and the
 original is served (``getOpenSubsonicExtensions`` lists no ``transcodeOffset``;
 players then seek with Range requests, which every one we tried does).
-``getCoverArt`` answers a generated cover (a PNG in a colour drawn from the id),
-since covers are not catalogued yet.
+``getCoverArt`` answers a folder image beside the file, else the picture embedded
+in it, else a generated cover (a PNG in colours drawn from the id).
 """
 
 from __future__ import annotations
@@ -56,10 +56,76 @@ def download(ctx: Context, call: Call) -> Response:
 
 
 def get_cover_art(ctx: Context, call: Call) -> Response:
+    """A song's or album's cover: a folder image beside its file (cover, folder, front), else the picture
+    embedded in the file, else a generated one; scaled down to ``size`` pixels when given."""
     item = call.need("id")
-    size = call.integer("size", 300, lo=16, hi=1200)
-    return Response(generated_cover(item, size), media_type="image/png",
-                    headers={"Cache-Control": "public, max-age=86400"})  # fmt: skip
+    size = call.integer("size", 0, lo=0, hi=2000)
+    picture = _catalogued_picture(ctx, item)
+    if picture is None:
+        return Response(generated_cover(item, size or 300), media_type="image/png", headers=CACHE)
+    data, mime = picture
+    if size:
+        data, mime = _scaled(data, size) or (data, mime)
+    return Response(data, media_type=mime, headers=CACHE)
+
+
+CACHE = {"Cache-Control": "public, max-age=86400"}
+FOLDER_IMAGES = ("cover", "folder", "front", "album")
+IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
+
+
+def _catalogued_picture(ctx: Context, item: str) -> tuple[bytes, str] | None:
+    lib = ctx.library.fresh()
+    song = None
+    if item.startswith("al-") and item in lib.albums:
+        song = lib.albums[item].songs[0]
+    elif item.isascii() and item.isdigit() and len(item) <= 19:
+        song = lib.songs.get(int(item))
+    if song is None:
+        return None
+    try:
+        path, _ = audio_path(ctx.db, ctx.settings, song.id)  # the catalogue's file, under the library root
+    except AudioRefused:
+        return None
+    for candidate in sorted(path.parent.iterdir()):
+        if candidate.stem.lower() in FOLDER_IMAGES and candidate.suffix.lower() in IMAGE_TYPES:
+            return candidate.read_bytes(), IMAGE_TYPES[candidate.suffix.lower()]
+    return _embedded(path)
+
+
+def _embedded(path) -> tuple[bytes, str] | None:
+    """The first picture in the file's tags (ID3 APIC, FLAC or Vorbis pictures, MP4 covr), if any."""
+    try:
+        import mutagen
+
+        audio = mutagen.File(path)
+    except Exception:  # noqa: BLE001 - an unreadable tag block has no picture
+        return None
+    if audio is None:
+        return None
+    for picture in getattr(audio, "pictures", None) or []:
+        return picture.data, picture.mime or "image/jpeg"
+    for key, frame in (audio.tags or {}).items() if hasattr(audio.tags, "items") else []:
+        if str(key).startswith("APIC") and getattr(frame, "data", None):
+            return frame.data, frame.mime or "image/jpeg"
+        if key == "covr" and frame:
+            return bytes(frame[0]), "image/jpeg"
+    return None
+
+
+def _scaled(data: bytes, size: int) -> tuple[bytes, str] | None:
+    try:
+        from io import BytesIO
+
+        from PIL import Image
+
+        image = Image.open(BytesIO(data))
+        image.thumbnail((size, size))
+        out = BytesIO()
+        image.convert("RGB").save(out, format="JPEG", quality=88)
+        return out.getvalue(), "image/jpeg"
+    except Exception:  # noqa: BLE001 - a picture Pillow cannot read is served as it is
+        return None
 
 
 def generated_cover(key: str, size: int) -> bytes:

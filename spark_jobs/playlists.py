@@ -56,7 +56,7 @@ def mixes(index_root: str, *, length: int, half_life_ms: float):
         from recommend.playlist import PlaylistError, from_taste
         from spark_jobs.streaming.state import current_index
 
-        index = current_index(index_root)
+        index = current_index(index_root)  # a worker that can open no version fails the job, saying why
         user = str(frame["user_id"].iloc[0])
         frame = frame.sort_values(["ts", "kafka_partition", "kafka_offset"], kind="stable")
         events = [
@@ -66,9 +66,10 @@ def mixes(index_root: str, *, length: int, half_life_ms: float):
                 "track_id": int(e.track_id),
                 "ts_ms": int(pd.Timestamp(e.ts).timestamp() * 1000),
                 "kafka_offset": int(e.kafka_offset) if pd.notna(e.kafka_offset) else 0,
+                "genre": index.catalogue.get(int(e.track_id)).genre,
             }
             for e in frame.itertuples()
-            if index is not None and int(e.track_id) in index.catalogue
+            if int(e.track_id) in index.catalogue
         ]
         if not events:
             return NONE

@@ -196,8 +196,19 @@ def test_stream_serves_the_original_file_with_range_requests(api):
         error = json.loads(body)["subsonic-response"]
         assert error["status"] == "failed" and error["error"]["code"] in (10, 70), bad
         assert "etc/passwd" not in body.decode() or "not found" in body.decode()
-    status, headers, body = get(api, "getCoverArt", id=api["docs"][0]["_id"], size=64)
+    from io import BytesIO
+
+    from PIL import Image
+
+    folder = Path(doc["audio_path"]).parent
+    Image.new("RGB", (600, 600), (200, 30, 30)).save(folder / "cover.jpg")
+    status, headers, body = get(api, "getCoverArt", id=str(doc["_id"]), size=100)
+    assert status == 200 and headers["Content-Type"] == "image/jpeg"
+    assert max(Image.open(BytesIO(body)).size) == 100, "the folder's image, scaled to the size asked"
+    no_file = next(d for d in api["docs"] if "audio_path" not in d)
+    status, headers, body = get(api, "getCoverArt", id=str(no_file["_id"]), size=64)
     assert status == 200 and headers["Content-Type"] == "image/png" and body[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Image.open(BytesIO(body)).size == (64, 64), "a generated cover"
 
 
 def test_authentication_token_api_key_and_the_protocols_error_codes(api):
