@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api import annotate, browse, discover, media, playlists
-from api.auth import authenticate
+from api.auth import authenticate, cached_user
 from api.call import Call
 from api.context import Context
 from api.respond import GENERIC, NOT_FOUND, ApiError, Reply, encode, envelope
@@ -71,6 +71,10 @@ HANDLERS: dict[str, Handler] = {
     "deletePlaylist": playlists.delete_playlist,
 }
 OPEN = {"getOpenSubsonicExtensions"}  # the spec: no authentication
+# Calls that read only the in-memory catalogue (no database, no index): once it is loaded they need no thread.
+IN_MEMORY = {"ping", "getLicense", "getOpenSubsonicExtensions", "getMusicFolders", "getIndexes", "getArtists",
+             "getArtist", "getAlbum", "getMusicDirectory", "getSong", "getGenres", "getSongsByGenre",
+             "getRandomSongs", "search3"}  # fmt: skip
 
 
 async def parameters(request: Request) -> dict[str, list[str]]:
@@ -102,8 +106,12 @@ def build_app(ctx: Context) -> Starlette:
             call = Call(params=params, client=(params.get("c") or [None])[0],
                         headers={k.lower(): v for k, v in request.headers.items()})  # fmt: skip
             if name not in OPEN:
-                call.user = await run_in_threadpool(authenticate, ctx, call)
-            result = await run_in_threadpool(handler, ctx, call)
+                user = cached_user(call)  # a player sends the same credential every call: no thread for it
+                call.user = user if user is not None else await run_in_threadpool(authenticate, ctx, call)
+            if name in IN_MEMORY and ctx.library.loaded:
+                result = handler(ctx, call)  # the catalogue in memory: answered on the event loop
+            else:
+                result = await run_in_threadpool(handler, ctx, call)
             if isinstance(result, Response):
                 return result
             body = envelope(result.payload)

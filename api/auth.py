@@ -27,20 +27,28 @@ _lock = threading.Lock()
 def authenticate(ctx: Context, call: Call) -> str:
     """The listener's name, or :class:`ApiError`; a credential checked in the last CACHE_S seconds is not
     looked up again (a player sends the same one with every call)."""
-    api_key, name = call.one("apiKey"), call.one("u")
-    token, salt, password = call.one("t"), call.one("s"), call.one("p")
-    key = (api_key, name, token, salt, password)
+    hit = cached_user(call)
+    if hit is not None:
+        return hit
+    key = _key(call)
     now = time.monotonic()
-    with _lock:
-        hit = _checked.get(key)
-    if hit is not None and now - hit[1] < CACHE_S:
-        return hit[0]
-    user = _check(ctx, api_key, name, token, salt, password)
+    user = _check(ctx, *key)
     with _lock:
         if len(_checked) > 10_000:
             _checked.clear()
         _checked[key] = (user, now)
     return user
+
+
+def _key(call: Call) -> tuple:
+    return call.one("apiKey"), call.one("u"), call.one("t"), call.one("s"), call.one("p")
+
+
+def cached_user(call: Call) -> str | None:
+    """The listener a credential named within the last CACHE_S seconds (no database), else None."""
+    with _lock:
+        hit = _checked.get(_key(call))
+    return hit[0] if hit is not None and time.monotonic() - hit[1] < CACHE_S else None
 
 
 def _check(ctx: Context, api_key, name, token, salt, password) -> str:

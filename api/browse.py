@@ -48,7 +48,7 @@ def _index_letter(name: str) -> str:
 
 def _artist_index(ctx: Context) -> list[dict]:
     groups: dict[str, list[dict]] = {}
-    for artist in sorted(ctx.library.fresh().artists.values(), key=lambda a: a.name.lower()):
+    for artist in ctx.library.fresh().artist_order:
         groups.setdefault(_index_letter(artist.name), []).append(artist.entry())
     return [{"name": letter, "artist": artists} for letter, artists in sorted(groups.items())]
 
@@ -200,9 +200,7 @@ def search3(ctx: Context, call: Call) -> Reply:
         offset = call.integer(f"{prefix}Offset", 0, lo=0)
         return items[offset : offset + count]
 
-    artists = sorted(lib.artists.values(), key=lambda a: a.name.lower())
-    albums = sorted(lib.albums.values(), key=lambda a: (a.artist.lower(), a.name.lower()))
-    songs = lib.song_order
+    artists, albums, songs = lib.artist_order, lib.album_order, lib.song_order
     if words:
         artists = [a for a in artists if matches(a.name)]
         albums = [a for a in albums if matches(a.name, a.artist)]

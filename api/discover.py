@@ -56,7 +56,9 @@ def similar(ctx: Context, user: str, raw: str, count: int) -> list[tuple[Song, f
     for seed in seeds:
         if seed.id not in index:
             continue
-        for n in index.similar_to(seed.id, k=count * 2 + len(left_out) + len(seeds)):
+        # No reference vector: a player shows no reasons, and working them out is most of a query's cost.
+        for n in index.query_projected(index.projected_of(seed.id), k=count * 2 + len(left_out) + len(seeds),
+                                       exclude=seed_ids):  # fmt: skip
             if n.track_id in seed_ids or n.track_id in left_out or n.track_id not in lib.songs:
                 continue
             best[n.track_id] = max(best.get(n.track_id, 0.0), n.score)
@@ -81,7 +83,8 @@ def get_sonic_similar_tracks(ctx: Context, call: Call) -> Reply:
     if seed.id not in index:
         raise ApiError(NOT_FOUND, f"song {seed.id} is not analysed yet (no features in the published index)")
     count = call.integer("count", 10, lo=1, hi=500)
-    near = [n for n in index.similar_to(seed.id, k=count + 10) if n.track_id in lib.songs][:count]
+    near = index.query_projected(index.projected_of(seed.id), k=count + 10, exclude={seed.id})
+    near = [n for n in near if n.track_id in lib.songs][:count]
     return Reply({"sonicMatch": [{"entry": lib.songs[n.track_id].entry(), "similarity": round(float(n.score), 6)}
                                  for n in near]})  # fmt: skip
 

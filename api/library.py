@@ -43,6 +43,7 @@ class Song:
     suffix: str | None
     size: int | None
     created: str | None
+    location: str | None = None  # the catalogue's audio_path, as ingest wrote it
 
     @property
     def artist_id(self) -> str:
@@ -135,7 +136,13 @@ class Library:
         self.songs: dict[int, Song] = {}
         self.albums: dict[str, Album] = {}
         self.artists: dict[str, Artist] = {}
-        self.song_order: list[Song] = []
+        self.song_order: list[Song] = []  # by artist, album, track: the order lists and syncs page through
+        self.album_order: list[Album] = []
+        self.artist_order: list[Artist] = []
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self._loaded_at)
 
     def fresh(self) -> Library:
         """The catalogue, loaded by the first call; once older than REFRESH_S it is read again on a thread of its
@@ -187,6 +194,7 @@ class Library:
             suffix=suffix,
             size=size,
             created=str(created) if created else None,
+            location=location or None,
         )
 
     def _build(self, docs) -> None:
@@ -206,8 +214,11 @@ class Library:
             album.songs.sort(key=lambda s: (s.track or 10**6, s.title.lower(), s.id))
         for artist in artists.values():
             artist.albums.sort(key=lambda a: a.name.lower())
-        self.songs, self.albums, self.artists = songs, albums, artists
-        self.song_order = sorted(songs.values(), key=lambda s: (s.artist.lower(), s.album.lower(), s.track or 0, s.id))
+        song_order = sorted(songs.values(), key=lambda s: (s.artist.lower(), s.album.lower(), s.track or 0, s.id))
+        album_order = sorted(albums.values(), key=lambda a: (a.artist.lower(), a.name.lower()))
+        artist_order = sorted(artists.values(), key=lambda a: a.name.lower())
+        self.songs, self.albums, self.artists = songs, albums, artists  # swapped whole: readers see one view
+        self.song_order, self.album_order, self.artist_order = song_order, album_order, artist_order
 
     def file_size(self, song: Song) -> int | None:
         if song.size is None and song.path:

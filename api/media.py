@@ -10,45 +10,26 @@ in it, else a generated cover (a PNG in colours drawn from the id).
 from __future__ import annotations
 
 import hashlib
-import re
 import struct
 import zlib
 
 from starlette.responses import FileResponse, Response
 
-from api.call import Call, song_id
+from api.browse import song_of
+from api.call import Call
 from api.context import Context
 from api.respond import NOT_FOUND, ApiError
-from connectors.audio import AudioRefused, audio_path
-
-RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+from connectors.audio import AudioRefused, checked_file
 
 
 def stream(ctx: Context, call: Call) -> Response:
-    tid = song_id(call.need("id"))
+    """The original file; Starlette's FileResponse answers Range requests (206, Content-Range, 416)."""
+    song = song_of(ctx, call.need("id"))
     try:
-        path, mime = audio_path(ctx.db, ctx.settings, tid)
+        path, mime = checked_file(song.location, ctx.settings, what=f"song {song.id}")
     except AudioRefused as exc:
         raise ApiError(NOT_FOUND, str(exc)) from exc
-    size = path.stat().st_size
-    wanted = call.headers.get("range")
-    if not wanted:
-        return FileResponse(path, media_type=mime, headers={"Accept-Ranges": "bytes"})
-    m = RANGE.match(wanted.strip())
-    if not m or (not m.group(1) and not m.group(2)):
-        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-    if m.group(1):
-        start = int(m.group(1))
-        end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
-    else:  # the last N bytes
-        start, end = max(0, size - int(m.group(2))), size - 1
-    if start >= size or end < start:
-        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-    with path.open("rb") as f:
-        f.seek(start)
-        body = f.read(end - start + 1)
-    return Response(body, status_code=206, media_type=mime,
-                    headers={"Content-Range": f"bytes {start}-{end}/{size}", "Accept-Ranges": "bytes"})  # fmt: skip
+    return FileResponse(path, media_type=mime)
 
 
 def download(ctx: Context, call: Call) -> Response:
@@ -84,7 +65,7 @@ def _catalogued_picture(ctx: Context, item: str) -> tuple[bytes, str] | None:
     if song is None:
         return None
     try:
-        path, _ = audio_path(ctx.db, ctx.settings, song.id)  # the catalogue's file, under the library root
+        path, _ = checked_file(song.location, ctx.settings)  # the catalogue's file, under the library root
     except AudioRefused:
         return None
     for candidate in sorted(path.parent.iterdir()):

@@ -34,16 +34,22 @@ def track_number(track_id: object) -> int:
 
 
 def audio_path(db, settings: Settings, track_id: object) -> tuple[Path, str]:
-    """The file of a catalogued track and its MIME type."""
+    """The file of a catalogued track and its MIME type, looked up in Mongo ``tracks``."""
     tid = track_number(track_id)
     doc = db["tracks"].find_one({"_id": tid}, {"audio_path": 1})
     if not doc or not doc.get("audio_path"):
         raise AudioRefused(f"track {tid} is not in the catalogue")
-    location = doc["audio_path"]
+    return checked_file(doc["audio_path"], settings, what=f"track {tid}'s audio")
+
+
+def checked_file(location: str | None, settings: Settings, *, what: str = "the audio") -> tuple[Path, str]:
+    """A catalogue location as a readable local file under the library root with a known audio suffix."""
+    if not location:
+        raise AudioRefused(f"{what} has no file")
     if is_uri(location) and not location.startswith("file:"):
-        raise AudioRefused(f"track {tid}'s audio is at {location}, which this server cannot read")
+        raise AudioRefused(f"{what} is at {location}, which this server cannot read")
     path = Path(location.removeprefix("file:")).resolve()
     library = Path(settings.paths.library_root).resolve()
     if library not in path.parents or path.suffix.lower() not in AUDIO_TYPES or not path.is_file():
-        raise AudioRefused(f"track {tid}'s audio file is not available")
+        raise AudioRefused(f"{what}'s file is not available")
     return path, AUDIO_TYPES[path.suffix.lower()]
