@@ -9,6 +9,7 @@ from api.call import Call, song_id
 from api.context import Context
 from api.library import Album, Song
 from api.respond import MISSING, NOT_FOUND, ApiError, Reply
+from connectors import mongo_io
 
 FOLDER = {"id": 1, "name": "Music"}
 EXTENSIONS = [
@@ -176,7 +177,7 @@ def get_album_list2(ctx: Context, call: Call) -> Reply:
 
 def _played_albums(ctx: Context, user: str, albums: list[Album], *, recent: bool) -> list[Album]:
     """Albums by the listener's plays: the stream's profile keeps their recent tracks."""
-    doc = ctx.db["recommendations"].find_one({"_id": user}, {"profile": 1}) or {}
+    doc = mongo_io.recommendation_of(ctx.db, user, ["profile.recent_tracks"])
     recent_tracks = (doc.get("profile") or {}).get("recent_tracks") or []
     lib = ctx.library
     order = [lib.songs[t].album_id for t in reversed(recent_tracks) if t in lib.songs]

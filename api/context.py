@@ -42,7 +42,7 @@ class Context:
     def open(cls, settings: Settings) -> Context:
         client = mongo_io.connect(settings)
         ctx = cls(settings=settings, client=client, secret=credentials.server_secret(settings.paths.state_root))
-        ctx.library = Library(lambda: ctx.db["tracks"].find({}, dict.fromkeys(FIELDS, 1)), settings.paths.library_root)
+        ctx.library = Library(lambda: mongo_io.catalogue_documents(ctx.db, FIELDS), settings.paths.library_root)
         return ctx
 
     @property

@@ -19,6 +19,7 @@ from api.call import Call
 from api.context import Context
 from api.library import Song
 from api.respond import NOT_FOUND, ApiError, Reply
+from connectors import mongo_io
 from index.manifest import IndexError_
 
 SEEDS = 5
@@ -38,7 +39,7 @@ def _seeds(ctx: Context, raw: str) -> list[Song]:
 
 def _live(ctx: Context, user: str) -> tuple[dict[int, float], set[int]]:
     """(track -> recommendation score, tracks to leave out) from the stream's latest answer for ``user``."""
-    doc = ctx.db["recommendations"].find_one({"_id": user}, {"items": 1, "profile.recent_tracks": 1}) or {}
+    doc = mongo_io.recommendation_of(ctx.db, user, ["items", "profile.recent_tracks"])
     items = doc.get("items") or {}
     scores = dict(zip(items.get("track_id", []), items.get("score", []), strict=False))
     heard = set((doc.get("profile") or {}).get("recent_tracks", [])[-20:])

@@ -10,6 +10,7 @@ from api.browse import entries
 from api.call import Call, song_id
 from api.context import Context
 from api.respond import MISSING, NOT_AUTHORISED, NOT_FOUND, ApiError, Reply
+from connectors import mongo_io
 from connectors import playlists as store
 
 FOR_YOU = "for-you"
@@ -37,7 +38,7 @@ def _summary(ctx: Context, call: Call, doc: dict, *, read_only: bool = False) ->
 
 
 def _for_you(ctx: Context, user: str) -> dict:
-    doc = ctx.db["recommendations"].find_one({"_id": user}, {"items.track_id": 1, "written_at": 1}) or {}
+    doc = mongo_io.recommendation_of(ctx.db, user, ["items.track_id", "written_at"])
     written = doc.get("written_at")
     tracks = (doc.get("items") or {}).get("track_id", [])
     return {"_id": FOR_YOU, "name": "For you", "owner": user, "track_ids": tracks, "created_at": written,

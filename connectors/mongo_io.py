@@ -105,6 +105,16 @@ def catalogued_genres(db: Database, track_ids: list[int], *, chunk: int = 1000) 
     return out
 
 
+def catalogue_documents(db: Database, fields: Iterable[str]):
+    """Every Mongo ``tracks`` document, with ``fields`` only (a cursor)."""
+    return db["tracks"].find({}, dict.fromkeys(fields, 1))
+
+
+def recommendation_of(db: Database, user: str, fields: Iterable[str]) -> dict[str, Any]:
+    """A listener's ``recommendations`` document (the stream's latest answer), ``fields`` only; {} when none."""
+    return db["recommendations"].find_one({"_id": user}, dict.fromkeys(fields, 1)) or {}
+
+
 def safe_key(key: str) -> str:
     """A field name any MongoDB server takes: ``.`` and a leading ``$`` become their full-width forms."""
     key = str(key).replace(".", "\uff0e")
