@@ -134,8 +134,8 @@ def build_app(ctx: Context) -> Starlette:
 
 
 def _plain(exc: Exception) -> str:
-    from pymongo.errors import PyMongoError
+    from connectors.mongo_io import is_store_error
 
-    if isinstance(exc, PyMongoError):
+    if is_store_error(exc):
         return f"the database did not answer ({type(exc).__name__}); try again"
     return f"{type(exc).__name__}: {exc}"[:300]

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from conf.settings import EMBEDDINGS, SPACES, Settings, SettingsError
+from typing import TYPE_CHECKING
+
+from conf.errors import SettingsError
+
+if TYPE_CHECKING:
+    from conf.settings import Settings
+
+EMBEDDINGS = ("musicnn-msd", "none")
+SPACES = ("auto", "features", "musicnn-msd")
 
 
 def check_values(s: Settings) -> None:

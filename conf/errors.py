@@ -1,6 +1,10 @@
-"""Errors a job reports as one plain line (no stack trace) before exiting with status 2."""
+"""Errors a job reports as one plain line (no stack trace) before exiting with status 2, a bad setting first."""
 
 from __future__ import annotations
+
+
+class SettingsError(ValueError):
+    """A setting is missing, unknown or of the wrong type; the message says which and how to fix it."""
 
 
 class EarshotError(RuntimeError):

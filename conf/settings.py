@@ -29,14 +29,11 @@ from typing import Any
 
 import yaml
 
+from conf.checks import EMBEDDINGS, SPACES, check_values  # noqa: F401 - the names settings users import
+from conf.errors import SettingsError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE_FILE = REPO_ROOT / "conf" / "base.yaml"
-EMBEDDINGS = ("musicnn-msd", "none")
-SPACES = ("auto", "features", "musicnn-msd")
-
-
-class SettingsError(ValueError):
-    """A setting is missing, unknown or of the wrong type; the message says which and how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -289,8 +286,6 @@ def load_settings(environ: Mapping[str, str] | None = None, *, base_file: Path =
         sections[name] = _build_section(name, cls, raw[name], origin)
     settings = Settings(**sections)
     settings = dataclasses.replace(settings, paths=_resolve_paths(settings.paths, REPO_ROOT))
-    from conf.checks import check_values  # the rules read the dataclasses above: imported here, not at the top
-
     check_values(settings)
     return settings
 

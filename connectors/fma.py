@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import ast
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
-
-from udfs.schema import FEATURE_COLUMNS
 
 SUBSETS = ("small", "medium", "large")
 AUDIO_EXTENSIONS = ("mp3", "ogg", "opus", "flac", "wav")
@@ -136,18 +135,19 @@ def catalogue_from_fma(tracks: pd.DataFrame, genres: pd.DataFrame, *, subset: st
     )
 
 
-def load_features_csv(path: str | Path) -> pd.DataFrame:
-    """FMA's features.csv as a flat frame: index track_id, our column names, schema order."""
+def load_features_csv(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
+    """FMA's features.csv as a flat frame: index track_id, ``columns`` (the feature schema's names, in its order;
+    ``feature_statistic_number`` as FMA's three header rows give them)."""
     try:
         frame = pd.read_csv(path, index_col=0, header=[0, 1, 2], low_memory=False)
     except (OSError, ValueError) as exc:
         raise FmaFormatError(f"{path}: cannot read as FMA features.csv ({exc})") from None
     frame.columns = [f"{f}_{s}_{n}" for f, s, n in frame.columns]
-    missing = [c for c in FEATURE_COLUMNS if c not in frame.columns]
+    missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise FmaFormatError(
             f"{path}: not an FMA features.csv; {len(missing)} feature columns missing, e.g. {missing[0]}"
         )
     frame.index = frame.index.astype("int64")
     frame.index.name = "track_id"
-    return frame[list(FEATURE_COLUMNS)].astype("float64")
+    return frame[list(columns)].astype("float64")

@@ -27,6 +27,13 @@ def ensure_topic(settings: Settings, name: str, *, partitions: int | None = None
         admin.close()
 
 
+def producer(settings: Settings):
+    """A plain producer of raw bytes: every write acknowledged by all replicas, a retried send written once."""
+    from kafka import KafkaProducer
+
+    return KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", enable_idempotence=True)
+
+
 def write_batch(df: DataFrame, settings: Settings, *, topic: str) -> None:
     """Write a batch DataFrame with ``key`` and ``value`` columns to ``topic``."""
     (

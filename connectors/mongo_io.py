@@ -30,9 +30,17 @@ def connect(settings: Settings) -> MongoClient:
     return connect_uri(settings.mongo.uri, timeout_ms=settings.mongo.timeout_ms)
 
 
-def connect_uri(uri: str, *, timeout_ms: int) -> MongoClient:
-    """A client for ``uri`` (executors get the URI, not the settings object)."""
-    return MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, tz_aware=True)
+def connect_uri(uri: str, *, timeout_ms: int, socket_timeout_ms: int | None = None) -> MongoClient:
+    """A client for ``uri`` (executors get the URI, not the settings object); ``socket_timeout_ms`` bounds a
+    call on a server that stops answering mid-way (the dashboard's, which must not hang a page)."""
+    return MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, socketTimeoutMS=socket_timeout_ms, tz_aware=True)
+
+
+def is_store_error(exc: BaseException) -> bool:
+    """True for any error of the serving store's client (unreachable, timed out, refused)."""
+    from pymongo.errors import PyMongoError
+
+    return isinstance(exc, PyMongoError)
 
 
 def database(client: MongoClient, settings: Settings) -> Database:

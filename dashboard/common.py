@@ -9,9 +9,9 @@ from dashboard import data
 
 @st.cache_resource(show_spinner=False)
 def _client(uri: str):
-    from pymongo import MongoClient
+    from connectors.mongo_io import connect_uri
 
-    return MongoClient(uri, serverSelectionTimeoutMS=1500, socketTimeoutMS=5000, tz_aware=True)
+    return connect_uri(uri, timeout_ms=1500, socket_timeout_ms=5000)
 
 
 def database(s):

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from conf.settings import Settings, load_settings
+from connectors import lake_reader, mongo_io
 from connectors.audio import AUDIO_TYPES, AudioRefused, audio_path  # noqa: F401 - the pages' names
 from connectors.services import any_reachable, kafka_hosts, mongo_hosts
 from index import store
@@ -33,11 +34,9 @@ def settings() -> Settings:
 
 
 def mongo_db(s: Settings):
-    from pymongo import MongoClient
-
     if not any_reachable(mongo_hosts(s.mongo.uri), 0.5):
         raise Unavailable(f"the database at {s.mongo.uri} does not answer; start it with services/local-stack.sh up")
-    client = MongoClient(s.mongo.uri, serverSelectionTimeoutMS=1500, socketTimeoutMS=5000, tz_aware=True)
+    client = mongo_io.connect_uri(s.mongo.uri, timeout_ms=1500, socket_timeout_ms=5000)
     return client, client[s.mongo.database]
 
 
@@ -265,10 +264,7 @@ def library_map(index: SimilarityIndex) -> pd.DataFrame:
 
 def read_delta(s: Settings, table: str) -> pd.DataFrame:
     """A Delta table as pandas, with the ``deltalake`` package (no Spark)."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
     try:
-        return DeltaTable(s.lake_table(table)).to_pandas()
-    except TableNotFoundError:
+        return lake_reader.read_pandas(s.lake_table(table))
+    except lake_reader.NoTable:
         raise Unavailable(f"no Delta table {table!r} at {s.lake_table(table)} yet") from None

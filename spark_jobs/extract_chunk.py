@@ -149,14 +149,13 @@ def _mongo_features(rows, uri: str, database: str, timeout_ms: int, version: str
     (tempo, energy, brightness) stay readable for the dashboard and client apps.
     """
     from bson.binary import Binary
-    from pymongo import MongoClient
 
     docs = []
     for r in rows:
         d = r.asDict()
         docs.append({"_id": int(d["track_id"]), "features": mongo_features(d, version=version, binary=Binary)})
     if docs:
-        with MongoClient(uri, serverSelectionTimeoutMS=timeout_ms) as client:
+        with mongo_io.connect_uri(uri, timeout_ms=timeout_ms) as client:
             mongo_io.set_fields_many(client[database], "tracks", docs)
 
 

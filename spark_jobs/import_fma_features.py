@@ -39,7 +39,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     if not args.no_mongo:
         require_mongo(settings)
     try:
-        frame = load_features_csv(Path(path))
+        frame = load_features_csv(Path(path), FEATURE_COLUMNS)
     except (FmaFormatError, FileNotFoundError) as exc:
         raise JobInputError(str(exc)) from None
     finite = frame.notna().all(axis=1)

@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql.streaming import StreamingQueryListener
 
 from conf.settings import Settings
-from connectors import mongo_io
+from connectors import kafka_io, mongo_io
 from events.contract import dead_letter_raw
 from spark_jobs.streaming.poison import pending_batch
 
@@ -81,11 +81,7 @@ class BatchSink:
 
     def producer(self):
         if self._producer is None:
-            from kafka import KafkaProducer
-
-            self._producer = KafkaProducer(
-                bootstrap_servers=self.settings.kafka.bootstrap_servers, acks="all", enable_idempotence=True
-            )
+            self._producer = kafka_io.producer(self.settings)
         return self._producer
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:

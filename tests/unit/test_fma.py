@@ -108,7 +108,7 @@ def test_features_csv_imports_by_name(tmp_path: Path):
     lines = (tmp_path / "features.csv").read_text().splitlines()
     assert lines[0].startswith("feature,chroma_cens") and lines[1].startswith("statistics,kurtosis")
     assert lines[2].startswith("number,01") and lines[3].startswith("track_id,")
-    flat = load_features_csv(tmp_path / "features.csv")
+    flat = load_features_csv(tmp_path / "features.csv", FEATURE_COLUMNS)
     assert list(flat.columns) == list(FEATURE_COLUMNS) and flat.index.tolist() == [2, 3, 5]
     np.testing.assert_allclose(flat["mfcc_mean_01"].to_numpy(), frame[("mfcc", "mean", "01")].to_numpy())
 
