@@ -253,7 +253,7 @@ def library_map(index: SimilarityIndex) -> pd.DataFrame:
     """Every indexed track at the first two principal axes of the index space."""
     frames = []
     for shard in range(len(index.manifest.shards)):
-        ids = np.asarray(index._ids[shard])  # noqa: SLF001 - read-only view of the index
+        ids = index.shard_ids(shard)
         z = np.asarray(index.shard_vectors(shard), dtype=np.float64)
         p = z @ index.projection[:, :2]
         frames.append(pd.DataFrame({"track_id": ids, "x": p[:, 0], "y": p[:, 1]}))

@@ -72,6 +72,11 @@ class Reasons:
     def reason_words(self, codes: np.ndarray) -> list[str]:
         return [self._reason_words[c] for c in np.asarray(codes).tolist()]
 
+    @property
+    def reason_count(self) -> int:
+        """How many reason codes there are (0 .. reason_count - 1)."""
+        return len(self._reason_words)
+
     def _reason_codes(self, others: np.ndarray, references: np.ndarray) -> np.ndarray:
         """0: no group close; 1 + a: group a; 1 + G + a * G + b: groups a then b (G groups)."""
         diff = np.subtract(others, references, dtype=np.float32)

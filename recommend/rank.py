@@ -221,7 +221,7 @@ def _because(index: SimilarityIndex, tastes: list[Taste], queries: list[_Query],
 
 def _words(index: SimilarityIndex) -> np.ndarray:
     """The reason words of each reason code (:meth:`SimilarityIndex.reason_words`), as an object array."""
-    return _cached(index, "words", lambda: np.asarray(index.reason_words(np.arange(len(index._reason_words))), object))
+    return _cached(index, "words", lambda: np.asarray(index.reason_words(np.arange(index.reason_count)), object))
 
 
 def _genres(index: SimilarityIndex) -> np.ndarray:
