@@ -21,6 +21,7 @@ from connectors.services import any_reachable, kafka_hosts, mongo_hosts
 from index import store
 from index.manifest import IndexError_
 from index.query import SimilarityIndex
+from udfs.schema import MOOD_AXES
 
 STREAM_FRESH_S = 60.0  # a stream whose last batch is older than this is shown as idle
 
@@ -205,11 +206,7 @@ def freshness_line(doc: dict | None, now: datetime | None = None) -> str:
 # ------------------------------------------------------------ steering
 
 
-STEERING = {
-    "tempo": ["tempo"],
-    "energy": ["rmse_mean_01"],
-    "brightness": ["spectral_centroid_mean_01"],
-}
+STEERING = {axis: [MOOD_AXES[axis]] for axis in ("tempo", "energy", "brightness")}
 
 
 def with_titles(items: list[dict], index: SimilarityIndex) -> list[dict]:

@@ -28,14 +28,10 @@ import pandas as pd
 from index.query import SimilarityIndex
 from recommend.rank import recommend_many
 from recommend.taste import Taste
+from udfs.schema import MOOD_AXES
 
-# Each axis: the feature column in the index's space, and the key of Mongo ``tracks.features``.
-AXES: dict[str, tuple[str, str]] = {
-    "tempo": ("tempo", "tempo"),
-    "energy": ("rmse_mean_01", "energy"),
-    "brightness": ("spectral_centroid_mean_01", "brightness"),
-    "noisiness": ("zcr_mean_01", "noisiness"),
-}
+# Each axis: the feature column in the index's space, and the key of Mongo ``tracks.features`` (the axis).
+AXES: dict[str, tuple[str, str]] = {axis: (column, axis) for axis, column in MOOD_AXES.items()}
 POOL = 3  # candidates per place in the playlist
 MAX_LENGTH = 200
 REACH = 0.45  # how far from the median percentile a mood of -1 or 1 aims

@@ -17,7 +17,7 @@ from conf.errors import JobInputError
 from conf.settings import Settings
 from connectors import delta_io, mongo_io
 from udfs.pandas_udfs import make_analyse_udf
-from udfs.schema import FEATURE_COLUMNS, vector_to_bytes
+from udfs.schema import FEATURE_COLUMNS, MOOD_AXES, vector_to_bytes
 
 
 def analyse_chunk(
@@ -164,9 +164,6 @@ def mongo_features(row: dict, *, version: str, binary=bytes) -> dict:
     return {
         "version": version,
         "vector": binary(vector_to_bytes([row[name] for name in FEATURE_COLUMNS])),
-        "tempo": row.get("tempo"),
-        "energy": row["rmse_mean_01"],
-        "brightness": row["spectral_centroid_mean_01"],
-        "noisiness": row["zcr_mean_01"],
+        **{axis: row.get(column) for axis, column in MOOD_AXES.items()},
         "at": datetime.now(UTC),
     }

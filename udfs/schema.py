@@ -37,6 +37,16 @@ FEATURE_GROUPS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
+# The mood axes a listener can steer by: each axis and the feature column that measures it. Extract writes
+# them by these names into Mongo ``tracks.features``; playlists and the dashboard's steering read them.
+MOOD_AXES: Final[dict[str, str]] = {
+    "tempo": "tempo",
+    "energy": "rmse_mean_01",
+    "brightness": "spectral_centroid_mean_01",
+    "noisiness": "zcr_mean_01",
+}
+
+
 def column_name(feature: str, statistic: str, number: int) -> str:
     return f"{feature}_{statistic}_{number:02d}"
 
