@@ -118,13 +118,11 @@ def get_starred2(ctx: Context, call: Call) -> Reply:
 
 
 def save_play_queue(ctx: Context, call: Call) -> Reply:
-    lib = ctx.library.fresh()
     ids = [song_of(ctx, raw).id for raw in call.many("id")]
     current = call.one("current")
     current_id = song_of(ctx, current).id if current else None
     annotations.save_queue(ctx.db, call.user, entries=ids[:1000], current=current_id,
                            position_ms=call.integer("position", 0, lo=0), client=call.client)  # fmt: skip
-    del lib
     return Reply()
 
 

@@ -8,7 +8,7 @@ from collections import Counter
 from api.call import Call, song_id
 from api.context import Context
 from api.library import Album, Song
-from api.respond import MISSING, NOT_FOUND, ApiError, Reply
+from api.respond import MISSING, NOT_AUTHORISED, NOT_FOUND, ApiError, Reply
 from connectors import mongo_io
 
 FOLDER = {"id": 1, "name": "Music"}
@@ -216,8 +216,6 @@ def search3(ctx: Context, call: Call) -> Reply:
 def get_user(ctx: Context, call: Call) -> Reply:
     name = call.one("username") or call.user
     if name != call.user:
-        from api.respond import NOT_AUTHORISED
-
         raise ApiError(NOT_AUTHORISED, "a listener can read only their own account")
     return Reply({"user": {"username": name, "scrobblingEnabled": True, "adminRole": False, "settingsRole": False,
                            "downloadRole": True, "uploadRole": False, "playlistRole": True, "coverArtRole": False,

@@ -252,6 +252,13 @@ def test_someone_elses_playlist_is_refused(api):
     assert answer(api, "updatePlaylist", auth={"u": "bob", "p": "bobs secret"}, playlistId=made["id"],
                   songIndexToRemove="0")["status"] == "ok"  # fmt: skip
     assert len(bob.getPlaylist(made["id"])["playlist"]["entry"]) == 2
+    # The play queue and the account are each listener's own too.
+    assert answer(api, "savePlayQueue", id=ids, current=ids[1], position="4200")["status"] == "ok"
+    queue = answer(api, "getPlayQueue")["playQueue"]
+    assert [e["id"] for e in queue["entry"]] == ids and queue["current"] == ids[1] and queue["position"] == 4200
+    assert "playQueue" not in answer(api, "getPlayQueue", auth={"u": "bob", "p": "bobs secret"})
+    assert answer(api, "getUser", username="bob")["error"]["code"] == 50
+    assert answer(api, "getUser", username="alice")["user"]["username"] == "alice"
 
 
 def test_plays_stars_and_skips_reach_kafka_and_steer_the_live_recommendations(api):
