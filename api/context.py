@@ -17,8 +17,7 @@ from conf.settings import Settings
 from connectors import mongo_io
 from events.contract import format_ts
 from index import store
-from index.manifest import IndexError_
-from index.query import SimilarityIndex
+from index.reader import Index, IndexError_
 
 INDEX_RECHECK_S = 2.0
 SEND_TIMEOUT_S = 10.0
@@ -30,7 +29,7 @@ class Context:
     settings: Settings
     client: Any = None
     _producer: Any = None
-    _index: SimilarityIndex | None = None
+    _index: Index | None = None
     _index_checked: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     library: Library | None = None
@@ -49,7 +48,7 @@ class Context:
     def db(self):
         return mongo_io.database(self.client, self.settings)
 
-    def index(self) -> SimilarityIndex:
+    def index(self) -> Index:
         """The published version, re-resolved every INDEX_RECHECK_S: a new build-index shows without a restart."""
         now = time.monotonic()
         with self._lock:
@@ -58,8 +57,8 @@ class Context:
             self._index_checked = now
             try:
                 folder = store.resolve(Path(self.settings.paths.index_root), None)
-                if self._index is None or Path(self._index.folder) != folder:
-                    self._index = SimilarityIndex(folder)
+                if self._index is None or self._index.version != folder.name:
+                    self._index = Index(folder)
             except IndexError_ as exc:
                 if self._index is None:
                     raise ApiError(GENERIC, f"no similarity index is published yet ({exc})") from exc

@@ -12,15 +12,12 @@ starts from the seed and keeps following what the listener does.
 
 from __future__ import annotations
 
-import numpy as np
-
 from api.browse import entries, song_of
 from api.call import Call
 from api.context import Context
 from api.library import Song
 from api.respond import NOT_FOUND, ApiError, Reply
 from connectors import mongo_io
-from index.manifest import IndexError_
 
 SEEDS = 5
 TASTE_WEIGHT = 0.5
@@ -57,9 +54,8 @@ def similar(ctx: Context, user: str, raw: str, count: int) -> list[tuple[Song, f
     for seed in seeds:
         if seed.id not in index:
             continue
-        # No reference vector: a player shows no reasons, and working them out is most of a query's cost.
-        for n in index.query_projected(index.projected_of(seed.id), k=count * 2 + len(left_out) + len(seeds),
-                                       exclude=seed_ids):  # fmt: skip
+        # A player shows no reasons, and working them out is most of a query's cost.
+        for n in index.similar(seed.id, k=count * 2 + len(left_out) + len(seeds), exclude=seed_ids, reasons=False):
             if n.track_id in seed_ids or n.track_id in left_out or n.track_id not in lib.songs:
                 continue
             best[n.track_id] = max(best.get(n.track_id, 0.0), n.score)
@@ -84,7 +80,7 @@ def get_sonic_similar_tracks(ctx: Context, call: Call) -> Reply:
     if seed.id not in index:
         raise ApiError(NOT_FOUND, f"song {seed.id} is not analysed yet (no features in the published index)")
     count = call.integer("count", 10, lo=1, hi=500)
-    near = index.query_projected(index.projected_of(seed.id), k=count + 10, exclude={seed.id})
+    near = index.similar(seed.id, k=count + 10, reasons=False)
     near = [n for n in near if n.track_id in lib.songs][:count]
     return Reply({"sonicMatch": [{"entry": lib.songs[n.track_id].entry(), "similarity": round(float(n.score), 6)}
                                  for n in near]})  # fmt: skip
@@ -99,19 +95,8 @@ def find_sonic_path(ctx: Context, call: Call) -> Reply:
         if s.id not in index:
             raise ApiError(NOT_FOUND, f"song {s.id} is not analysed yet (no features in the published index)")
     count = call.integer("count", 25, lo=2, hi=200)
-    a, b = index.projected_of(start.id), index.projected_of(end.id)
-    path, used = [(start, 1.0)], {start.id, end.id}
-    for t in np.linspace(0, 1, count)[1:-1]:
-        try:
-            near = index.query_projected((1 - t) * a + t * b, k=3, exclude=used)
-        except IndexError_:
-            break
-        step = next((n for n in near if n.track_id in lib.songs), None)
-        if step is None:
-            continue
-        used.add(step.track_id)
-        path.append((lib.songs[step.track_id], float(step.score)))
-    path.append((end, 1.0))
+    steps = index.path(start.id, end.id, count - 2, keep=lambda t: t in lib.songs)
+    path = [(start, 1.0), *((lib.songs[n.track_id], float(n.score)) for n in steps), (end, 1.0)]
     return Reply({"sonicMatch": [{"entry": s.entry(), "similarity": round(sim, 6)} for s, sim in path]})
 
 

@@ -48,7 +48,7 @@ from bench.load import FastListenProducer
 from conf.settings import REPO_ROOT, load_settings
 from connectors import kafka_io, mongo_io
 from index.local import build_version
-from index.query import SimilarityIndex
+from index.reader import Index
 from index.synthetic import COLUMNS, synthetic_catalogue
 from spark_jobs.streaming.sink import STAGES
 from tools.simulate import Simulator
@@ -106,7 +106,7 @@ def run_row(
         pca_components=cfg.pca_components,
         seed=cfg.seed,
     )
-    index = SimilarityIndex.open(settings.paths.index_root)
+    index = Index.open(settings.paths.index_root)
     catalogue = index.catalogue
     for topic in (settings.kafka.listens_topic, settings.kafka.dlq_topic):
         kafka_io.ensure_topic(settings, topic)

@@ -24,14 +24,15 @@ def genre_precision(settings) -> dict | None:
     data = data[data["genre_top"].notna()]
     if len(data) < 50:
         return None
-    from index.local import fit_pca, fit_scaler
+    from index.fit import Moments, fit_pca, fit_scaler
     from udfs.schema import FEATURE_COLUMNS
 
     cols = [*FEATURE_COLUMNS, "tempo"]
     raw = data[cols].to_numpy(dtype=np.float64)
-    mean, std = fit_scaler(raw)
+    moments = Moments.of(raw, raw.mean(axis=0))
+    mean, std = fit_scaler(moments, raw.mean(axis=0))
     z = (raw - mean) / std
-    ours = z @ fit_pca(z, settings.index.pca_components)
+    ours = z @ fit_pca(moments, std, settings.index.pca_components)
     recipe_cols = [f"mfcc_mean_{i:02d}" for i in range(1, 14)] + [f"mfcc_std_{i:02d}" for i in range(1, 14)]
     recipe_cols += ["spectral_centroid_mean_01", "zcr_mean_01"]
     original = data[recipe_cols].to_numpy(dtype=np.float64)

@@ -7,7 +7,7 @@
 Vectors are clustered synthetic ones in the index space (``index.pca_components``
 dimensions after standardisation and PCA; 161 clusters like FMA's genres).
 Ours is the partitioned index as the query library serves it (k-means shards,
-nearest-shard probing, a merged top-k, through ``SimilarityIndex``); a single
+nearest-shard probing, a merged top-k, through ``SimilarityIndex``, the engine behind ``index.reader.Index``); a single
 Annoy index with the design's reference settings, hnswlib, and exact numpy
 search run beside it. Then the quality measure: same-genre precision@10 with
 the query's artist excluded, on the extracted sample library (Delta under
@@ -33,7 +33,7 @@ from conf.settings import load_settings
 from index import store
 from index.batched import nearest_many
 from index.build import METRIC, auto_shards, build_shard
-from index.local import fit_kmeans, nearest_centroid, write_transform
+from index.fit import fit_kmeans, nearest_centroid, write_transform
 from index.manifest import Manifest, Shard
 from index.query import SimilarityIndex
 

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from index.query import SimilarityIndex
+from index.reader import Index
 from recommend.taste import WEIGHTS, Taste
 
 LIKES = 10
@@ -26,7 +26,7 @@ CHUNK = 20_000
 
 def write_initial_tastes(
     path: Path,
-    index: SimilarityIndex,
+    index: Index,
     *,
     favourites: Sequence[tuple[str, set[str]]],
     total: int,
@@ -40,7 +40,7 @@ def write_initial_tastes(
     genres = [g for g in catalogue.genres() if catalogue.ids_of_genre(g)]
     by_genre = {g: np.asarray(catalogue.ids_of_genre(g), dtype=np.int64) for g in genres}
     ids = index.track_ids()
-    raw = np.stack([index.raw_of(int(t)) for t in ids])
+    raw = index.vectors(np.arange(len(index)), raw=True)  # item order: the order of ids
     row_of = {int(t): i for i, t in enumerate(ids)}
     path.mkdir(parents=True, exist_ok=True)
     pools: dict[tuple[str, ...], np.ndarray] = {}  # the tracks of each set of liked genres (a catalogue's worth)

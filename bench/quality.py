@@ -33,9 +33,8 @@ import numpy as np
 import pandas as pd
 
 from conf.settings import load_settings
-from index.query import SimilarityIndex
-from udfs.musicnn import COLUMNS as MUSICNN_COLUMNS
-from udfs.schema import FEATURE_COLUMNS, column_name
+from index.reader import Index
+from udfs.schema import FEATURE_COLUMNS, MUSICNN_COLUMNS, column_name
 
 KS = (5, 10)
 RECIPE = (
@@ -53,7 +52,7 @@ def library_paths(library: Path) -> tuple[Path, Path]:
     return Path(env["EARSHOT_LAKE_ROOT"]), Path(env["EARSHOT_INDEX_ROOT"])
 
 
-def read_library(lake: Path, index: SimilarityIndex) -> pd.DataFrame:
+def read_library(lake: Path, index: Index) -> pd.DataFrame:
     """One row per indexed, labelled track: label, artist and the feature version the index was built from."""
     from deltalake import DeltaTable
 
@@ -89,12 +88,12 @@ def precision_exact(x: np.ndarray, labels: np.ndarray, exclude: np.ndarray, k: i
     return float(np.mean(hits)) if hits else float("nan")
 
 
-def precision_served(index: SimilarityIndex, ids: np.ndarray, labels: np.ndarray, exclude: np.ndarray, k: int) -> float:
+def precision_served(index: Index, ids: np.ndarray, labels: np.ndarray, exclude: np.ndarray, k: int) -> float:
     label_of = dict(zip(ids.tolist(), labels.tolist(), strict=True))
     hits = []
     for i, tid in enumerate(ids.tolist()):
         excluded = set(ids[exclude[i]].tolist()) - {tid}
-        found = index.similar_to(tid, k=k, exclude=excluded)
+        found = index.similar(tid, k=k, exclude=excluded)
         got = [label_of.get(n.track_id) for n in found]
         if got:
             hits.append(float(np.mean([g == labels[i] for g in got])))
@@ -107,7 +106,7 @@ def chance(labels: np.ndarray, exclude: np.ndarray) -> float:
     return float(np.mean([same[i][allowed[i]].mean() for i in range(len(labels)) if allowed[i].any()]))
 
 
-def measure(frame: pd.DataFrame, index: SimilarityIndex, *, artist_filter: bool) -> dict:
+def measure(frame: pd.DataFrame, index: Index, *, artist_filter: bool) -> dict:
     ids = frame["track_id"].to_numpy(np.int64)
     labels = frame["label"].astype(str).to_numpy()
     n = len(ids)
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"bench.quality: no lake or index at {lake} / {root}; run "
                          f"./spark-submit.sh demo --music {args.library or 'DIR'} --no-serve first\n")  # fmt: skip
         return 2
-    index = SimilarityIndex.open(root)
+    index = Index.open(root)
     frame = read_library(lake, index)
     if len(frame) < 12 or frame["label"].nunique() < 2:
         sys.stderr.write(f"bench.quality: {len(frame)} labelled tracks in {frame['label'].nunique()} labels: too few\n")

@@ -14,6 +14,12 @@ Sources, later wins:
 3. the well-known variables in :data:`ENV_ALIASES` (``MONGO_URI``,
    ``KAFKA_BOOTSTRAP_SERVERS``, ...);
 4. ``EARSHOT__<SECTION>__<KEY>`` for any key, e.g. ``EARSHOT__INDEX__N_TREES=20``.
+
+Why not a settings library (pydantic-settings): the generic part here is small (coercing a YAML or
+environment value to a field's type, naming the key that fails), every error message names the key
+and says what to write instead in this project's words, which a library's validation errors would
+replace with its own, and the executors would need one more compiled dependency to read a frozen
+dataclass. The checks across keys are in ``conf.checks``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,14 @@
-"""What every dashboard page shares: the cached database client and index, each saying plainly when it is down."""
+"""What every dashboard page shares: the cached database client and index, each saying plainly when it is down.
+
+Caches are Streamlit's, kept per process across reruns and sessions: the client per URI, and the index and
+what is derived from it (the catalogue frame, the library map, the mood table) per index version, so a
+new build-index shows at the next rerun and the old version's entries age out (two kept). Cached frames
+are shared: pages read them and never change them in place.
+"""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import data
@@ -26,10 +33,45 @@ def database(s):
 
 def index_or_none(s):
     try:
-        return data.open_index(s)
+        return _index(s.paths.index_root, data.published_version(s))
     except data.Unavailable as exc:
         st.warning(str(exc))
         return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _index(root: str, version: str):
+    return data.open_index(root, version)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _catalogue_frame(folder: str, _index) -> pd.DataFrame:
+    return data.catalogue_frame(_index)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _library_map(folder: str, _index) -> pd.DataFrame:
+    return data.library_map(_index)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _mood_table(folder: str, _db, _index) -> pd.DataFrame:
+    return data.mood_table(_db, _index)
+
+
+def catalogue_frame(index) -> pd.DataFrame:
+    """Every catalogued track (track_id, title, artist, genre), once per index version."""
+    return _catalogue_frame(str(index.folder), index)
+
+
+def library_map(index) -> pd.DataFrame:
+    """Every indexed track at the index space's first two axes, once per index version."""
+    return _library_map(str(index.folder), index)
+
+
+def mood_table(db, index) -> pd.DataFrame:
+    """Each indexed track's mood axes (``data.mood_table``), once per index version."""
+    return _mood_table(str(index.folder), db, index)
 
 
 def listener(db, page: str) -> str:

@@ -19,8 +19,7 @@ from connectors import lake_reader, mongo_io
 from connectors.audio import AUDIO_TYPES, AudioRefused, audio_path  # noqa: F401 - the pages' names
 from connectors.services import any_reachable, kafka_hosts, mongo_hosts
 from index import store
-from index.manifest import IndexError_
-from index.query import SimilarityIndex
+from index.reader import Index, IndexError_
 from udfs.schema import MOOD_AXES
 
 STREAM_FRESH_S = 60.0  # a stream whose last batch is older than this is shown as idle
@@ -45,9 +44,17 @@ def kafka_up(s: Settings) -> bool:
     return any_reachable(kafka_hosts(s.kafka.bootstrap_servers), 0.5)
 
 
-def open_index(s: Settings) -> SimilarityIndex:
+def published_version(s: Settings) -> str:
+    """The published index version's name (read every rerun: a new build-index shows at the next one)."""
     try:
-        return SimilarityIndex.open(s.paths.index_root)
+        return store.current_version(Path(s.paths.index_root))
+    except IndexError_ as exc:
+        raise Unavailable(f"{exc}; run ./spark-submit.sh build-index") from None
+
+
+def open_index(root: str, version: str) -> Index:
+    try:
+        return Index.open(root, version)
     except IndexError_ as exc:
         raise Unavailable(f"{exc}; run ./spark-submit.sh build-index") from None
 
@@ -61,7 +68,7 @@ def index_versions(s: Settings) -> list[dict]:
     rows = []
     for version in store.versions(root):
         try:
-            m = SimilarityIndex(root / version).manifest
+            m = Index(root / version).manifest
             rows.append(
                 {
                     "version": version,
@@ -80,7 +87,7 @@ def index_versions(s: Settings) -> list[dict]:
 # ------------------------------------------------------------ catalogue and audio
 
 
-def catalogue_frame(index: SimilarityIndex) -> pd.DataFrame:
+def catalogue_frame(index: Index) -> pd.DataFrame:
     rows = [(t.track_id, t.title, t.artist, t.genre) for t in index.catalogue.tracks.values()]
     return pd.DataFrame(rows, columns=["track_id", "title", "artist", "genre"]).sort_values("track_id")
 
@@ -116,30 +123,25 @@ def duration_s(audio: bytes) -> float | None:
 
 # ------------------------------------------------------------ playlists and sharing
 
-_moods: dict[str, pd.DataFrame] = {}
-
-
-def mood_table(db, index: SimilarityIndex) -> pd.DataFrame:
-    """Each indexed track's mood axes (:data:`recommend.playlist.AXES`), once per index version.
+def mood_table(db, index: Index) -> pd.DataFrame:
+    """Each indexed track's mood axes (:data:`recommend.playlist.AXES`); pages read it once per index version
+    (``dashboard.common.mood_table``).
 
     From the index's own features where its space has them, else from Mongo ``tracks.features``
     (tempo, energy, brightness, noisiness, written by extract).
     """
     from recommend.playlist import AXES, moods_from_index
 
-    if index.version not in _moods:
-        table = moods_from_index(index)
-        if table is None:
-            keys = {f"features.{key}": 1 for _, key in AXES.values()}
-            rows = [
-                {"track_id": int(d["_id"]), **{a: (d.get("features") or {}).get(key) for a, (_, key) in AXES.items()}}
-                for d in db["tracks"].find({"features": {"$exists": True}}, keys)
-            ]
-            table = pd.DataFrame(rows, columns=["track_id", *AXES])
-            table[list(AXES)] = table[list(AXES)].astype(float)
-        _moods.clear()
-        _moods[index.version] = table
-    return _moods[index.version]
+    table = moods_from_index(index)
+    if table is None:
+        keys = {f"features.{key}": 1 for _, key in AXES.values()}
+        rows = [
+            {"track_id": int(d["_id"]), **{a: (d.get("features") or {}).get(key) for a, (_, key) in AXES.items()}}
+            for d in db["tracks"].find({"features": {"$exists": True}}, keys)
+        ]
+        table = pd.DataFrame(rows, columns=["track_id", *AXES])
+        table[list(AXES)] = table[list(AXES)].astype(float)
+    return table
 
 
 def share_url(current_url: str | None, page: str, key: str, value: object) -> str:
@@ -209,7 +211,7 @@ def freshness_line(doc: dict | None, now: datetime | None = None) -> str:
 STEERING = {axis: [MOOD_AXES[axis]] for axis in ("tempo", "energy", "brightness")}
 
 
-def with_titles(items: list[dict], index: SimilarityIndex) -> list[dict]:
+def with_titles(items: list[dict], index: Index) -> list[dict]:
     """Recommended items with their title, artist and genre from the index's catalogue (the stream stores ids)."""
     out = []
     for item in items:
@@ -225,7 +227,7 @@ def with_titles(items: list[dict], index: SimilarityIndex) -> list[dict]:
     return out
 
 
-def steer(items: list[dict], index: SimilarityIndex, weights: dict[str, float]) -> list[dict]:
+def steer(items: list[dict], index: Index, weights: dict[str, float]) -> list[dict]:
     """Re-rank ``items``: each slider (-1..1) favours tracks high (or low) in its feature."""
     if not items or not any(weights.values()):
         return items
@@ -233,8 +235,9 @@ def steer(items: list[dict], index: SimilarityIndex, weights: dict[str, float]) 
     scored = []
     for rank, item in enumerate(items):
         boost = 0.0
-        if item["track_id"] in index:
-            z = index.standardized_of(item["track_id"])
+        item_of = index.items([item["track_id"]])
+        if item_of[0] >= 0:
+            z = index.vectors(item_of)[0]
             for name, w in weights.items():
                 cols = [columns.index(c) for c in STEERING[name] if c in columns]
                 if cols and w:
@@ -246,15 +249,10 @@ def steer(items: list[dict], index: SimilarityIndex, weights: dict[str, float]) 
 # ------------------------------------------------------------ the map and the lake
 
 
-def library_map(index: SimilarityIndex) -> pd.DataFrame:
+def library_map(index: Index) -> pd.DataFrame:
     """Every indexed track at the first two principal axes of the index space."""
-    frames = []
-    for shard in range(len(index.manifest.shards)):
-        ids = index.shard_ids(shard)
-        z = np.asarray(index.shard_vectors(shard), dtype=np.float64)
-        p = z @ index.projection[:, :2]
-        frames.append(pd.DataFrame({"track_id": ids, "x": p[:, 0], "y": p[:, 1]}))
-    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["track_id", "x", "y"])
+    p = index.points(np.arange(len(index)))
+    out = pd.DataFrame({"track_id": index.track_ids(), "x": p[:, 0], "y": p[:, 1]})
     cat = catalogue_frame(index)
     return out.merge(cat, on="track_id", how="left")
 

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from connectors.mongo_io import ARCHIVE_BATCHES, RECOMMENDER_BATCHES
-from dashboard import data
+from dashboard import common, data
 from dashboard.common import database, index_or_none
 
 # ------------------------------------------------------------ monitoring
@@ -127,7 +127,7 @@ def library_map() -> None:
     index = index_or_none(s)
     if index is None:
         return
-    points = data.library_map(index)
+    points = common.library_map(index)
     st.caption(f"{len(points)} tracks on the first two principal axes of the index space, coloured by genre")
     pick = alt.selection_point(fields=["track_id"], name="pick")
     chart = (

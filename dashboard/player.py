@@ -5,10 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
+from dashboard import common, data
 from dashboard.common import listener, listening_page
 from recommend.items import items_of
-from recommend.radio import radio
 
 SHOWN = 50  # search results listed at once
 EVENT_BUTTONS = (("Like", "like"), ("Dislike", "dislike"), ("Skip", "skip"), ("Finished", "complete"))
@@ -19,7 +18,7 @@ def player() -> None:
     if services is None:
         return
     s, db, index = services
-    frame = data.catalogue_frame(index)
+    frame = common.catalogue_frame(index)
     _open_link(index)
 
     user = listener(db, "player")
@@ -107,7 +106,7 @@ def _now_playing(s, db, index, frame: pd.DataFrame, user: str) -> None:
     opened_radio = st.session_state.get("opened_link") == ("radio", str(track))
     with st.expander("Song radio from this track", expanded=opened_radio):
         if track in index:
-            station = radio(index, track, length=10, artist_of=index.catalogue.artist_of())
+            (station,) = index.radio([track], length=10)
             st.dataframe(
                 pd.DataFrame([{"track_id": n.track_id, **_meta(index, n.track_id), "why": n.reason} for n in station]),
                 hide_index=True,

@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from connectors import playlists as store
-from dashboard import data
+from dashboard import common, data
 from dashboard.common import listener, listening_page
 from recommend.items import items_of
 from recommend.playlist import AXES, PlaylistError, from_mood, from_recommendations, from_seed
@@ -70,12 +70,12 @@ def _make(db, index, user: str) -> None:
     try:
         if source == "a mood":
             mood = {a: st.slider(a.capitalize(), -1.0, 1.0, 0.0, 0.25, key=f"mood_{a}") for a in AXES}
-            moods = data.mood_table(db, index)
+            moods = common.mood_table(db, index)
             usable = {a: v for a, v in mood.items() if a in moods and moods[a].notna().any()}
             make = lambda: from_mood(index, moods, usable, length=length, artist_of=artist_of)  # noqa: E731
             about = {"kind": "mood", "mood": usable}
         elif source == "a track":
-            frame = data.catalogue_frame(index)
+            frame = common.catalogue_frame(index)
             found = data.search(frame, st.text_input("Find the first track", key="pl_search")).head(50)
             labels = {int(r.track_id): f"{r.title} — {r.artist} [{r.genre}]" for r in found.itertuples()}
             seed = st.selectbox("First track", list(labels), format_func=labels.get, key="pl_seed")

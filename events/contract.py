@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,27 +48,37 @@ DEAD_LETTER_RAW_BYTES = 16 * 1024  # the copy of a message kept in its dead lett
 
 @dataclass(frozen=True)
 class Field:
+    """One field and its rules: :func:`check_event` enforces them and :func:`json_schema` publishes them."""
+
     name: str
     kind: Literal["string", "integer"]
     required: bool
     description: str
+    enum: tuple[str, ...] = ()  # the only values allowed
+    bounds: tuple[int, int] | None = None  # an integer's minimum and maximum
+    pattern: str = ""  # a regular expression a string must match (searched, as JSON Schema does) ...
+    pattern_says: str = ""  # ... and what it means, for the reason
+    only_for: str = ""  # the event type this field belongs to (absent or null on others)
+    utc_time: bool = False  # an ISO-8601 time in UTC (:func:`parse_ts`), within the stream's window
 
 
+SHARED_PATTERN = r"^(track|radio|playlist:.+)$"
+UTC_PATTERN = r"(Z|\+00:00)$"  # what the JSON Schema can say of a UTC time (parse_ts says the rest)
 FIELDS: tuple[Field, ...] = (
     Field("event_id", "string", True, "unique id of this event (a UUID); duplicates are dropped"),
     Field("user_id", "string", True, "the listener; also the Kafka message key"),
-    Field("track_id", "integer", True, "catalogue id of the track"),
-    Field("type", "string", True, "what happened: " + " | ".join(EVENT_TYPES)),
-    Field("ts", "string", True, "when it happened, ISO-8601 in UTC"),
-    Field("position_ms", "integer", False, "playback position in milliseconds"),
+    Field("track_id", "integer", True, "catalogue id of the track", bounds=(1, MAX_TRACK_ID)),
+    Field("type", "string", True, "what happened: " + " | ".join(EVENT_TYPES), enum=EVENT_TYPES),
+    Field("ts", "string", True, "when it happened, ISO-8601 in UTC", utc_time=True),
+    Field("position_ms", "integer", False, "playback position in milliseconds", bounds=(0, MAX_POSITION_MS)),
     Field("session_id", "string", False, "the listening session"),
     Field("client", "string", False, "the app that sent it"),
-    Field("shared", "string", False, "on a share: track, radio (the track's song radio) or playlist:<id>"),
+    Field("shared", "string", False, "on a share: track, radio (the track's song radio) or playlist:<id>",
+          pattern=SHARED_PATTERN, pattern_says="track, radio or playlist:<id>", only_for="share"),  # fmt: skip
     Field(
         "context", "string", False, "where the listener found the track: search, for-you, radio, playlist:<id>, link"
     ),
 )
-SHARED_KINDS = ("track", "radio")  # and playlist:<id>
 
 
 class InvalidEvent(ValueError):
@@ -138,7 +149,8 @@ def dead_letter_raw(value: bytes | None, *, limit: int = DEAD_LETTER_RAW_BYTES) 
 def check_event(
     event: Any, *, now: datetime, max_future_s: float, max_age_s: float = DEFAULT_MAX_AGE_S
 ) -> dict[str, Any]:
-    """Return the event if it keeps the contract; raise :class:`InvalidEvent` with the reason."""
+    """Return the event if it keeps the contract (each field's rules in :data:`FIELDS`, then the time
+    window); raise :class:`InvalidEvent` with the reason."""
     if not isinstance(event, dict):
         raise InvalidEvent(f"an event must be a JSON object, got {type(event).__name__}")
     for f in FIELDS:
@@ -146,37 +158,41 @@ def check_event(
             if f.required:
                 raise InvalidEvent(f"missing field {f.name}")
             continue
-        value = event[f.name]
-        if f.kind == "integer" and (not isinstance(value, int) or isinstance(value, bool)):
-            raise InvalidEvent(f"{f.name} must be an integer, got {type(value).__name__}")
-        if f.kind == "string" and not isinstance(value, str):
-            raise InvalidEvent(f"{f.name} must be a string, got {type(value).__name__}")
-        if f.kind == "string":
-            if f.required and not value.strip():
-                raise InvalidEvent(f"{f.name} is empty")
-            if len(value) > MAX_STRING:
-                raise InvalidEvent(f"{f.name} is {len(value)} characters; the limit is {MAX_STRING}")
-            if not _is_unicode(value):
-                raise InvalidEvent(f"{f.name} is not valid Unicode (a lone surrogate escape)")
-    if event["type"] not in EVENT_TYPES:
-        raise InvalidEvent(f"unknown type {event['type']!r}; expected one of {', '.join(EVENT_TYPES)}")
-    if not 0 < event["track_id"] <= MAX_TRACK_ID:
-        raise InvalidEvent(f"track_id must be between 1 and {MAX_TRACK_ID}, got {_short(event['track_id'])}")
-    position = event.get("position_ms")
-    if position is not None and not 0 <= position <= MAX_POSITION_MS:
-        raise InvalidEvent(f"position_ms must be between 0 and {MAX_POSITION_MS} (a day), got {_short(position)}")
-    shared = event.get("shared")
-    if shared is not None:
-        if event["type"] != "share":
-            raise InvalidEvent(f"shared is only for a share event, not {event['type']!r}")
-        if shared not in SHARED_KINDS and not (shared.startswith("playlist:") and len(shared) > len("playlist:")):
-            raise InvalidEvent(f"shared must be track, radio or playlist:<id>, got {shared[:40]!r}")
+        _check_type(f, event[f.name])
+    for f in FIELDS:
+        if event.get(f.name) is not None:
+            _check_value(f, event[f.name], event["type"])
     ts = parse_ts(event["ts"])
     if ts > now + timedelta(seconds=max_future_s):
         raise InvalidEvent(f"ts {event['ts']} is more than {max_future_s:.0f} s in the future")
     if ts < now - timedelta(seconds=max_age_s):
         raise InvalidEvent(f"ts {event['ts']} is more than {max_age_s / 86400:.0f} days in the past")
     return event
+
+
+def _check_type(f: Field, value: Any) -> None:
+    if f.kind == "integer" and (not isinstance(value, int) or isinstance(value, bool)):
+        raise InvalidEvent(f"{f.name} must be an integer, got {type(value).__name__}")
+    if f.kind == "string" and not isinstance(value, str):
+        raise InvalidEvent(f"{f.name} must be a string, got {type(value).__name__}")
+    if f.kind == "string":
+        if f.required and not value.strip():
+            raise InvalidEvent(f"{f.name} is empty")
+        if len(value) > MAX_STRING:
+            raise InvalidEvent(f"{f.name} is {len(value)} characters; the limit is {MAX_STRING}")
+        if not _is_unicode(value):
+            raise InvalidEvent(f"{f.name} is not valid Unicode (a lone surrogate escape)")
+
+
+def _check_value(f: Field, value: Any, event_type: str) -> None:
+    if f.enum and value not in f.enum:
+        raise InvalidEvent(f"unknown {f.name} {value!r}; expected one of {', '.join(f.enum)}")
+    if f.bounds and not f.bounds[0] <= value <= f.bounds[1]:
+        raise InvalidEvent(f"{f.name} must be between {f.bounds[0]} and {f.bounds[1]}, got {_short(value)}")
+    if f.only_for and event_type != f.only_for:
+        raise InvalidEvent(f"{f.name} is only for a {f.only_for} event, not {event_type!r}")
+    if f.pattern and not re.search(f.pattern, value):
+        raise InvalidEvent(f"{f.name} must be {f.pattern_says}, got {value[:40]!r}")
 
 
 def _is_unicode(text: str) -> bool:
@@ -197,24 +213,26 @@ def format_ts(moment: datetime) -> str:
 
 
 def json_schema() -> dict[str, Any]:
-    """The published JSON Schema (draft 2020-12), derived from :data:`FIELDS`."""
+    """The published JSON Schema (draft 2020-12), derived from :data:`FIELDS` as :func:`check_event` reads them.
+
+    What it cannot say: the time window (now-relative), lone surrogates, and that an integer is not written
+    ``5.0`` (JSON Schema counts it as one; the validator does not).
+    """
     props: dict[str, Any] = {}
     for f in FIELDS:
-        prop: dict[str, Any] = {"type": f.kind, "description": f.description}
-        if f.name == "type":
-            prop["enum"] = list(EVENT_TYPES)
-        elif f.name == "track_id":
-            prop["minimum"] = 1
-            prop["maximum"] = MAX_TRACK_ID
-        elif f.name == "position_ms":
-            prop["minimum"] = 0
-            prop["maximum"] = MAX_POSITION_MS
-        elif f.name == "ts":
+        prop: dict[str, Any] = {"type": f.kind if f.required else [f.kind, "null"], "description": f.description}
+        if f.enum:
+            prop["enum"] = list(f.enum)
+        if f.bounds:
+            prop["minimum"], prop["maximum"] = f.bounds
+        if f.utc_time:
             prop["format"] = "date-time"
-            prop["pattern"] = r"(Z|\+00:00)$"
-        elif f.required:
-            prop["minLength"] = 1
-        if f.kind == "string" and f.name != "ts":
+            prop["pattern"] = UTC_PATTERN
+        elif f.kind == "string":
+            if f.required:
+                prop["minLength"], prop["pattern"] = 1, r"\S"  # not blank
+            if f.pattern:
+                prop["pattern"] = f.pattern
             prop["maxLength"] = MAX_STRING
         props[f.name] = prop
     return {
@@ -226,6 +244,15 @@ def json_schema() -> dict[str, Any]:
         "properties": props,
         "required": [f.name for f in FIELDS if f.required],
         "additionalProperties": True,
+        # A field that belongs to one event type is absent (or null) on the others.
+        "allOf": [
+            {
+                "if": {"not": {"properties": {"type": {"const": f.only_for}}}},
+                "then": {"properties": {f.name: {"type": "null"}}},
+            }
+            for f in FIELDS
+            if f.only_for
+        ],
     }
 
 

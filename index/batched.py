@@ -24,41 +24,27 @@ NONE = np.iinfo(np.int64).max  # the sort key of an empty or excluded slot
 
 
 @dataclass(frozen=True)
-class Pool:
-    """One query's nearest tracks, nearest first: ids, distances, and where each lives (shard, row)."""
+class Hits:
+    """Nearest tracks of one or many queries as flat arrays: query ``query[i]``'s, nearest first within it.
 
+    ``items`` are the tracks' places in the index version (:class:`index.reader.Index`'s items).
+    """
+
+    query: np.ndarray
     track_ids: np.ndarray
     distances: np.ndarray
-    shards: np.ndarray
-    rows: np.ndarray
+    items: np.ndarray
 
     def __len__(self) -> int:
         return len(self.track_ids)
 
+    def take(self, keep: np.ndarray) -> Hits:
+        return Hits(*(a[keep] for a in (self.query, self.track_ids, self.distances, self.items)))
 
-@dataclass(frozen=True)
-class Pools:
-    """Many queries' nearest tracks in one set of flat arrays: query ``owner[i]``'s, nearest first within it."""
-
-    owner: np.ndarray
-    track_ids: np.ndarray
-    distances: np.ndarray
-    shards: np.ndarray
-    rows: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.track_ids)
-
-    def take(self, keep: np.ndarray) -> Pools:
-        return Pools(*(a[keep] for a in (self.owner, self.track_ids, self.distances, self.shards, self.rows)))
-
-    def split(self, n: int) -> list[Pool]:
-        """One :class:`Pool` per query 0..n-1."""
-        bounds = np.searchsorted(self.owner, np.arange(n + 1))
-        return [
-            Pool(*(a[bounds[q] : bounds[q + 1]] for a in (self.track_ids, self.distances, self.shards, self.rows)))
-            for q in range(n)
-        ]
+    def split(self, n: int) -> list[Hits]:
+        """One :class:`Hits` per query 0..n-1."""
+        bounds = np.searchsorted(self.query, np.arange(n + 1))
+        return [self.take(slice(bounds[q], bounds[q + 1])) for q in range(n)]
 
 
 def nearest_many(
@@ -68,7 +54,7 @@ def nearest_many(
     k: int,
     exclude: Sequence[set[int]] | None = None,
     probe: int | None = None,
-) -> list[Pool]:
+) -> list[Hits]:
     """The ``k`` nearest tracks to each row of ``points`` (index space), leaving out ``exclude[i]`` for row i."""
     points = np.asarray(points, dtype=np.float32).reshape(-1, index.manifest.dims)
     return nearest_flat(index, points, k=k, exclude=exclude, probe=probe).split(len(points))
@@ -81,7 +67,7 @@ def nearest_flat(
     k: int,
     exclude: Sequence[set[int]] | None = None,
     probe: int | None = None,
-) -> Pools:
+) -> Hits:
     """:func:`nearest_many` as flat arrays sorted by query: the work is per shard and per chunk, not per query.
 
     The shards each query visits follow :meth:`SimilarityIndex.query_projected`'s rule in two rounds:
@@ -106,13 +92,13 @@ def nearest_flat(
         rest = order[:, 1:]
         near = np.take_along_axis(bounds, rest, axis=1) ** 2 < (kth * kth)[:, None]
         _score(index, points, np.repeat(everyone, near.sum(axis=1)), rest[near], k, excluded, found)
-    pools = _best(index, found.keys, found.flats, k)
+    hits = _best(index, found.keys, found.flats, k)
     if cap < shards:
-        counts = np.bincount(pools.owner, minlength=n)
+        counts = np.bincount(hits.query, minlength=n)
         short = np.flatnonzero(counts < k)
         if len(short):
-            pools = _with_widened(index, pools, points, short, k, exclude)
-    return pools
+            hits = _with_widened(index, hits, points, short, k, exclude)
+    return hits
 
 
 @dataclass(frozen=True)
@@ -210,48 +196,41 @@ def _squared(a: np.ndarray, b: np.ndarray, b_norms: np.ndarray) -> np.ndarray:
     return np.maximum(d, 0.0, out=d)
 
 
-def _best(index: SimilarityIndex, keys: np.ndarray, flats: np.ndarray, k: int) -> Pools:
-    """Each row's ``k`` smallest keys, in order, as flat pools (rows without candidates give none)."""
+def _best(index: SimilarityIndex, keys: np.ndarray, flats: np.ndarray, k: int) -> Hits:
+    """Each row's ``k`` smallest keys, in order, as flat hits (rows without candidates give none)."""
     n, slots = keys.shape
     want = min(k, slots)
     if not n or not want:
         e = np.empty(0, np.int64)
-        return Pools(e, e, np.empty(0, np.float32), e, e)
+        return Hits(e, e, np.empty(0, np.float32), e)
     top = np.argpartition(keys, want - 1, axis=1)[:, :want] if want < slots else np.tile(np.arange(slots), (n, 1))
     top = np.take_along_axis(top, np.take_along_axis(keys, top, axis=1).argsort(axis=1), axis=1)
     key, flat = np.take_along_axis(keys, top, axis=1).ravel(), np.take_along_axis(flats, top, axis=1).ravel()
     found = key != NONE
     key, flat = key[found], flat[found]
-    owner = np.repeat(np.arange(n, dtype=np.int64), want)[found]
-    shard = np.searchsorted(index.flat_at(np.arange(len(index.centroids)), 0), flat, side="right") - 1
-    row = flat - index.flat_at(shard, 0)
+    query = np.repeat(np.arange(n, dtype=np.int64), want)[found]
     distances = (key >> 32).astype(np.int32).view(np.float32)
-    return Pools(owner, index.ids_at(flat), distances, shard, row)
+    return Hits(query, index.ids_at(flat), distances, flat)
 
 
-def _with_widened(
-    index: SimilarityIndex, pools: Pools, points: np.ndarray, short: np.ndarray, k: int, exclude
-) -> Pools:
-    """``pools`` with the queries in ``short`` answered again over further shards (fewer than k found)."""
-    redo = np.isin(pools.owner, short)
+def _with_widened(index: SimilarityIndex, hits: Hits, points: np.ndarray, short: np.ndarray, k: int, exclude) -> Hits:
+    """``hits`` with the queries in ``short`` answered again over further shards (fewer than k found)."""
+    redo = np.isin(hits.query, short)
     extra = [_widened(index, points[q], k, exclude[q] if exclude else set()) for q in short.tolist()]
-    owner = np.concatenate(
-        [pools.owner[~redo], *(np.full(len(p), q, np.int64) for q, p in zip(short.tolist(), extra, strict=True))]
+    query = np.concatenate(
+        [hits.query[~redo], *(np.full(len(p), q, np.int64) for q, p in zip(short.tolist(), extra, strict=True))]
     )
     cols = [
-        np.concatenate([getattr(pools, f)[~redo], *(getattr(p, f) for p in extra)])
-        for f in ("track_ids", "distances", "shards", "rows")
+        np.concatenate([getattr(hits, f)[~redo], *(getattr(p, f) for p in extra)])
+        for f in ("track_ids", "distances", "items")
     ]
-    order = np.argsort(owner, kind="stable")
-    return Pools(owner[order], *(c[order] for c in cols))
+    order = np.argsort(query, kind="stable")
+    return Hits(query[order], *(c[order] for c in cols))
 
 
-def _widened(index: SimilarityIndex, point: np.ndarray, k: int, exclude: set[int]) -> Pool:
+def _widened(index: SimilarityIndex, point: np.ndarray, k: int, exclude: set[int]) -> Hits:
     found = index.query_projected(point, k=k, exclude=exclude)
-    where = index.where(n.track_id for n in found)
-    return Pool(
-        np.asarray([n.track_id for n in found], np.int64),
-        np.asarray([n.distance for n in found], np.float32),
-        np.asarray([w[0] for w in where], np.int64),
-        np.asarray([w[1] for w in where], np.int64),
-    )
+    ids = np.asarray([n.track_id for n in found], np.int64)
+    _, shard, row = index.locate_many(ids)
+    distances = np.asarray([n.distance for n in found], np.float32)
+    return Hits(np.zeros(len(ids), np.int64), ids, distances, index.flat_at(shard, row))

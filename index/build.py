@@ -9,10 +9,6 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
-from udfs.musicnn import COLUMNS as MUSICNN_COLUMNS
-from udfs.musicnn import PARTS as MUSICNN_PARTS
-from udfs.schema import FEATURE_COLUMNS, FEATURE_GROUPS
-
 METRIC = "euclidean"
 TRACKS_PER_SHARD = 500  # index.shards 0: about this many tracks per shard ...
 MAX_AUTO_SHARDS = 256  # ... up to this many shards (a process holds a file open per shard it has read)
@@ -26,6 +22,11 @@ def auto_shards(tracks: int) -> int:
     about 3,900 (bench.index measures both).
     """
     return max(1, min(MAX_AUTO_SHARDS, round(tracks / TRACKS_PER_SHARD)))
+
+
+def shard_count(requested: int, tracks: int) -> int:
+    """How many shards ``index.shards`` gives ``tracks`` tracks (0: :func:`auto_shards`): at least two tracks each."""
+    return max(1, min(requested or auto_shards(tracks), tracks // 2 or 1))
 
 
 def shard_files(shard: int) -> dict[str, str]:
@@ -72,46 +73,3 @@ def build_shard(
     np.save(folder / files["vectors_file"], standardized.astype(np.float32))
     np.save(folder / files["points_file"], projected.astype(np.float32))
     return files
-
-
-def group_slices(columns: list[str]) -> dict[str, np.ndarray]:
-    """Column positions of each feature group in the raw vector (tempo is "rhythm").
-
-    In musicnn's space the groups are the network's parts: its timbral filters, its temporal
-    ("rhythm") filters and its mid-end layers ("texture"), in ``udfs.musicnn.PARTS``.
-    """
-    if columns and columns[0] == MUSICNN_COLUMNS[0]:
-        return {g: np.arange(lo, hi, dtype=np.int64) for g, (lo, hi) in MUSICNN_PARTS.items() if hi <= len(columns)}
-    position = {c: i for i, c in enumerate(columns)}
-    groups: dict[str, list[int]] = {g: [] for g in FEATURE_GROUPS}
-    for c in FEATURE_COLUMNS:
-        feature = c.rsplit("_", 2)[0]
-        for g, members in FEATURE_GROUPS.items():
-            if feature in members and c in position:
-                groups[g].append(position[c])
-    out = {g: np.asarray(v, dtype=np.int64) for g, v in groups.items() if v}
-    if "tempo" in position:
-        out["rhythm"] = np.asarray([position["tempo"]], dtype=np.int64)
-    return out
-
-
-def group_distances(a: np.ndarray, b: np.ndarray, slices: dict[str, np.ndarray]) -> dict[str, float]:
-    """Root-mean-square difference per feature group between standardized vectors."""
-    return {g: float(np.sqrt(np.mean((a[idx] - b[idx]) ** 2))) for g, idx in slices.items()}
-
-
-def typical_group_scale(
-    standardized: np.ndarray, slices: dict[str, np.ndarray], *, seed: int, pairs: int = 2000
-) -> dict[str, float]:
-    """The median per-group distance between random pairs: what "close" is measured against."""
-    rng = np.random.default_rng(seed)
-    n = len(standardized)
-    if n < 2:
-        return {g: 1.0 for g in slices}
-    a = rng.integers(0, n, size=pairs)
-    b = rng.integers(0, n, size=pairs)
-    out = {}
-    for g, idx in slices.items():
-        d = np.sqrt(np.mean((standardized[a][:, idx] - standardized[b][:, idx]) ** 2, axis=1))
-        out[g] = float(np.median(d)) or 1.0
-    return out

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 MANIFEST_FILE = "manifest.json"
+TRANSFORM_FILES = ("scaler_mean.npy", "scaler_std.npy", "projection.npy")  # the scaler's mean and std, the PCA
 FORMAT = 1
 
 

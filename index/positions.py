@@ -6,7 +6,7 @@ set up in its ``__init__``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -36,10 +36,6 @@ class Positions:
     def standardized_of(self, track_id: int) -> np.ndarray:
         shard, row = self._locate(track_id)
         return np.asarray(self.shard_vectors(shard)[row])
-
-    def raw_of(self, track_id: int) -> np.ndarray:
-        """The track's feature vector in raw (unstandardized) units: the same in every version."""
-        return self.standardized_of(track_id).astype(np.float64) * self.std + self.mean
 
     def _flat_positions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Each shard's first flat position; every indexed id sorted, beside its flat position; each flat
@@ -82,6 +78,28 @@ class Positions:
         _, sorted_ids, _, rank = self._flat_positions()
         return sorted_ids[rank[flat]]
 
+    def shard_rows(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(shard, row) of each flat position (item)."""
+        offsets = self._flat_positions()[0]
+        shard = np.searchsorted(offsets, items, side="right") - 1
+        return shard, items - offsets[shard]
+
+    def points_of(self, items: np.ndarray) -> np.ndarray:
+        """The index-space points of the tracks at these flat positions, one row each."""
+        return self.points_at(*self.shard_rows(items))
+
+    def vectors_of(self, items: np.ndarray) -> np.ndarray:
+        """The standardized vectors of the tracks at these flat positions, one row each."""
+        return self.standardized_at(*self.shard_rows(items))
+
+    def genres(self) -> np.ndarray:
+        """The genre of each flat position, as an object array (built once)."""
+        if self._genres is None:
+            genres = np.asarray(self.attributes()[1], object)
+            with self._lock:
+                self._genres = genres
+        return self._genres
+
     def attributes(self) -> tuple[np.ndarray, list[str | None]]:
         """Per flat position (:meth:`flat_at`): an artist code (-1: no artist to cap) and the genre."""
         if self._attributes is None:
@@ -99,16 +117,6 @@ class Positions:
 
     def shard_ids(self, shard: int) -> np.ndarray:
         return np.asarray(self._ids[shard])
-
-    def where(self, track_ids: Iterable[int]) -> list[tuple[int, int]]:
-        """(shard, row) of each catalogued track among ``track_ids``; others are left out."""
-        out = []
-        for t in track_ids:
-            try:
-                out.append(self._locate(t))
-            except IndexError_:
-                continue
-        return out
 
     def projected_of(self, track_id: int) -> np.ndarray:
         shard, row = self._locate(track_id)

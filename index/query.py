@@ -18,14 +18,12 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from index import store
-from index.build import group_slices
 from index.catalogue import Catalogue
-from index.manifest import IndexError_, Manifest
+from index.groups import group_slices
+from index.manifest import TRANSFORM_FILES, IndexError_, Manifest
 from index.points import ShardPoints
 from index.positions import Positions
 from index.reasons import Reasons
-
-TRANSFORM_FILES = ("scaler_mean.npy", "scaler_std.npy", "projection.npy")
 
 
 @dataclass(frozen=True)
@@ -69,6 +67,7 @@ class SimilarityIndex(ShardPoints, Positions, Reasons):
         self._where: dict[int, tuple[int, int]] | None = None
         self._flat: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._attributes: tuple[np.ndarray, list[str | None]] | None = None
+        self._genres: np.ndarray | None = None
         self._catalogue: Catalogue | None = None
         self._lock = threading.Lock()
 
@@ -196,8 +195,16 @@ class SimilarityIndex(ShardPoints, Positions, Reasons):
         excluded = np.fromiter({int(t) for t in exclude}, dtype=np.int64)
         probe = self.manifest.probe if probe is None else probe
         cap = len(self._ids) if not probe else max(1, probe)
+        found = self._visit(p, k, excluded, cap, search_k or self.manifest.search_k)
+        if found is None:
+            return []
+        return self._nearest_first(p, k, *found, reference=reference)
+
+    def _visit(
+        self, p: np.ndarray, k: int, excluded: np.ndarray, cap: int, search_k: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(squared distances, shards, rows) of the candidates from the shards :meth:`query_projected` visits."""
         want = k + len(excluded)
-        sk = search_k or self.manifest.search_k
         bounds = self.shard_bounds(p)[0]
         squared_bounds = bounds * bounds
         found_d, found_s, found_r = [], [], []
@@ -206,7 +213,7 @@ class SimilarityIndex(ShardPoints, Positions, Reasons):
         for visited, shard in enumerate(np.argsort(bounds, kind="stable").tolist()):
             if have >= k and (visited >= cap or squared_bounds[shard] >= kth):
                 break
-            rows, dist = self._search_shard(shard, p, want, sk)
+            rows, dist = self._search_shard(shard, p, want, search_k)
             if len(excluded):
                 keep = ~np.isin(self._ids[shard][rows], excluded)
                 rows, dist = rows[keep], dist[keep]
@@ -218,10 +225,15 @@ class SimilarityIndex(ShardPoints, Positions, Reasons):
                 d = np.concatenate(found_d) if len(found_d) > 1 else dist
                 kth = float(np.partition(d, k - 1)[k - 1])
         if not have:
-            return []
-        sh, rw = np.concatenate(found_s), np.concatenate(found_r)
+            return None
+        return np.concatenate(found_d), np.concatenate(found_s), np.concatenate(found_r)
+
+    def _nearest_first(
+        self, p: np.ndarray, k: int, d: np.ndarray, sh: np.ndarray, rw: np.ndarray, *, reference: np.ndarray | None
+    ) -> list[Neighbour]:
+        """The ``k`` nearest candidates by their exact distance to ``p`` (ties by track id), with reasons."""
         t = self._flat_ids(sh, rw)
-        top = np.lexsort((t, np.concatenate(found_d)))[: k + 2]  # two spare: the exact distances may reorder them
+        top = np.lexsort((t, d))[: k + 2]  # two spare: the exact distances may reorder them
         sh, rw, t = sh[top], rw[top], t[top]
         chosen = np.asarray([self.shard_points(a)[b] for a, b in zip(sh.tolist(), rw.tolist(), strict=True)])
         diff = chosen.reshape(-1, len(p)).astype(np.float64) - p  # measured directly: no cancellation

@@ -33,13 +33,7 @@ class Reasons:
         # The reasons by code (:meth:`_reason_codes`): none close, one group, then two.
         self._reason_words = ["similar overall", *(f"close in {a}" for a in names)]
         self._reason_words += [f"close in {a} and {b}" for a in names for b in names]
-
-    def reason_for(self, reference: np.ndarray, track_id: int) -> str:
-        """Why ``track_id`` is near the standardized vector ``reference``: its closest feature groups."""
-        return self.explain(reference, self.standardized_of(track_id))
-
-    def explain(self, reference: np.ndarray, other: np.ndarray) -> str:
-        return self.explain_many(reference, np.asarray(other)[None, :])[0]
+        self._reason_table = np.asarray(self._reason_words, object)
 
     def explain_many(self, reference: np.ndarray, others: np.ndarray) -> list[str]:
         """Why each row of ``others`` (standardized) is near ``reference``: its closest feature groups."""
@@ -69,13 +63,16 @@ class Reasons:
             codes[part] = self._reason_codes(self.standardized_at(shards[part], rows[part]), references[ref_of[part]])
         return codes
 
+    def explain_items(self, references: np.ndarray, ref_of: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """:meth:`explain_at` for flat positions (items)."""
+        return self.explain_at(references, ref_of, *self.shard_rows(np.asarray(items, np.int64)))
+
+    def reason_table(self) -> np.ndarray:
+        """The words of every reason code, as an object array indexed by code."""
+        return self._reason_table
+
     def reason_words(self, codes: np.ndarray) -> list[str]:
         return [self._reason_words[c] for c in np.asarray(codes).tolist()]
-
-    @property
-    def reason_count(self) -> int:
-        """How many reason codes there are (0 .. reason_count - 1)."""
-        return len(self._reason_words)
 
     def _reason_codes(self, others: np.ndarray, references: np.ndarray) -> np.ndarray:
         """0: no group close; 1 + a: group a; 1 + G + a * G + b: groups a then b (G groups)."""

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from events.contract import InvalidEvent, decode_message, parse_ts
-from index.query import SimilarityIndex
+from index.reader import Index
 from recommend.taste import Taste
 
 log = logging.getLogger("earshot.fold")
@@ -62,7 +62,7 @@ class Folded:
 
 
 def sort_messages(
-    frame: pd.DataFrame, index: SimilarityIndex | None, rules: Rules, lookup: Lookup | None = None
+    frame: pd.DataFrame, index: Index | None, rules: Rules, lookup: Lookup | None = None
 ) -> tuple[dict[str, list[dict]], list[dict]]:
     """Decode and check every message: (valid events by listener, in offset order; dead letters).
 
@@ -139,7 +139,7 @@ def _letter(reason: str, value: Any, key: str | None, partition: int, offset: in
 
 
 def fold_listener(
-    user_id: str, taste: Taste | None, events: list[dict], index: SimilarityIndex | None, *, half_life_ms: float
+    user_id: str, taste: Taste | None, events: list[dict], index: Index | None, *, half_life_ms: float
 ) -> Folded:
     """Apply one listener's valid events (offset order) to their taste; repeated event ids are dropped.
 
@@ -149,7 +149,8 @@ def fold_listener(
     folded = Folded(user_id, taste)
 
     def vector_of(track_id: int):
-        return index.raw_of(track_id) if index is not None and track_id in index else None
+        item = index.items([track_id]) if index is not None else None
+        return index.vectors(item, raw=True)[0] if item is not None and item[0] >= 0 else None
 
     for event in events:
         taste = taste or Taste()
@@ -172,7 +173,7 @@ def fold_listener(
 def fold_batch(
     frame: pd.DataFrame,
     tastes: Mapping[str, Taste] | Callable[[list[str]], Mapping[str, Taste]],
-    index: SimilarityIndex | None,
+    index: Index | None,
     rules: Rules,
     *,
     half_life_ms: float,

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from index.query import SimilarityIndex
+from index.reader import Index
 from recommend.rank import recommend_many
 from recommend.taste import Taste
 from udfs.schema import MOOD_AXES
@@ -42,7 +42,7 @@ class PlaylistError(ValueError):
 
 
 def flow(
-    index: SimilarityIndex,
+    index: Index,
     candidates: Sequence[int],
     *,
     length: int,
@@ -51,11 +51,11 @@ def flow(
     """``candidates`` (the first is the opening track) reordered to flow, at most ``length`` of them."""
     _check_length(length)
     ids = list(dict.fromkeys(int(t) for t in candidates))
-    found, shards, rows = index.locate_many(ids)
-    ids = [t for t, f in zip(ids, found.tolist(), strict=True) if f]
+    items = index.items(ids)
+    ids = [t for t, i in zip(ids, items.tolist(), strict=True) if i >= 0]
     if not ids:
         return []
-    points = index.points_at(shards[found], rows[found]).astype(np.float64)
+    points = index.points(items[items >= 0]).astype(np.float64)
     artist_of = artist_of or {}
     artists = np.asarray([artist_of.get(t) for t in ids], object)
     free = np.ones(len(ids), bool)
@@ -74,20 +74,16 @@ def flow(
     return order
 
 
-def from_seed(
-    index: SimilarityIndex, seed: int, *, length: int, artist_of: Mapping[int, object] | None = None
-) -> list[int]:
+def from_seed(index: Index, seed: int, *, length: int, artist_of: Mapping[int, object] | None = None) -> list[int]:
     """A playlist that opens with ``seed`` and flows through its neighbours."""
     _check_length(length)
     if int(seed) not in index:
         raise PlaylistError(f"track {seed} is not in the index: it has no features yet")
-    near = index.similar_to(int(seed), k=min(len(index) - 1, POOL * length)) if len(index) > 1 else []
+    near = index.similar(int(seed), k=min(len(index) - 1, POOL * length)) if len(index) > 1 else []
     return flow(index, [int(seed), *(n.track_id for n in near)], length=length, artist_of=artist_of)
 
 
-def from_taste(
-    index: SimilarityIndex, taste: Taste, *, length: int, artist_of: Mapping[int, object] | None = None
-) -> list[int]:
+def from_taste(index: Index, taste: Taste, *, length: int, artist_of: Mapping[int, object] | None = None) -> list[int]:
     """A playlist from a listener's recommendations (their best match first), reordered to flow."""
     _check_length(length)
     (rec,) = recommend_many(index, [taste], k=POOL * length, max_per_artist=max(3, length // 4))
@@ -98,7 +94,7 @@ def from_taste(
 
 
 def from_recommendations(
-    index: SimilarityIndex, track_ids: Sequence[int], *, length: int, artist_of: Mapping[int, object] | None = None
+    index: Index, track_ids: Sequence[int], *, length: int, artist_of: Mapping[int, object] | None = None
 ) -> list[int]:
     """A playlist from a listener's served recommendations (the dashboard's "my taste"), topped up with their
     nearest tracks when they are fewer than the pool, ordered to flow from the first."""
@@ -110,12 +106,12 @@ def from_recommendations(
     for t in ids:
         if len(pool) >= POOL * length:
             break
-        pool += [n.track_id for n in index.similar_to(t, k=POOL, exclude=pool)]
+        pool += [n.track_id for n in index.similar(t, k=POOL, exclude=pool)]
     return flow(index, pool, length=length, artist_of=artist_of)
 
 
 def from_mood(
-    index: SimilarityIndex,
+    index: Index,
     moods: pd.DataFrame,
     mood: Mapping[str, float],
     *,
@@ -139,8 +135,7 @@ def from_mood(
     missing = [a for a in asked if a not in moods or moods[a].isna().all()]
     if missing:
         raise PlaylistError(f"the catalogue has no {', '.join(missing)} to choose by (features not extracted yet)")
-    found, _, _ = index.locate_many(moods["track_id"].to_numpy(np.int64))
-    table = moods[found].reset_index(drop=True)
+    table = moods[index.items(moods["track_id"].to_numpy(np.int64)) >= 0].reset_index(drop=True)
     if table.empty:
         raise PlaylistError("no indexed track has mood features yet")
     distance = np.zeros(len(table))
@@ -151,18 +146,16 @@ def from_mood(
     return flow(index, table["track_id"].to_numpy()[nearest].tolist(), length=length, artist_of=artist_of)
 
 
-def moods_from_index(index: SimilarityIndex) -> pd.DataFrame | None:
+def moods_from_index(index: Index) -> pd.DataFrame | None:
     """Every indexed track's mood axes from the index's own features, or None when its space lacks them."""
     columns = list(index.manifest.columns)
     axes = {a: columns.index(col) for a, (col, _) in AXES.items() if col in columns}
     if not axes:
         return None
-    ids = index.track_ids()
-    _, shards, rows = index.locate_many(ids)
-    z = index.standardized_at(shards, rows)
-    frame = {"track_id": ids}
+    raw = index.vectors(np.arange(len(index)), raw=True)
+    frame = {"track_id": index.track_ids()}
     for axis, at in axes.items():
-        frame[axis] = z[:, at].astype(np.float64) * index.std[at] + index.mean[at]
+        frame[axis] = raw[:, at]
     return pd.DataFrame(frame)
 
 

@@ -12,23 +12,19 @@
 
 :func:`recommend_many` answers every listener of a micro-batch together: their
 query points are standardized and projected as one matrix, and their
-candidates come from one batched search (:func:`index.batched.nearest_flat`);
+candidates come from one batched search (:meth:`index.reader.Index.nearest`);
 :func:`recommend` is the same for one listener.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from index.batched import Pools, nearest_flat
-from index.manifest import IndexError_
-from index.query import SimilarityIndex
+from index.reader import Hits, Index, IndexError_
 from recommend.items import Recommendation
-from recommend.radio import radio_many
 from recommend.taste import Taste
 
 AWAY = 1.0  # how far past the pulled centre the query moves, at a fully negative history
@@ -45,12 +41,12 @@ class _Query:
     excluded: set[int]
 
 
-def recommend(index: SimilarityIndex, taste: Taste, *, k: int = 20, max_per_artist: int = 3) -> Recommendation:
+def recommend(index: Index, taste: Taste, *, k: int = 20, max_per_artist: int = 3) -> Recommendation:
     return recommend_many(index, [taste], k=k, max_per_artist=max_per_artist)[0]
 
 
 def recommend_many(
-    index: SimilarityIndex, tastes: Sequence[Taste], *, k: int = 20, max_per_artist: int = 3
+    index: Index, tastes: Sequence[Taste], *, k: int = 20, max_per_artist: int = 3
 ) -> list[Recommendation]:
     """One :class:`Recommendation` per taste, in order."""
     out: list[Recommendation | None] = [None] * len(tastes)
@@ -72,9 +68,8 @@ def recommend_many(
     if queries:
         order = list(queries)
         z = np.stack([queries[i].z for i in order])
-        points = (z.astype(np.float64) @ index.projection).astype(np.float32)
-        pools = nearest_flat(index, points, k=POOL * k, exclude=[queries[i].excluded for i in order])
-        chosen = _choose(index, [queries[i] for i in order], pools, k=k, max_per_artist=max_per_artist)
+        hits = index.nearest(index.project(z), k=POOL * k, exclude=[queries[i].excluded for i in order])
+        chosen = _choose(index, [queries[i] for i in order], hits, k=k, max_per_artist=max_per_artist)
         for i, rec in zip(
             order, _items(index, [tastes[i] for i in order], [queries[i] for i in order], chosen), strict=True
         ):
@@ -85,15 +80,15 @@ def recommend_many(
     return [r if r is not None else Recommendation("taste", []) for r in out]
 
 
-def _radio_seed(index: SimilarityIndex, taste: Taste) -> int | None:
+def _radio_seed(index: Index, taste: Taste) -> int | None:
     heard = {t for t in taste.recent if t in index}
     if len(heard) == 1 and taste.positives and taste.neg_w == 0 and taste.positives[-1] in index:
         return taste.positives[-1]
     return None
 
 
-def _radios(index: SimilarityIndex, seeds: list[int], *, k: int) -> list[Recommendation]:
-    stations = radio_many(index, seeds, length=k, artist_of=index.catalogue.artist_of())
+def _radios(index: Index, seeds: list[int], *, k: int) -> list[Recommendation]:
+    stations = index.radio(seeds, length=k)
     out = []
     for seed, station in zip(seeds, stations, strict=True):
         title = _title(index, seed)
@@ -105,7 +100,7 @@ def _radios(index: SimilarityIndex, seeds: list[int], *, k: int) -> list[Recomme
     return out
 
 
-def _query(index: SimilarityIndex, taste: Taste) -> _Query | None:
+def _query(index: Index, taste: Taste) -> _Query | None:
     pos, neg = taste.centre("pos"), taste.centre("neg")
     width = len(index.manifest.columns)
     # A taste folded in another index space (index.space changed) starts again with its next event.
@@ -121,39 +116,39 @@ def _query(index: SimilarityIndex, taste: Taste) -> _Query | None:
     return _Query(z.astype(np.float32), p_neg, share, set(taste.recent) | set(taste.disliked))
 
 
-def _choose(index: SimilarityIndex, queries: list[_Query], pools: Pools, *, k: int, max_per_artist: int) -> Pools:
+def _choose(index: Index, queries: list[_Query], hits: Hits, *, k: int, max_per_artist: int) -> Hits:
     """Each query's pool re-ranked away from what pushed, at most ``max_per_artist`` per artist, its first ``k``.
 
-    All queries at once: the ranking, the artist cap and the cut are array operations over the flat pools.
+    All queries at once: the ranking, the artist cap and the cut are array operations over the flat hits.
     """
-    if not len(pools):
-        return pools
-    rank = pools.distances.astype(np.float64)
+    if not len(hits):
+        return hits
+    rank = hits.distances.astype(np.float64)
     pushed = np.asarray([q.p_neg is not None for q in queries])
     if pushed.any():  # far from what was skipped, as much as skips weigh
         dims = index.manifest.dims
         p_neg = np.stack([q.p_neg if q.p_neg is not None else np.zeros(dims, np.float32) for q in queries])
         weight = np.asarray([PUSH * q.share for q in queries], np.float32)
-        sel = np.flatnonzero(pushed[pools.owner])
-        points = index.points_at(pools.shards[sel], pools.rows[sel])
-        owner = pools.owner[sel]
+        sel = np.flatnonzero(pushed[hits.query])
+        points = index.points(hits.items[sel])
+        owner = hits.query[sel]
         rank[sel] = rank[sel] - weight[owner] * np.linalg.norm(points - p_neg[owner], axis=1)
-    ranked = pools.take(np.lexsort((pools.track_ids, rank, pools.owner)))
-    artist = index.attributes()[0][index.flat_at(ranked.shards, ranked.rows)]
+    ranked = hits.take(np.lexsort((hits.track_ids, rank, hits.query)))
+    artist = index.artists()[ranked.items]
     place = np.arange(len(ranked))
     # How many earlier places of the same listener went to the same artist (-1: no artist, never capped).
-    by_artist = np.lexsort((place, artist, ranked.owner))
-    o, a = ranked.owner[by_artist], artist[by_artist]
+    by_artist = np.lexsort((place, artist, ranked.query))
+    o, a = ranked.query[by_artist], artist[by_artist]
     run = np.concatenate([[True], (o[1:] != o[:-1]) | (a[1:] != a[:-1])])
     run_start = np.maximum.accumulate(np.where(run, np.arange(len(o)), 0))
     earlier = np.empty(len(o), np.int64)
     earlier[by_artist] = np.arange(len(o)) - run_start
     kept = ranked.take((artist < 0) | (earlier < max_per_artist))
-    first = np.searchsorted(kept.owner, kept.owner)
+    first = np.searchsorted(kept.query, kept.query)
     return kept.take(np.arange(len(kept)) - first < k)
 
 
-def _items(index: SimilarityIndex, tastes: list[Taste], queries: list[_Query], chosen: Pools) -> list[Recommendation]:
+def _items(index: Index, tastes: list[Taste], queries: list[_Query], chosen: Hits) -> list[Recommendation]:
     """Items with their reasons for every listener at once: array work over all the chosen tracks.
 
     Each listener's answer is kept as the serving store's parallel arrays (:func:`stored_items`);
@@ -162,10 +157,10 @@ def _items(index: SimilarityIndex, tastes: list[Taste], queries: list[_Query], c
     n = len(queries)
     if not n:
         return []
-    bounds = np.searchsorted(chosen.owner, np.arange(n + 1)).tolist()
-    codes = index.explain_at(np.stack([q.z for q in queries]), chosen.owner, chosen.shards, chosen.rows)
-    reasons = (_because(index, tastes, queries, chosen) + _words(index)[codes]).tolist()
-    genres = _genres(index)[index.flat_at(chosen.shards, chosen.rows)].tolist()
+    bounds = np.searchsorted(chosen.query, np.arange(n + 1)).tolist()
+    why = index.explain(np.stack([q.z for q in queries]), chosen.query, chosen.items)
+    reasons = (_because(index, tastes, queries, chosen) + why).tolist()
+    genres = index.genres()[chosen.items].tolist()
     scores = [round(s, 4) for s in (1.0 / (1.0 + chosen.distances.astype(np.float64))).tolist()]
     ids = chosen.track_ids.tolist()
     return [
@@ -177,36 +172,31 @@ def _items(index: SimilarityIndex, tastes: list[Taste], queries: list[_Query], c
     ]
 
 
-def _because(index: SimilarityIndex, tastes: list[Taste], queries: list[_Query], chosen: Pools) -> np.ndarray:
+def _because(index: Index, tastes: list[Taste], queries: list[_Query], chosen: Hits) -> np.ndarray:
     """Each chosen item's first words: the liked track it sounds most like, or that it is away from the skipped."""
     away = np.asarray(["away from what you skipped; " if q.p_neg is not None else "" for q in queries], object)
-    because = away[chosen.owner]
+    because = away[chosen.query]
     # The latest LIKED liked tracks of each listener that are in the index, oldest first: a (listener,
     # LIKED) table of places in one flat array of them; -1 pads.
     counts = [len(t.positives) for t in tastes]
     positives = np.fromiter((p for t in tastes for p in t.positives), np.int64, count=sum(counts))
     owner = np.repeat(np.arange(len(tastes)), counts)
-    found, l_shard, l_row = index.locate_many(positives)
-    positives, owner, l_shard, l_row = positives[found], owner[found], l_shard[found], l_row[found]
+    liked = index.items(positives)
+    found = liked >= 0
+    positives, owner, liked = positives[found], owner[found], liked[found]
     if not len(positives) or not len(chosen):
         return because
     starts = np.searchsorted(owner, np.arange(len(tastes) + 1))
     place = np.arange(len(owner)) - starts[owner]
     skip = np.maximum(np.diff(starts) - LIKED, 0)[owner]  # older than the latest LIKED
     keep = place >= skip
-    positives, owner, l_shard, l_row, column = (
-        positives[keep],
-        owner[keep],
-        l_shard[keep],
-        l_row[keep],
-        (place - skip)[keep],
-    )
+    positives, owner, liked, column = positives[keep], owner[keep], liked[keep], (place - skip)[keep]
     table = np.full((len(tastes), LIKED), -1, np.int64)
     table[owner, column] = np.arange(len(owner))
-    liked_p = index.points_at(l_shard, l_row)
-    mine = table[chosen.owner]  # (items, LIKED)
+    liked_p = index.points(liked)
+    mine = table[chosen.query]  # (items, LIKED)
     has = np.flatnonzero(mine[:, 0] >= 0)
-    points = index.points_at(chosen.shards[has], chosen.rows[has])
+    points = index.points(chosen.items[has])
     nearest = np.empty(len(has), np.int64)
     for a in range(0, len(has), 8192):
         m = mine[has[a : a + 8192]]
@@ -219,33 +209,12 @@ def _because(index: SimilarityIndex, tastes: list[Taste], queries: list[_Query],
     return because
 
 
-def _words(index: SimilarityIndex) -> np.ndarray:
-    """The reason words of each reason code (:meth:`SimilarityIndex.reason_words`), as an object array."""
-    return _cached(index, "words", lambda: np.asarray(index.reason_words(np.arange(index.reason_count)), object))
-
-
-def _genres(index: SimilarityIndex) -> np.ndarray:
-    """The genre of each flat position (:meth:`SimilarityIndex.flat_at`), as an object array."""
-    return _cached(index, "genres", lambda: np.asarray(index.attributes()[1], object))
-
-
-_per_index: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _cached(index: SimilarityIndex, name: str, build):
-    """A value derived from one index version, built once per process."""
-    mine = _per_index.setdefault(index, {})
-    if name not in mine:
-        mine[name] = build()
-    return mine[name]
-
-
-def _title(index: SimilarityIndex, track_id: int) -> str:
+def _title(index: Index, track_id: int) -> str:
     track = index.catalogue.get(track_id)
     return f"'{track.title}'" if track else f"track {track_id}"
 
 
-def _item(index: SimilarityIndex, track_id: int, score: float, reason: str) -> dict:
+def _item(index: Index, track_id: int, score: float, reason: str) -> dict:
     track = index.catalogue.get(track_id)
     return {
         "track_id": int(track_id),

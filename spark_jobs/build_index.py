@@ -1,14 +1,16 @@
-"""build-index: fit the normalisation with Spark MLlib, shard by k-means, build Annoy shards on executors.
+"""build-index: fit the index space over Spark partitions, shard by k-means, build Annoy shards on executors.
 
-Reads one feature version from Delta ``features``; assembles the 518 features
-plus tempo (tempo is left out when the version has none, as FMA's imported
-features); fits ``StandardScaler`` and ``PCA`` (``index.pca_components``, 0 for
-none); partitions the catalogue with ``KMeans`` (``index.shards``) so a query
-visits only the nearest shards; builds one Annoy index per shard in parallel
-with ``applyInPandas``; then writes the transform and manifest and publishes the
-version atomically under ``paths.index_root`` (which executors must be able to
-write: a local disk in local mode, a shared mount on a cluster). Deterministic
-for a seed.
+Reads one feature version from Delta ``features`` (the 518 features plus tempo; tempo is left out
+when the version has none, as FMA's imported features) or the musicnn embeddings. The fitting is
+``index.fit``'s, the same code as the plain-Python build (``index.local``): the raw rows' moments
+summed over partitions give the scaler and the PCA (``index.pca_components``, 0 for none); every
+track's standardized vector and point are computed on executors; k-means over a sample of the
+points (collected to the driver by track id: at most ``index.fit.KMEANS_SAMPLE``) gives the shard
+centroids (``index.shards``) and each track goes to its nearest one, so a query visits only the
+nearest shards; one Annoy index per shard is built in parallel with ``applyInPandas``; then the
+transform and manifest are written and the version published atomically under
+``paths.index_root`` (which executors must be able to write: a local disk in local mode, a shared
+mount on a cluster). Deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -21,24 +23,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pyspark.ml.clustering import KMeans
-from pyspark.ml.feature import PCA, StandardScaler, VectorAssembler
-from pyspark.ml.functions import vector_to_array
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from conf.errors import JobInputError
 from conf.settings import SPACES, Settings, is_uri
 from connectors import delta_io
-from index import store
-from index.build import METRIC, auto_shards, build_shard, group_slices, typical_group_scale
+from index import fit, store
+from index.build import METRIC, build_shard, shard_count
 from index.catalogue import COLUMNS as CATALOGUE_COLUMNS
 from index.catalogue import write_catalogue
-from index.local import write_transform
+from index.groups import group_slices, typical_group_scale
 from index.manifest import Manifest, Shard
 from spark_jobs.progress import spark_tasks
 from spark_jobs.session import build_spark
-from udfs.musicnn import COLUMNS as MUSICNN_COLUMNS
-from udfs.schema import FEATURE_COLUMNS
+from udfs.schema import FEATURE_COLUMNS, MUSICNN_COLUMNS
 
 log = logging.getLogger("earshot.build_index")
 
@@ -105,15 +104,57 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     started = time.perf_counter()
     cfg = settings.index
     version_of_features = args.feature_version or settings.extract.feature_version
-    n_shards, n_trees, seed = args.shards or cfg.shards, args.n_trees or cfg.n_trees, cfg.seed
-    root = settings.paths.index_root
-    if is_uri(root):
-        raise JobInputError(f"paths.index_root must be a filesystem path every executor can write, not {root}")
-    root_path = Path(root)
+    n_trees, seed = args.n_trees or cfg.n_trees, cfg.seed
+    if is_uri(settings.paths.index_root):
+        raise JobInputError(
+            f"paths.index_root must be a filesystem path every executor can write, not {settings.paths.index_root}"
+        )
+    root_path = Path(settings.paths.index_root)
     spark = build_spark(settings, app_name="build-index")
     space = args.space or cfg.space
     if space == "auto":
         space = auto_space(spark, settings, version_of_features)
+    feats, columns, gone = catalogue_rows(spark, settings, space, version_of_features)
+    n = feats.count()
+    log.info("build-index: %d tracks in the %s space (%d columns)", n, space, len(columns))
+    mean, std, projection = fit_transform(feats, columns, cfg.pca_components)
+    points = with_points(spark, feats, columns, (mean, std, projection)).cache()
+    ids = np.asarray([r.track_id for r in points.select("track_id").collect()], np.int64)
+    sample = collect_sample(spark, points, fit.sample_ids(ids, fit.KMEANS_SAMPLE, seed=seed), "p")
+    centroids = fit.fit_centroids(sample, shard_count(args.shards or cfg.shards, n), seed=seed)
+    version = args.version or store.new_version_name()
+    staging = store.staging_dir(root_path, version)
+    with spark_tasks(spark, "build-index: shards", log=log):
+        shards = build_shards(spark, points, centroids, staging, n_trees=n_trees, seed=seed)
+    scale_sample = collect_sample(spark, points, fit.sample_ids(ids, fit.GROUP_SAMPLE, seed=seed), "z")
+    fit.write_transform(staging, mean, std, projection)
+    Manifest(
+        version=version,
+        feature_version=version_of_features,
+        columns=columns,
+        dims=int(projection.shape[1]),
+        metric=METRIC,
+        n_trees=n_trees,
+        search_k=cfg.search_k,
+        seed=seed,
+        shards=shards,
+        created_at=datetime.now(UTC).isoformat(),
+        group_scale=typical_group_scale(scale_sample, group_slices(columns), seed=seed),
+        probe=cfg.probe,
+        exact_tracks=cfg.exact_tracks,
+    ).write(staging)
+    publish_catalogue(spark, settings, staging, gone)
+    store.publish(root_path, staging, version, keep=cfg.keep_versions)
+    print(  # noqa: T201 - command-line output
+        f"build-index: published {version} ({n} tracks in the {space} space, {len(shards)} shards of "
+        f"{min(s.count for s in shards)} to {max(s.count for s in shards)} tracks, {projection.shape[1]} dims, "
+        f"{n_trees} trees) in {time.perf_counter() - started:.1f} s at {root_path / version}"
+    )
+    return 0
+
+
+def catalogue_rows(spark, settings: Settings, space: str, version_of_features: str):
+    """(track_id + raw columns of every track not gone, cached and non-empty; the columns; the gone tracks)."""
     feats, columns, loc = space_rows(spark, settings, space, version_of_features)
     tracks_loc = settings.lake_table("tracks")
     gone = None
@@ -122,55 +163,63 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         if "gone" in catalogued.columns:  # tracks whose files were removed are not served
             gone = catalogued.filter(F.coalesce(F.col("gone"), F.lit(False))).select("track_id")
             feats = feats.join(gone, "track_id", "left_anti")
-    feats = feats.select("track_id", *columns).cache()
-    n = feats.count()
-    if n == 0:
+    feats = feats.select("track_id", *[F.col(c).cast("double").alias(c) for c in columns]).cache()
+    if feats.limit(1).count() == 0:
         raise JobInputError(f"no rows of feature version {version_of_features!r} in {loc}")
-    log.info("build-index: %d tracks in the %s space (%d columns)", n, space, len(columns))
-    n_shards = max(1, min(n_shards or auto_shards(n), n // 2 or 1))
+    return feats, columns, gone
 
-    raw = VectorAssembler(inputCols=columns, outputCol="raw").transform(feats)
-    scaler = StandardScaler(inputCol="raw", outputCol="z", withMean=True, withStd=True).fit(raw)
-    z = scaler.transform(raw)
-    mean = scaler.mean.toArray()
-    std = scaler.std.toArray()
-    std = np.where(std > 0, std, 1.0)
-    k = cfg.pca_components
-    if 0 < k < len(columns):
-        pca = PCA(k=k, inputCol="z", outputCol="p").fit(z)
-        axes = pca.pc.toArray()
-        # Same sign convention as index.local.fit_pca: the largest coordinate of each axis positive.
-        signs = np.sign(axes[np.abs(axes).argmax(axis=0), np.arange(k)])
-        axes = axes * np.where(signs == 0, 1, signs)
-    else:
-        axes = np.eye(len(columns))
-    projection = axes
-    proj_bc = spark.sparkContext.broadcast(projection)
 
-    @F.pandas_udf("array<float>")
-    def project(zs: pd.Series) -> pd.Series:
-        m = np.stack(zs.to_numpy()) @ proj_bc.value
-        return pd.Series(list(m.astype(np.float32)))
+def fit_transform(feats: DataFrame, columns: list[str], components: int):
+    """(mean, std, projection): :mod:`index.fit` on the moments summed over the partitions (two passes)."""
+    centre = np.asarray(feats.select(*[F.avg(c) for c in columns]).first(), np.float64)
 
-    vectors = z.select("track_id", vector_to_array("z", "float32").alias("z")).withColumn("p", project("z")).cache()
-    with_pv = vectors.withColumn("pv", F.expr("transform(p, x -> cast(x as double))"))
-    from pyspark.ml.functions import array_to_vector
-    from pyspark.ml.stat import Summarizer
+    def partial(batches):
+        total = None
+        for pdf in batches:
+            part = fit.Moments.of(pdf[columns].to_numpy(np.float64), centre)
+            total = part if total is None else total + part
+        if total is not None:
+            yield pd.DataFrame({"n": [total.count], "total": [total.total.tobytes()], "gram": [total.gram.tobytes()]})
 
-    with_pv = with_pv.withColumn("pv", array_to_vector("pv"))
-    if n_shards == 1:  # MLlib's KMeans wants k >= 2: one shard is every track around their mean
-        centroids = [with_pv.select(Summarizer.mean(F.col("pv")).alias("m")).first()["m"].toArray().tolist()]
-        assigned = with_pv.withColumn("shard", F.lit(0)).select("shard", "track_id", "z", "p")
-    else:
-        kmeans = KMeans(k=n_shards, seed=seed, featuresCol="pv", predictionCol="shard", maxIter=30)
-        with spark_tasks(spark, "build-index: k-means", log=log):
-            km = kmeans.fit(with_pv)
-        centroids = [c.tolist() for c in km.clusterCenters()]
-        assigned = km.transform(with_pv).select("shard", "track_id", "z", "p")
+    width = len(columns)
+    parts = feats.select(*columns).mapInPandas(partial, "n long, total binary, gram binary").collect()
+    moments = sum(
+        (fit.Moments(r.n, np.frombuffer(r.total), np.frombuffer(r.gram).reshape(width, width)) for r in parts[1:]),
+        fit.Moments(parts[0].n, np.frombuffer(parts[0].total), np.frombuffer(parts[0].gram).reshape(width, width)),
+    )
+    mean, std = fit.fit_scaler(moments, centre)
+    return mean, std, fit.fit_pca(moments, std, components)
 
-    version = args.version or store.new_version_name()
-    staging = store.staging_dir(root_path, version)
+
+def with_points(spark, feats: DataFrame, columns: list[str], fitted) -> DataFrame:
+    """track_id, z (standardized) and p (the point) of every track, by :func:`index.fit.transform` on executors."""
+    fitted_bc = spark.sparkContext.broadcast(fitted)
+
+    def points(batches):
+        for pdf in batches:
+            z, p = fit.transform(pdf[columns].to_numpy(np.float64), *fitted_bc.value)
+            yield pd.DataFrame({"track_id": pdf["track_id"].to_numpy(), "z": list(z), "p": list(p)})
+
+    return feats.mapInPandas(points, "track_id long, z array<float>, p array<float>")
+
+
+def collect_sample(spark, points: DataFrame, ids: np.ndarray, column: str) -> np.ndarray:
+    """The ``column`` vectors of the tracks ``ids``, in track-id order, on the driver."""
+    chosen = spark.createDataFrame(pd.DataFrame({"track_id": ids}))
+    rows = points.join(F.broadcast(chosen), "track_id").select("track_id", column).toPandas()
+    rows = rows.sort_values("track_id", kind="stable")
+    return np.stack(rows[column].to_numpy()).astype(np.float32)
+
+
+def build_shards(spark, points: DataFrame, centroids: np.ndarray, staging: Path, *, n_trees: int, seed: int):
+    """Each track to its nearest centroid's shard, and every shard built on an executor: the manifest's rows."""
+    centroids_bc = spark.sparkContext.broadcast(np.asarray(centroids, np.float64))
     staging_str = str(staging)
+
+    def label(batches):
+        for pdf in batches:
+            p = np.stack(pdf["p"].to_numpy()) if len(pdf) else np.empty((0, centroids_bc.value.shape[1]))
+            yield pdf.assign(shard=fit.nearest_centroid(p, centroids_bc.value).astype(np.int32))
 
     def build(pdf: pd.DataFrame) -> pd.DataFrame:
         shard = int(pdf["shard"].iloc[0])
@@ -185,49 +234,21 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         )
         return pd.DataFrame([{"shard": shard, "count": len(pdf), **files}])
 
-    with spark_tasks(spark, "build-index: shards", log=log):
-        built = assigned.groupBy("shard").applyInPandas(build, schema=BUILT_SCHEMA).collect()
-    shards = [
-        Shard(
-            shard=r.shard,
-            count=r["count"],
-            annoy_file=r.annoy_file,
-            ids_file=r.ids_file,
-            vectors_file=r.vectors_file,
-            points_file=r.points_file,
-            centroid=[float(x) for x in centroids[r.shard]],
-        )
+    labelled = points.mapInPandas(label, "track_id long, z array<float>, p array<float>, shard int")
+    built = labelled.groupBy("shard").applyInPandas(build, schema=BUILT_SCHEMA).collect()
+    return [
+        Shard(shard=r.shard, count=r["count"], annoy_file=r.annoy_file, ids_file=r.ids_file,
+              vectors_file=r.vectors_file, points_file=r.points_file,
+              centroid=[float(x) for x in centroids[r.shard]])  # fmt: skip
         for r in sorted(built, key=lambda r: r.shard)
     ]
-    sample = np.stack([np.asarray(r.z) for r in vectors.select("z").limit(4000).collect()])
-    write_transform(staging, mean, std, projection)
-    Manifest(
-        version=version,
-        feature_version=version_of_features,
-        columns=columns,
-        dims=int(projection.shape[1]),
-        metric=METRIC,
-        n_trees=n_trees,
-        search_k=cfg.search_k,
-        seed=seed,
-        shards=shards,
-        created_at=datetime.now(UTC).isoformat(),
-        group_scale=typical_group_scale(sample, group_slices(columns), seed=seed),
-        probe=cfg.probe,
-        exact_tracks=cfg.exact_tracks,
-    ).write(staging)
+
+
+def publish_catalogue(spark, settings: Settings, staging: Path, gone) -> None:
+    """Every catalogued track that is not gone, with or without features: events for any of them are valid."""
+    tracks_loc = settings.lake_table("tracks")
     if delta_io.table_exists(spark, tracks_loc):
-        # Every catalogued track that is not gone, with or without features: events for any of them are valid.
         tracks = delta_io.read_table(spark, tracks_loc)
         if gone is not None:
             tracks = tracks.join(gone, "track_id", "left_anti")
-        tracks = tracks.select(*CATALOGUE_COLUMNS)
-        write_catalogue(staging, tracks.toPandas())
-    store.publish(root_path, staging, version, keep=cfg.keep_versions)
-    print(  # noqa: T201 - command-line output
-        f"build-index: published {version} ({n} tracks in the {space} space, {len(shards)} shards of "
-        f"{min(s.count for s in shards)} to {max(s.count for s in shards)} tracks, {projection.shape[1]} dims, "
-        f"{n_trees} trees) "
-        f"in {time.perf_counter() - started:.1f} s at {root_path / version}"
-    )
-    return 0
+        write_catalogue(staging, tracks.select(*CATALOGUE_COLUMNS).toPandas())

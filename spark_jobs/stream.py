@@ -143,16 +143,7 @@ def start(
     ``skip_poison``: the messages of the batch the checkpoint started and never
     committed go to the dead-letter topic instead of being applied.
     """
-    if not list_index_versions(settings):
-        raise JobInputError(
-            f"no index is published under {settings.paths.index_root}; run ./spark-submit.sh build-index first"
-        )
-    for topic in (settings.kafka.listens_topic, settings.kafka.dlq_topic):
-        kafka_io.ensure_topic(settings, topic)
-    spark.conf.set("spark.sql.streaming.noDataMicroBatches.enabled", "false")
-    spark.conf.set("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", "true")
-    # Without it RocksDB reads every key before writing it, only to count rows for the progress report.
-    spark.conf.set("spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows", "false")
+    prepare(spark, settings)
     checkpoint = settings.checkpoint(QUERY_NAME)
     check_files(checkpoint)
     check_layout(checkpoint, settings.stream.state_buckets)
@@ -166,18 +157,7 @@ def start(
     if settings.stream.index_delivery == "spark":
         sink.after_batch = IndexShipper(spark, settings)
         sink.after_batch()  # before the first batch's tasks
-    with mongo_io.connect(settings) as client:  # create the collections once, from one connection
-        db = mongo_io.database(client, settings)
-        existing = set(db.list_collection_names())
-        for name in ("recommendations", "stream_batches"):
-            if name not in existing:
-                db.create_collection(name)
-    quarantine = pending_batch(checkpoint, settings.kafka.listens_topic) if skip_poison else None
-    if skip_poison:
-        if quarantine is None:
-            log.warning("--skip-poison: every batch in %s is committed; nothing to skip", checkpoint)
-        else:
-            log.warning("--skip-poison: the messages of %s go to the dead-letter topic", quarantine.describe())
+    quarantine = poison_batch(checkpoint, settings) if skip_poison else None
     query = (
         build_query(
             spark,
@@ -196,6 +176,36 @@ def start(
     if archive:
         queries.append(start_archive(spark, settings, app_id=app_id, starting_offsets=starting_offsets))
     return queries, sink
+
+
+def prepare(spark: SparkSession, settings: Settings) -> None:
+    """What the stream needs before it starts: a published index, its topics and collections, its state settings."""
+    if not list_index_versions(settings):
+        raise JobInputError(
+            f"no index is published under {settings.paths.index_root}; run ./spark-submit.sh build-index first"
+        )
+    for topic in (settings.kafka.listens_topic, settings.kafka.dlq_topic):
+        kafka_io.ensure_topic(settings, topic)
+    with mongo_io.connect(settings) as client:  # create the collections once, from one connection
+        db = mongo_io.database(client, settings)
+        existing = set(db.list_collection_names())
+        for name in ("recommendations", "stream_batches"):
+            if name not in existing:
+                db.create_collection(name)
+    spark.conf.set("spark.sql.streaming.noDataMicroBatches.enabled", "false")
+    spark.conf.set("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", "true")
+    # Without it RocksDB reads every key before writing it, only to count rows for the progress report.
+    spark.conf.set("spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows", "false")
+
+
+def poison_batch(checkpoint: str, settings: Settings):
+    """--skip-poison: the batch the checkpoint started and never committed, or None (and a warning either way)."""
+    quarantine = pending_batch(checkpoint, settings.kafka.listens_topic)
+    if quarantine is None:
+        log.warning("--skip-poison: every batch in %s is committed; nothing to skip", checkpoint)
+    else:
+        log.warning("--skip-poison: the messages of %s go to the dead-letter topic", quarantine.describe())
+    return quarantine
 
 
 def stop(spark: SparkSession, queries: list, sink: BatchSink) -> None:

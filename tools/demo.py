@@ -130,10 +130,13 @@ def background(settings: Settings, args: argparse.Namespace) -> list[tuple[str, 
     ]  # fmt: skip
 
 
-def start_background(settings: Settings, args: argparse.Namespace) -> list[tuple[str, subprocess.Popen]]:
+def start_background(
+    settings: Settings, args: argparse.Namespace, started: list[tuple[str, subprocess.Popen]]
+) -> list[tuple[str, subprocess.Popen]]:
+    """Start the background processes, each added to ``started`` as it starts: a signal half way through still
+    leaves the caller every process to stop."""
     logs = Path(settings.paths.state_root) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    started = []
     for name, cmd in background(settings, args):
         proc = subprocess.Popen(  # noqa: S603 - our own commands
             cmd,
@@ -230,14 +233,15 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     if args.no_serve:
         return 0
     password, api_key = fresh_credentials(settings, DEMO_USER)
-    started = start_background(settings, args)
-    print(  # noqa: T201
-        f"demo: the dashboard is at http://127.0.0.1:{args.port}/ (the stream needs about 30 s to start); "
-        f"players (Subsonic/OpenSubsonic apps): server http://{settings.api.host}:{settings.api.port}, user "
-        f"{DEMO_USER}, password {password} (or API key {api_key}); Ctrl-C stops everything the demo started",
-        flush=True,
-    )
-    try:
+    started: list[tuple[str, subprocess.Popen]] = []
+    try:  # from before the first start: a signal at any moment stops what has started
+        start_background(settings, args, started)
+        print(  # noqa: T201
+            f"demo: the dashboard is at http://127.0.0.1:{args.port}/ (the stream needs about 30 s to start); "
+            f"players (Subsonic/OpenSubsonic apps): server http://{settings.api.host}:{settings.api.port}, user "
+            f"{DEMO_USER}, password {password} (or API key {api_key}); Ctrl-C stops everything the demo started",
+            flush=True,
+        )
         while all(proc.poll() is None for _, proc in started):
             time.sleep(1.0)
         failed = [name for name, proc in started if proc.poll() is not None]

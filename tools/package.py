@@ -15,7 +15,10 @@ Executors on other hosts have nothing of the checkout, so the launcher ships:
   dashboard, the test tools, and the checkout's editable install (about 800 of 1,800 MB).
 
 The interpreter is not packed: ``env/bin/python`` is the venv's link to the Python it was made
-from, which every host needs at the same path (as with venv-pack). ``spark.python_env: none`` ships
+from, which every host needs at the same path (as with venv-pack). Why not venv-pack itself: its last
+release is from 2018, it cannot leave anything out (the archive would be twice the size, pyspark
+included, which must not shadow the cluster's), and it predates the editable installs (PEP 660) the
+project's venv holds. ``spark.python_env: none`` ships
 no environment (the cluster's Python has the dependencies); any other value is an archive path or
 URI (``hdfs://.../env.tar.gz``) shipped as it is.
 """

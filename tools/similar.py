@@ -12,9 +12,7 @@ import argparse
 from conf.errors import JobInputError
 from conf.settings import Settings
 from connectors import mongo_io
-from index.manifest import IndexError_
-from index.query import SimilarityIndex
-from recommend.radio import radio
+from index.reader import Index, IndexError_
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,15 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        index = SimilarityIndex.open(settings.paths.index_root, args.index_version)
+        index = Index.open(settings.paths.index_root, args.index_version)
         with mongo_io.connect(settings) as client:
             tracks = mongo_io.database(client, settings)["tracks"]
             meta = {d["_id"]: d for d in tracks.find({}, {"title": 1, "artist_name": 1, "genre_top": 1})}
         if args.radio:
             artist_of = {t: d.get("artist_name") for t, d in meta.items()}
-            rows = radio(index, args.track_id, length=args.k, artist_of=artist_of)
+            (rows,) = index.radio([args.track_id], length=args.k, artist_of=artist_of)
         else:
-            rows = index.similar_to(args.track_id, k=args.k)
+            rows = index.similar(args.track_id, k=args.k)
     except IndexError_ as exc:
         raise JobInputError(str(exc)) from None
     seed = meta.get(args.track_id, {})

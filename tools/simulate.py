@@ -30,7 +30,7 @@ from events.contract import format_ts
 from events.producer import ListenProducer, new_event
 from index.catalogue import Catalogue
 from index.manifest import IndexError_
-from index.query import SimilarityIndex
+from index.reader import Index
 
 MALFORMED_KINDS = ("not-json", "missing-field", "wrong-type", "unknown-type", "unknown-track", "future-ts")
 RECS_REFRESH_S = 2.0
@@ -221,7 +221,7 @@ class Simulator:
 
 def load_catalogue(settings: Settings) -> Catalogue:
     try:
-        return SimilarityIndex.open(Path(settings.paths.index_root)).catalogue
+        return Index.open(Path(settings.paths.index_root)).catalogue
     except IndexError_ as exc:
         raise JobInputError(str(exc)) from None
 

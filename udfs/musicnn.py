@@ -37,10 +37,6 @@ N_FFT, HOP, N_MELS = 512, 256, 96
 PATCH = 187  # frames: 3 s
 EPS = 1e-3  # tf.layers.batch_normalization's epsilon
 MODEL = "MSD_musicnn"
-DIMS = 753
-# The embedding's parts, in vector order: what the index's "why" calls them.
-PARTS = {"timbre": (0, 408), "rhythm": (408, 561), "texture": (561, 753)}
-COLUMNS = tuple(f"musicnn_{i:03d}" for i in range(1, DIMS + 1))  # the index's raw columns in this space
 WHEEL = "musicnn-0.1.0-py3-none-any.whl"
 
 

@@ -46,6 +46,13 @@ MOOD_AXES: Final[dict[str, str]] = {
     "noisiness": "zcr_mean_01",
 }
 
+# The musicnn embedding's space (index.space: musicnn-msd): its columns, and its parts in vector order, which
+# the index's "why" names (the network's timbral filters, its temporal ones, its mid end). udfs.musicnn
+# computes the embedding; the index reads only these names.
+MUSICNN_DIMS: Final = 753
+MUSICNN_COLUMNS: Final = tuple(f"musicnn_{i:03d}" for i in range(1, MUSICNN_DIMS + 1))
+MUSICNN_PARTS: Final[dict[str, tuple[int, int]]] = {"timbre": (0, 408), "rhythm": (408, 561), "texture": (561, 753)}
+
 
 def column_name(feature: str, statistic: str, number: int) -> str:
     return f"{feature}_{statistic}_{number:02d}"

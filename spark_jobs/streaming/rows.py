@@ -10,7 +10,7 @@ import pandas as pd
 from pyspark.sql import types as T
 
 from connectors.mongo_io import safe_key
-from index.query import SimilarityIndex
+from index.reader import Index
 from recommend.fold import Folded
 from recommend.items import Recommendation
 
@@ -33,7 +33,7 @@ OUTPUT_DTYPES = {
 }
 
 
-def listener_document(folded: Folded, rec: Recommendation, index: SimilarityIndex) -> dict:
+def listener_document(folded: Folded, rec: Recommendation, index: Index) -> dict:
     """A listener's Mongo ``recommendations`` document body: items, trigger, and the profile."""
     taste = folded.taste
     assert taste is not None

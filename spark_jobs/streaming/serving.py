@@ -8,16 +8,13 @@ its state is committed.
 
 from __future__ import annotations
 
-import threading
+import functools
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from conf.settings import Settings
 from connectors import mongo_io
-
-_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -68,21 +65,14 @@ class Serving(ExecutorStore):
         return _writer().submit(timed)
 
 
-_clients: dict[str, Any] = {}
-_writers: list[ThreadPoolExecutor] = []
-
-
+@functools.cache
 def _writer() -> ThreadPoolExecutor:
-    """One writer thread per Python worker: a task's serving writes go out in order, beside its computing."""
-    with _lock:
-        if not _writers:
-            _writers.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="earshot-serving"))
-        return _writers[0]
+    """One writer thread per Python worker (asked for by the task's thread): a task's serving writes go out in order,
+    beside its computing."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="earshot-serving")
 
 
+@functools.cache
 def client(uri: str, timeout_ms: int):
     """One client per Python worker and URI, kept for the worker's life."""
-    with _lock:
-        if uri not in _clients:
-            _clients[uri] = mongo_io.connect_uri(uri, timeout_ms=timeout_ms)
-        return _clients[uri]
+    return mongo_io.connect_uri(uri, timeout_ms=timeout_ms)

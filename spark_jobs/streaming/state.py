@@ -38,7 +38,7 @@ from pyspark.sql.streaming import StatefulProcessor, StatefulProcessorHandle
 
 from index import store
 from index.manifest import IndexError_
-from index.query import SimilarityIndex
+from index.reader import Index
 from recommend.fold import Folded, Rules, fold_batch
 from recommend.rank import recommend_many
 from recommend.taste import Taste
@@ -78,7 +78,7 @@ def host_cache(max_listeners: int) -> TasteCache | None:
         return _tastes[0]
 
 
-def current_index(root: str) -> SimilarityIndex:
+def current_index(root: str) -> Index:
     """The published version under ``root`` (or the newest one Spark shipped, for SHIPPED), re-resolved at most
     every INDEX_RECHECK_S seconds; the recommender and the archive both ask here, with the root that
     ``index_delivery.executor_root`` gives.
@@ -97,7 +97,7 @@ def current_index(root: str) -> SimilarityIndex:
         try:
             folder = shipped_folder() if root == SHIPPED else store.resolve(Path(root), None)
             if folder != _cache["folder"]:
-                _cache["index"], _cache["folder"] = SimilarityIndex(folder), folder
+                _cache["index"], _cache["folder"] = Index(folder), folder
         except IndexError_ as exc:
             if _cache["index"] is None:
                 raise IndexError_(

@@ -27,8 +27,9 @@ import soundfile as sf
 
 from conf.settings import load_settings
 from connectors import mongo_io
-from index.query import SimilarityIndex
+from index.reader import Index
 from tests.integration.streaming import publish_synthetic_index, stream_environ, wait_for
+from tests.lookups import point_of
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.spark]
 NS = "{http://subsonic.org/restapi}"
@@ -63,7 +64,7 @@ def api(stack, spark, repo_root, tmp_path_factory) -> Iterator[dict]:
     env = stream_environ(root, "api", EARSHOT_LIBRARY_ROOT=str(library))
     settings = load_settings(env)
     publish_synthetic_index(settings)
-    index = SimilarityIndex.open(settings.paths.index_root)
+    index = Index.open(settings.paths.index_root)
     client = mongo_io.connect(settings)
     db = mongo_io.database(client, settings)
     docs = []
@@ -328,8 +329,8 @@ def test_sonic_similarity_and_a_sonic_path_on_the_real_index(api):
     path = answer(api, "findSonicPath", startSongId=str(seed), endSongId=str(end), count=6)["sonicMatch"]
     ids = [int(m["entry"]["id"]) for m in path]
     assert ids[0] == seed and ids[-1] == end and len(ids) == len(set(ids)) and 3 <= len(ids) <= 6
-    a, b = index.projected_of(seed), index.projected_of(end)
-    along = [float(np.dot(index.projected_of(t) - a, b - a) / np.dot(b - a, b - a)) for t in ids]
+    a, b = point_of(index, seed), point_of(index, end)
+    along = [float(np.dot(point_of(index, t) - a, b - a) / np.dot(b - a, b - a)) for t in ids]
     assert along[1] < along[-2], "the path moves from the first song toward the second"
 
 

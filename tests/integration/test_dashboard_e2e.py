@@ -22,7 +22,7 @@ import pytest
 
 from conf.settings import REPO_ROOT, load_settings
 from connectors import mongo_io
-from index.query import SimilarityIndex
+from index.reader import Index
 from tests.integration.streaming import publish_synthetic_index, stream_environ
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.mongo, pytest.mark.spark]
@@ -56,7 +56,7 @@ def dashboard(stack, spark, tmp_path_factory):
     env = stream_environ(root, "ui", EARSHOT_LIBRARY_ROOT=str(library))
     settings = load_settings(env)
     publish_synthetic_index(settings)
-    index = SimilarityIndex.open(settings.paths.index_root)
+    index = Index.open(settings.paths.index_root)
     client = mongo_io.connect(settings)
     db = mongo_io.database(client, settings)
     mongo_io.upsert_many(

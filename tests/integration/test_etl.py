@@ -206,38 +206,37 @@ def test_the_launcher_runs_the_etl_jobs(etl):
 
 
 def test_build_index_publishes_a_version_the_query_library_opens(etl, capsys):
-    from index.query import SimilarityIndex
-    from recommend.radio import radio
+    from index.reader import Index
     from spark_jobs import build_index
 
     settings, kinds = etl
     assert run_job(build_index, settings, "--space", "features", "--version", "v-test-1") == 0
     assert "build-index: published v-test-1" in capsys.readouterr().out
-    index = SimilarityIndex.open(settings.paths.index_root)
+    index = Index.open(settings.paths.index_root)
     feats = table(settings, "features")
     feats = feats[feats["feature_version"] == settings.extract.feature_version]
     assert index.version == "v-test-1" and len(index) == len(feats)
     assert index.manifest.columns[-1] == "tempo" and index.manifest.dims == settings.index.pca_components
     some = int(feats["track_id"].iloc[0])
-    hits = index.similar_to(some, k=5)
+    hits = index.similar(some, k=5)
     assert len(hits) == 5 and some not in [h.track_id for h in hits]
     assert all(h.reason for h in hits) and all(0 < h.score <= 1 for h in hits)
     # A raw feature row queries the same space: a track finds itself first.
     row = feats[feats["track_id"] == some][[*FEATURE_COLUMNS, "tempo"]].to_numpy(dtype=float)[0]
-    assert index.query_vector(row, k=1)[0].track_id == some
+    assert index.search(row, k=1)[0].track_id == some
     tracks = table(settings, "tracks").set_index("track_id")
     artist_of = tracks["artist_name"].to_dict()
     for track_id in feats["track_id"]:
-        station = radio(index, int(track_id), length=5, artist_of=artist_of)
+        (station,) = index.radio([int(track_id)], length=5, artist_of=artist_of)
         assert len(station) == 5 and int(track_id) not in [n.track_id for n in station]
 
 
 def test_every_good_track_has_a_musicnn_embedding_and_the_index_can_serve_that_space(etl, capsys):
     """extract.embedding (on by default) writes Delta embeddings beside features; build-index (index.space
     auto) then publishes an index over them whose "why" names the network's parts."""
-    from index.query import SimilarityIndex
+    from index.reader import Index
     from spark_jobs import build_index
-    from udfs import musicnn
+    from udfs.schema import MUSICNN_COLUMNS, MUSICNN_DIMS
 
     settings, kinds = etl
     feats = table(settings, "features")
@@ -245,7 +244,7 @@ def test_every_good_track_has_a_musicnn_embedding_and_the_index_can_serve_that_s
     emb = table(settings, "embeddings")
     assert set(emb["track_id"]) == set(feats["track_id"]) and set(emb["model"]) == {"musicnn-msd"}
     vectors = np.stack(emb["vector"].to_numpy())
-    assert vectors.shape == (len(feats), musicnn.DIMS) and np.isfinite(vectors).all()
+    assert vectors.shape == (len(feats), MUSICNN_DIMS) and np.isfinite(vectors).all()
     # One per track, not a constant (the two silent files, and the two files the changed-file test
     # rewrote with one tone, are alike by design).
     assert len(np.unique(vectors.round(3), axis=0)) >= len(vectors) - 2
@@ -253,10 +252,10 @@ def test_every_good_track_has_a_musicnn_embedding_and_the_index_can_serve_that_s
     spaced = dataclasses.replace(settings, paths=dataclasses.replace(settings.paths, index_root=str(root)))
     assert run_job(build_index, spaced, "--version", "v-musicnn") == 0
     assert "in the musicnn-msd space" in capsys.readouterr().out
-    index = SimilarityIndex.open(root)
-    assert index.manifest.columns == list(musicnn.COLUMNS) and len(index) == len(feats)
+    index = Index.open(root)
+    assert index.manifest.columns == list(MUSICNN_COLUMNS) and len(index) == len(feats)
     some = int(emb["track_id"].iloc[0])
-    hits = index.similar_to(some, k=5)
+    hits = index.similar(some, k=5)
     assert len(hits) == 5 and some not in [h.track_id for h in hits]
     words = ("similar overall", "timbre", "tempo", "texture")
     assert all(any(w in h.reason for w in words) for h in hits), [h.reason for h in hits]
@@ -279,6 +278,40 @@ def test_build_index_is_deterministic_for_a_seed(etl):
 
     assert store.versions(root) == ["v-test-1", "v-test-2", "v-test-3"]
     assert store.current_version(root) == "v-test-3"
+
+
+def test_the_spark_job_and_the_plain_python_build_fit_the_same_index(etl, tmp_path):
+    """index.fit is the one fitting code: the job (moments over partitions, points on executors) and
+    index.local (one process) give the same scaler, points, centroids and shards on one library."""
+    from index.local import build_version
+    from index.reader import Index
+    from spark_jobs import build_index
+
+    settings, _ = etl
+    root = tmp_path / "spark"
+    spaced = dataclasses.replace(settings, paths=dataclasses.replace(settings.paths, index_root=str(root)))
+    assert run_job(build_index, spaced, "--space", "features", "--shards", "4", "--version", "v-fit") == 0
+    by_spark = Index.open(root)
+    m = by_spark.manifest
+    ids = np.sort(by_spark.track_ids())
+    feats = table(settings, "features")
+    feats = feats[feats["feature_version"] == m.feature_version].set_index("track_id").loc[ids]
+    raw, k = feats[m.columns].to_numpy(np.float64), settings.index.pca_components
+    local = Index(build_version(tmp_path / "local", ids, raw, m.columns, feature_version=m.feature_version, shards=4,
+                                pca_components=k, n_trees=m.n_trees, seed=m.seed))  # fmt: skip
+    assert len(m.shards) == len(local.manifest.shards) == 4 and local.manifest.dims == m.dims
+    for name in ("scaler_mean.npy", "scaler_std.npy"):
+        np.testing.assert_allclose(np.load(local.folder / name), np.load(by_spark.folder / name), rtol=1e-9)
+    # The points, not the PCA's axes: past the library's rank (40 tracks, 64 axes) the axes are any basis of
+    # the space no track reaches, and each path may pick another; every track's coordinates there are 0.
+    np.testing.assert_allclose(local.points(local.items(ids)), by_spark.points(by_spark.items(ids)), atol=1e-4)
+    for a, b in zip(local.manifest.shards, m.shards, strict=True):
+        np.testing.assert_allclose(a.centroid, b.centroid, atol=1e-4)
+        assert np.array_equal(np.load(local.folder / a.ids_file), np.load(by_spark.folder / b.ids_file))
+    assert local.manifest.group_scale == pytest.approx(m.group_scale, rel=1e-5)
+    assert [n.track_id for n in local.similar(int(ids[0]), k=10)] == [
+        n.track_id for n in by_spark.similar(int(ids[0]), k=10)
+    ]
 
 
 def test_check_finds_each_kind_of_drift_and_repair_writes_mongo_from_delta(etl):

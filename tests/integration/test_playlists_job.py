@@ -8,7 +8,7 @@ import pytest
 
 from conf.errors import JobInputError
 from connectors import mongo_io
-from index.query import SimilarityIndex
+from index.reader import Index
 from spark_jobs import playlists as job
 from spark_jobs.streaming.archive import EVENTS_SCHEMA
 from tests.integration.jobs import run_job
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.mongo]
 def test_every_listener_gets_a_flowing_mix_of_their_taste_and_a_rerun_replaces_it(stack, spark, tmp_path, capsys):
     settings = stream_settings(tmp_path, "mix")
     publish_synthetic_index(settings)
-    index = SimilarityIndex.open(settings.paths.index_root)
+    index = Index.open(settings.paths.index_root)
     catalogue = index.catalogue
     start = datetime.now(UTC) - timedelta(hours=1)
     rows, offset = [], 0

@@ -6,7 +6,7 @@ import pytest
 
 from conf.settings import load_settings
 from connectors import mongo_io
-from index.query import SimilarityIndex
+from index.reader import Index
 from tests.integration.streaming import publish_synthetic_index, stream_environ
 from tests.unit.test_dashboard import page_script
 
@@ -25,7 +25,7 @@ def served(stack, tmp_path, monkeypatch):
     kafka_io.ensure_topic(settings, settings.kafka.listens_topic)
     client = mongo_io.connect(settings)
     try:
-        yield mongo_io.database(client, settings), SimilarityIndex.open(settings.paths.index_root)
+        yield mongo_io.database(client, settings), Index.open(settings.paths.index_root)
     finally:
         client.drop_database(settings.mongo.database)
         client.close()

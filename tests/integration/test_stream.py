@@ -14,7 +14,7 @@ from conf.settings import Settings
 from connectors import mongo_io
 from events.contract import EVENT_TYPES
 from events.producer import ListenProducer, new_event
-from index.query import SimilarityIndex
+from index.reader import Index
 from recommend.items import items_of
 from tests.integration.streaming import (
     fuzzed_messages,
@@ -40,7 +40,7 @@ def live(stack, spark, tmp_path_factory):
     db = mongo_io.database(client, settings)
     producer = ListenProducer(settings.kafka.bootstrap_servers, topic=settings.kafka.listens_topic)
     try:
-        yield settings, db, producer, SimilarityIndex.open(settings.paths.index_root)
+        yield settings, db, producer, Index.open(settings.paths.index_root)
     finally:
         producer.close()
         stream.stop(spark, queries, sink)

@@ -17,7 +17,7 @@ from pymongo import MongoClient
 from conf.settings import Settings, load_settings
 from connectors.kafka_io import ensure_topic
 from events.producer import ListenProducer, new_event
-from index.query import SimilarityIndex
+from index.reader import Index
 from tests.integration.streaming import publish_synthetic_index, stream_environ, wait_for
 from tests.integration.test_stream_restart import start_stream
 
@@ -70,7 +70,7 @@ def test_the_stream_waits_out_a_database_outage_and_applies_every_event_once(sta
     ferretdb = start_ferretdb(binary, port, data, db_log)
     publish_synthetic_index(mine)
     ensure_topic(mine, mine.kafka.listens_topic)
-    ids = sorted(SimilarityIndex.open(mine.paths.index_root).catalogue.tracks)
+    ids = sorted(Index.open(mine.paths.index_root).catalogue.tracks)
     rng = random.Random(5)
     users = [f"o{i}" for i in range(40)]
     ledger: Counter = Counter()
@@ -125,7 +125,7 @@ def stream_case(tmp_path: Path, tag: str, **extra: str) -> tuple[dict[str, str],
     mine = load_settings(env)
     publish_synthetic_index(mine)
     ensure_topic(mine, mine.kafka.listens_topic)
-    return env, mine, sorted(SimilarityIndex.open(mine.paths.index_root).catalogue.tracks)
+    return env, mine, sorted(Index.open(mine.paths.index_root).catalogue.tracks)
 
 
 def send_acknowledged(mine: Settings, ids: list[int], ledger: Counter, n: int, *, prefix: str) -> None:

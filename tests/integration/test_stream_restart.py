@@ -13,7 +13,7 @@ import pytest
 from conf.settings import load_settings
 from connectors import mongo_io
 from events.producer import ListenProducer, new_event
-from index.query import SimilarityIndex
+from index.reader import Index
 from tests.integration.streaming import publish_synthetic_index, stream_environ, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.spark]
@@ -59,7 +59,7 @@ def test_kill_9_and_restart_leaves_the_profiles_of_an_undisturbed_run(
     from connectors.kafka_io import ensure_topic
 
     ensure_topic(killed, killed.kafka.listens_topic)  # events are sent before the stream first starts
-    ids = sorted(SimilarityIndex.open(killed.paths.index_root).catalogue.tracks)
+    ids = sorted(Index.open(killed.paths.index_root).catalogue.tracks)
     rng = random.Random(11)
     users = [f"r{i}" for i in range(listeners)]
     client = mongo_io.connect(killed)

@@ -11,7 +11,7 @@ import pytest
 
 from events.producer import new_event
 from index.local import build_version
-from index.query import SimilarityIndex
+from index.reader import Index
 from index.synthetic import COLUMNS, synthetic_catalogue
 from recommend.fold import fold_batch
 from recommend.taste import Taste
@@ -48,7 +48,7 @@ def test_before_any_index_a_catalogued_track_is_applied_and_an_unknown_one_is_a_
     assert lookup.asked == [[5, NEW]], "one question for the whole batch"
 
 
-def test_the_catalogue_is_asked_only_for_ids_the_index_lacks(index: SimilarityIndex):
+def test_the_catalogue_is_asked_only_for_ids_the_index_lacks(index: Index):
     known = int(index.catalogue.ids_of_genre("Rock")[0])
     lookup = Catalogue({NEW: None})
     frame = frame_of(new_event(user_id="u", track_id=known, type="like"))
@@ -63,7 +63,7 @@ def test_the_catalogue_is_asked_only_for_ids_the_index_lacks(index: SimilarityIn
 
 def test_the_next_index_version_places_what_the_last_could_not(tmp_path: Path):
     ids, raw, frame = synthetic_catalogue(per_genre=20, artists_per_genre=2)
-    old = SimilarityIndex(build_version(tmp_path, ids, raw, COLUMNS, feature_version="t", catalogue=frame, shards=1,
+    old = Index(build_version(tmp_path, ids, raw, COLUMNS, feature_version="t", catalogue=frame, shards=1,
                                         version="v20260101T000000000000Z"))  # fmt: skip
     lookup = Catalogue({NEW: "Rock"})
     rock = int(frame.track_id[frame.genre_top == "Rock"].iloc[0])
@@ -79,7 +79,7 @@ def test_the_next_index_version_places_what_the_last_could_not(tmp_path: Path):
     more = pd.concat(
         [frame, pd.DataFrame([{"track_id": NEW, "title": "new", "artist_name": "x", "genre_top": "Rock"}])]
     )
-    newer = SimilarityIndex(build_version(tmp_path, np.append(ids, NEW), np.vstack([raw, new_vector]), COLUMNS,
+    newer = Index(build_version(tmp_path, np.append(ids, NEW), np.vstack([raw, new_vector]), COLUMNS,
                                           feature_version="t", catalogue=more, shards=1,
                                           version="v20260102T000000000000Z"))  # fmt: skip
     second, _ = fold_batch(
@@ -93,7 +93,7 @@ def test_the_next_index_version_places_what_the_last_could_not(tmp_path: Path):
     assert np.linalg.norm(centre - 7.0) < np.linalg.norm(before - 7.0), "toward the newly placed track"
 
 
-def test_the_archive_keeps_catalogued_events_and_says_why_it_rejects_the_rest(index: SimilarityIndex, tmp_path):
+def test_the_archive_keeps_catalogued_events_and_says_why_it_rejects_the_rest(index: Index, tmp_path):
     known = int(index.catalogue.ids_of_genre("Jazz")[0])
     events = [
         new_event(user_id="a", track_id=known, type="like"),

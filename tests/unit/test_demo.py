@@ -46,7 +46,8 @@ def test_the_background_is_stream_simulator_api_server_and_dashboard_on_loopback
 
 
 def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path):
-    """Regression: SIGTERM ended the demo at once and left its background processes running."""
+    """Regression: SIGTERM ended the demo at once and left its background processes running (and, later, a signal
+    that came while they were starting, before the demo's try, left them running too)."""
     import signal
     import subprocess
     import sys
@@ -57,9 +58,11 @@ def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path):
         "import subprocess, sys, time\n"
         "from tools import demo\n"
         "demo.stop_on_signals()\n"
-        "started = [(f'child{i}', subprocess.Popen(['sleep', '300'], start_new_session=True)) for i in range(2)]\n"
-        "print(' '.join(str(p.pid) for _, p in started), flush=True)\n"
-        "try:\n"
+        "started = []\n"
+        "try:  # as the demo does: from before the first start\n"
+        "    for i in range(2):\n"
+        "        started.append((f'child{i}', subprocess.Popen(['sleep', '300'], start_new_session=True)))\n"
+        "    print(' '.join(str(p.pid) for _, p in started), flush=True)\n"
         "    while True:\n"
         "        time.sleep(0.2)\n"
         "except KeyboardInterrupt:\n"

@@ -13,7 +13,8 @@ from index import store
 from index.local import build_version
 from index.manifest import IndexError_
 from index.query import SimilarityIndex
-from recommend.radio import radio
+from index.reader import Index
+from tests.lookups import point_of
 from udfs.schema import FEATURE_COLUMNS
 
 pytestmark = pytest.mark.unit
@@ -38,36 +39,36 @@ def build(root: Path, **kw) -> Path:
 
 def test_all_shards_probed_equals_exact_search(tmp_path: Path):
     folder = build(tmp_path)
-    index = SimilarityIndex(folder)
+    index = Index(folder)
     ids, raw, _ = clustered()
     p = np.stack([index.project(index.standardize(r)) for r in raw])
     for q in (0, 17, 123, 399):
         d = np.sqrt(((p - p[q]) ** 2).sum(axis=1))
         d[q] = np.inf
         exact = [int(ids[i]) for i in np.argsort(d, kind="stable")[:10]]
-        got = [n.track_id for n in index.similar_to(int(ids[q]), k=10)]
+        got = [n.track_id for n in index.similar(int(ids[q]), k=10)]
         assert got == exact
     assert len(index) == 400 and len(index.manifest.shards) == 4
 
 
 def test_probing_fewer_shards_still_finds_the_near_cluster(tmp_path: Path):
-    index = SimilarityIndex(build(tmp_path))
+    index = Index(build(tmp_path))
     ids, _, labels = clustered()
-    got = index.similar_to(int(ids[5]), k=10, probe=1)
+    got = index.similar(int(ids[5]), k=10, probe=1)
     same = sum(labels[list(ids).index(n.track_id)] == labels[5] for n in got)
     assert same >= 9
 
 
 def test_a_query_visits_further_shards_when_the_nearest_run_out(tmp_path: Path):
-    index = SimilarityIndex(build(tmp_path, shards=5))
+    index = Index(build(tmp_path, shards=5))
     ids, _, _ = clustered()
     seed = int(ids[5])
     smallest = min(index.manifest.shards, key=lambda s: s.count).count
     k = smallest + 30  # more than the one probed shard may hold
-    got = index.similar_to(seed, k=k, probe=1)
+    got = index.similar(seed, k=k, probe=1)
     assert len(got) == k and seed not in [n.track_id for n in got]
     assert [n.distance for n in got] == sorted(n.distance for n in got)
-    everything_else = index.similar_to(seed, k=len(index), probe=1)
+    everything_else = index.similar(seed, k=len(index), probe=1)
     assert len(everything_else) == len(index) - 1, "every other track is reachable"
 
 
@@ -79,44 +80,44 @@ def test_builds_are_deterministic_for_a_seed(tmp_path: Path):
 
 
 def test_results_carry_scores_and_reasons(tmp_path: Path):
-    index = SimilarityIndex(build(tmp_path))
+    index = Index(build(tmp_path))
     ids, raw, _ = clustered()
-    hits = index.query_vector(raw[3], k=5)
+    hits = index.search(raw[3], k=5)
     assert hits[0].track_id == int(ids[3]) and hits[0].score == pytest.approx(1.0, abs=1e-3)
     assert all(a.distance <= b.distance for a, b in zip(hits, hits[1:], strict=False))
     assert all(h.reason == "similar overall" or h.reason.startswith("close in ") for h in hits)
-    excluded = index.query_vector(raw[3], k=5, exclude=[int(ids[3])])
+    excluded = index.search(raw[3], k=5, exclude=[int(ids[3])])
     assert int(ids[3]) not in [h.track_id for h in excluded]
 
 
 def test_clear_errors_for_bad_queries_and_versions(tmp_path: Path):
     folder = build(tmp_path)
-    index = SimilarityIndex(folder)
+    index = Index(folder)
     with pytest.raises(IndexError_, match="expected a vector of 519 values"):
-        index.query_vector([1.0] * 10)
+        index.search([1.0] * 10)
     with pytest.raises(IndexError_, match="track 5 is not in index version"):
-        index.similar_to(5)
+        index.similar(5)
     with pytest.raises(IndexError_, match="index version 'nope' not found"):
-        SimilarityIndex.open(tmp_path, "nope")
+        Index.open(tmp_path, "nope")
     with pytest.raises(IndexError_, match="no index published"):
-        SimilarityIndex.open(tmp_path / "empty")
+        Index.open(tmp_path / "empty")
     broken = tmp_path / "broken"
     shutil.copytree(folder, broken)
     (broken / "manifest.json").write_text("{not json")
     with pytest.raises(IndexError_, match="is corrupt"):
-        SimilarityIndex(broken)
+        Index(broken)
     shutil.rmtree(broken)
     shutil.copytree(folder, broken)
     (broken / "shard-000.ann").write_bytes(b"\0" * 10)
     with pytest.raises(IndexError_, match="is corrupt"):
-        SimilarityIndex(broken)
+        Index(broken)
 
 
 def test_publishing_keeps_n_versions_and_current_points_at_the_newest(tmp_path: Path):
     names = [build(tmp_path, keep=2, version=f"v{i}").name for i in range(4)]
     assert store.versions(tmp_path) == names[-2:]
     assert store.current_version(tmp_path) == "v3"
-    assert SimilarityIndex.open(tmp_path, "v2").version == "v2"
+    assert Index.open(tmp_path, "v2").version == "v2"
 
 
 def test_a_reader_during_publishing_never_fails(tmp_path: Path):
@@ -128,8 +129,8 @@ def test_a_reader_during_publishing_never_fails(tmp_path: Path):
     def read() -> None:
         while not stop.is_set():
             try:
-                idx = SimilarityIndex.open(tmp_path)
-                assert len(idx.query_vector(raw[1], k=3)) == 3
+                idx = Index.open(tmp_path)
+                assert len(idx.search(raw[1], k=3)) == 3
             except Exception as exc:  # noqa: BLE001 - collected and asserted below
                 errors.append(exc)
 
@@ -145,14 +146,14 @@ def test_a_reader_during_publishing_never_fails(tmp_path: Path):
 
 
 def test_queries_are_thread_safe(tmp_path: Path):
-    index = SimilarityIndex(build(tmp_path))
+    index = Index(build(tmp_path))
     ids, _, _ = clustered()
-    expected = {int(t): [n.track_id for n in index.similar_to(int(t), k=5)] for t in ids[:40]}
+    expected = {int(t): [n.track_id for n in index.similar(int(t), k=5)] for t in ids[:40]}
     results: dict[int, list[int]] = {}
 
     def work(chunk) -> None:
         for t in chunk:
-            results[int(t)] = [n.track_id for n in index.similar_to(int(t), k=5)]
+            results[int(t)] = [n.track_id for n in index.similar(int(t), k=5)]
 
     threads = [threading.Thread(target=work, args=(ids[i:40:4],)) for i in range(4)]
     for t in threads:
@@ -163,10 +164,10 @@ def test_queries_are_thread_safe(tmp_path: Path):
 
 
 def test_radio_stays_near_without_repeats_or_one_artist(tmp_path: Path):
-    index = SimilarityIndex(build(tmp_path))
+    index = Index(build(tmp_path))
     ids, _, labels = clustered()
     artist_of = {int(t): f"artist-{i % 40}" for i, t in enumerate(ids)}
-    station = radio(index, int(ids[0]), length=12, artist_of=artist_of, max_per_artist=2, artist_gap=3)
+    (station,) = index.radio([int(ids[0])], length=12, artist_of=artist_of, max_per_artist=2, artist_gap=3)
     played = [n.track_id for n in station]
     assert len(played) == 12 and len(set(played)) == 12 and int(ids[0]) not in played
     artists = [artist_of[t] for t in played]
@@ -177,40 +178,37 @@ def test_radio_stays_near_without_repeats_or_one_artist(tmp_path: Path):
 
 
 def test_batched_search_equals_each_query_on_its_own(tmp_path: Path):
-    """nearest_many (one matrix product per shard for many queries) = per-query Annoy search at these budgets."""
-    from index.batched import nearest_many
-
-    index = SimilarityIndex(build(tmp_path))
+    """nearest (one matrix product per shard for many queries) = per-query Annoy search at these budgets."""
+    index = Index(build(tmp_path))
     ids, raw, _ = clustered()
     queries = [0, 17, 123, 399, 250]
     points = np.stack([index.project(index.standardize(raw[q])) for q in queries])
     exclude = [{int(ids[q])} for q in queries]
     for probe in (0, 2):
-        pools = nearest_many(index, points, k=10, exclude=exclude, probe=probe)
+        pools = index.nearest(points, k=10, exclude=exclude, probe=probe).split(len(points))
         for q, pool, p, ex in zip(queries, pools, points, exclude, strict=True):
-            one = index.query_projected(p, k=10, exclude=ex, probe=probe)
+            one = index.neighbours(p, k=10, exclude=ex, probe=probe)
             assert pool.track_ids.tolist() == [n.track_id for n in one], (q, probe)
             assert np.allclose(pool.distances, [n.distance for n in one], atol=1e-3)
-            assert index.points_at(pool.shards, pool.rows) == pytest.approx(
-                np.stack([index.projected_of(t) for t in pool.track_ids.tolist()])
+            assert index.track_ids(pool.items).tolist() == pool.track_ids.tolist()
+            assert index.points(pool.items) == pytest.approx(
+                np.stack([point_of(index, t) for t in pool.track_ids.tolist()])
             )
 
 
 def test_batched_search_widens_when_the_probed_shard_runs_out(tmp_path: Path):
-    from index.batched import nearest_many
-
-    index = SimilarityIndex(build(tmp_path, shards=5))
+    index = Index(build(tmp_path, shards=5))
     ids, _, _ = clustered()
     seed = int(ids[5])
     k = min(s.count for s in index.manifest.shards) + 30
-    (pool,) = nearest_many(index, index.projected_of(seed)[None, :], k=k, exclude=[{seed}], probe=1)
+    pool = index.nearest(point_of(index, seed)[None, :], k=k, exclude=[{seed}], probe=1)
     assert len(pool) == k and seed not in pool.track_ids.tolist()
     assert pool.distances.tolist() == sorted(pool.distances.tolist())
 
 
 def test_shards_are_voronoi_cells_and_the_shard_bound_never_overestimates(tmp_path: Path):
     """Every track lies in the shard of its nearest centroid, so the bound is a true lower bound."""
-    index = SimilarityIndex(build(tmp_path, shards=8))
+    index = SimilarityIndex(build(tmp_path, shards=8))  # the engine behind Index: its shards and bounds
     points = [index.shard_points(s) for s in range(8)]
     for s, p in enumerate(points):
         to_centroids = ((p[:, None, :] - index.centroids[None]) ** 2).sum(axis=2)
@@ -227,7 +225,7 @@ def test_shards_are_voronoi_cells_and_the_shard_bound_never_overestimates(tmp_pa
 
 
 def test_an_uncapped_query_stops_at_the_bound_and_is_still_exact(tmp_path: Path):
-    index = SimilarityIndex(build(tmp_path, shards=8))
+    index = SimilarityIndex(build(tmp_path, shards=8))  # the engine behind Index: it counts the shards scored
     ids, raw, _ = clustered()
     p = np.stack([index.project(index.standardize(r)) for r in raw])
     scored = []
@@ -246,20 +244,20 @@ def test_a_version_without_points_files_answers_the_same(tmp_path: Path):
     import json
 
     folder = build(tmp_path)
-    before = SimilarityIndex(folder)
+    before = Index(folder)
     ids, raw, _ = clustered()
-    want = [[n.track_id for n in before.query_vector(r, k=7)] for r in raw[:20]]
+    want = [[n.track_id for n in before.search(r, k=7)] for r in raw[:20]]
     manifest = json.loads((folder / "manifest.json").read_text())
     for shard in manifest["shards"]:
         (folder / shard.pop("points_file")).unlink()
     del manifest["exact_tracks"]
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    older = SimilarityIndex(folder)
-    assert [[n.track_id for n in older.query_vector(r, k=7)] for r in raw[:20]] == want
+    older = Index(folder)
+    assert [[n.track_id for n in older.search(r, k=7)] for r in raw[:20]] == want
 
 
 def test_a_shard_larger_than_exact_tracks_is_searched_by_its_trees(tmp_path: Path):
-    exact = SimilarityIndex(build(tmp_path / "exact"))
+    exact = SimilarityIndex(build(tmp_path / "exact"))  # the engine: which shards opened their trees
     trees = SimilarityIndex(build(tmp_path / "trees", exact_tracks=0))  # search_k 100,000: Annoy is exact here
     _, raw, _ = clustered()
     for r in raw[:10]:
@@ -271,12 +269,12 @@ def test_a_missing_points_file_is_named_at_open(tmp_path: Path):
     folder = build(tmp_path)
     (folder / "shard-001.p.npy").unlink()
     with pytest.raises(IndexError_, match=r"is corrupt: shard-001.p.npy is missing"):
-        SimilarityIndex(folder)
+        Index(folder)
 
 
 def test_auto_shards_and_kmeans_labels_are_the_nearest_centroids():
     from index.build import auto_shards
-    from index.local import fit_kmeans
+    from index.fit import fit_kmeans
 
     assert [auto_shards(n) for n in (0, 300, 106_574, 1_000_000)] == [1, 1, 213, 256]
     x = np.random.default_rng(0).normal(size=(3000, 8)).astype(np.float32)

@@ -31,3 +31,36 @@ def test_architecture_md_states_every_contract():
     prose = " ".join((REPO_ROOT / "ARCHITECTURE.md").read_text().split())
     missing = [c["name"] for c in contracts() if c["name"] not in prose]
     assert not missing, f"ARCHITECTURE.md does not state: {missing}"
+
+
+PACKAGES = ("api", "bench", "conf", "connectors", "dashboard", "events", "index", "recommend", "services",
+            "spark_jobs", "spark_jobs/streaming", "tools", "udfs")  # fmt: skip
+
+
+def module_section() -> str:
+    """ARCHITECTURE.md's "Modules" section as the code says it: each module with its docstring's first paragraph."""
+    import ast
+
+    out = ["## Modules", ""]
+    for package in PACKAGES:
+        out += [f"### `{package}/`", ""]
+        for path in sorted((REPO_ROOT / package).glob("*.py")):
+            doc = ast.get_docstring(ast.parse(path.read_text()))
+            if path.name == "__init__.py" and not doc:
+                continue
+            opening = " ".join((doc or "(no docstring)").split("\n\n")[0].split())
+            out.append(f"- `{path.name}`: {opening}")
+        out.append("")
+    return "\n".join(out)
+
+
+def test_architecture_md_lists_every_module_by_its_opening_line():
+    """Regenerate with ``.venv/bin/python -m tests.unit.test_layers`` after adding a module or changing its opening."""
+    text = (REPO_ROOT / "ARCHITECTURE.md").read_text()
+    assert text[text.index("## Modules") :].strip() == module_section().strip()
+
+
+if __name__ == "__main__":
+    path = REPO_ROOT / "ARCHITECTURE.md"
+    text = path.read_text()
+    path.write_text(text[: text.index("## Modules")] + module_section().strip() + "\n")

@@ -16,6 +16,7 @@ import pytest
 
 from conf.settings import REPO_ROOT, load_settings
 from udfs import musicnn
+from udfs.schema import MUSICNN_DIMS
 
 pytestmark = pytest.mark.unit
 GOLDEN = REPO_ROOT / "tests" / "golden" / "musicnn_msd_max_pool.npy"
@@ -45,7 +46,7 @@ def test_the_forward_pass_gives_tensorflows_answer(weights):
     golden = np.load(GOLDEN)
     for patch, want in zip(patches(), golden, strict=True):
         got = musicnn.patch_features(weights, patch)
-        assert got.shape == (musicnn.DIMS,)
+        assert got.shape == (MUSICNN_DIMS,)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
 
@@ -68,7 +69,7 @@ def test_a_clip_is_the_mean_of_its_patches_and_a_short_one_is_padded(weights):
     want = np.mean([musicnn.patch_features(weights, mel[i * 187 : (i + 1) * 187]) for i in range(2)], axis=0)
     np.testing.assert_allclose(musicnn.embed(weights, clip), want, rtol=1e-6)
     short = musicnn.embed(weights, clip[: musicnn.SR])
-    assert short.shape == (musicnn.DIMS,) and np.isfinite(short).all()
+    assert short.shape == (MUSICNN_DIMS,) and np.isfinite(short).all()
 
 
 def test_a_missing_or_foreign_checkpoint_says_what_to_do(tmp_path):

@@ -10,21 +10,22 @@ import pytest
 
 from events.contract import InvalidEvent, check_event, format_ts
 from events.producer import new_event
-from index.query import SimilarityIndex
+from index.reader import Index
 from recommend.playlist import PlaylistError, flow, from_mood, from_seed, from_taste, moods_from_index
 from recommend.taste import Taste
+from tests.lookups import point_of, raw_of
 
 pytestmark = pytest.mark.unit
 HOUR_MS = 3600 * 1000
 
 
-def steps(index: SimilarityIndex, tracks: list[int]) -> float:
+def steps(index: Index, tracks: list[int]) -> float:
     """The mean distance between neighbours of a playlist, in the index space."""
-    p = np.stack([index.projected_of(t) for t in tracks]).astype(np.float64)
+    p = np.stack([point_of(index, t) for t in tracks]).astype(np.float64)
     return float(np.linalg.norm(np.diff(p, axis=0), axis=1).mean())
 
 
-def no_artist_twice_in_a_row(index: SimilarityIndex, tracks: list[int]) -> bool:
+def no_artist_twice_in_a_row(index: Index, tracks: list[int]) -> bool:
     artists = [index.catalogue.get(t).artist for t in tracks]
     return all(a != b for a, b in zip(artists, artists[1:], strict=False))
 
@@ -37,7 +38,7 @@ def test_a_seed_playlist_opens_with_the_seed_and_flows(index):
     genre = index.catalogue.get(5).genre
     assert sum(index.catalogue.get(t).genre == genre for t in tracks) >= 12  # it stays near the seed
     # Ordered to flow: each next track is the nearest allowed one left to the one before it.
-    p = {t: index.projected_of(t).astype(np.float64) for t in tracks}
+    p = {t: point_of(index, t).astype(np.float64) for t in tracks}
     for i in range(1, len(tracks) - 1):
         allowed = [t for t in tracks[i + 1 :] if artist_of[t] != artist_of[tracks[i]]]
         nearest = min(np.linalg.norm(p[t] - p[tracks[i]]) for t in allowed)
@@ -99,7 +100,7 @@ def test_a_taste_playlist_comes_from_what_the_listener_likes(index):
     taste = Taste()
     jazz = index.catalogue.ids_of_genre("Jazz")[:4]
     for i, t in enumerate(jazz):
-        taste.apply("like", t, 1_000 * (i + 1), index.raw_of(t), genre="Jazz", half_life_ms=HOUR_MS)
+        taste.apply("like", t, 1_000 * (i + 1), raw_of(index, t), genre="Jazz", half_life_ms=HOUR_MS)
     tracks = from_taste(index, taste, length=10, artist_of=index.catalogue.artist_of())
     assert len(tracks) == 10 and not set(tracks) & set(jazz)  # what they heard is not offered again
     assert sum(index.catalogue.get(t).genre == "Jazz" for t in tracks) >= 8

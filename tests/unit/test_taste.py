@@ -11,10 +11,11 @@ import pytest
 
 from events.contract import format_ts
 from events.producer import new_event
-from index.query import SimilarityIndex
+from index.reader import Index
 from recommend.fold import Rules, fold_batch
 from recommend.rank import recommend, recommend_many
 from recommend.taste import DEDUP_WINDOW_MS, Taste
+from tests.lookups import point_of, raw_of
 
 pytestmark = pytest.mark.unit
 HOUR_MS = 3600 * 1000
@@ -84,23 +85,23 @@ def test_old_event_ids_leave_the_dedup_window():
     assert not t.is_duplicate("old") and t.is_duplicate("new")
 
 
-def test_skips_push_recommendations_away_from_a_genre(index: SimilarityIndex):
+def test_skips_push_recommendations_away_from_a_genre(index: Index):
     cat = index.catalogue
     rock, folk = cat.ids_of_genre("Rock"), cat.ids_of_genre("Folk")
     t = Taste()
     for i, track in enumerate(rock[:5] + folk[:5]):
-        t.apply("complete", track, i, index.raw_of(track), genre=cat.get(track).genre, half_life_ms=HOUR_MS)
+        t.apply("complete", track, i, raw_of(index, track), genre=cat.get(track).genre, half_life_ms=HOUR_MS)
     before = sum(i["genre"] == "Folk" for i in recommend(index, t, k=10).items)
     for i, track in enumerate(folk[5:15]):
-        t.apply("skip", track, 100 + i, index.raw_of(track), genre="Folk", half_life_ms=HOUR_MS)
+        t.apply("skip", track, 100 + i, raw_of(index, track), genre="Folk", half_life_ms=HOUR_MS)
     after = sum(i["genre"] == "Folk" for i in recommend(index, t, k=10).items)
     assert after < before
 
 
-def test_a_single_like_starts_a_radio(index: SimilarityIndex):
+def test_a_single_like_starts_a_radio(index: Index):
     seed = index.catalogue.ids_of_genre("Jazz")[0]
     t = Taste()
-    t.apply("like", seed, 1, index.raw_of(seed), genre="Jazz", half_life_ms=HOUR_MS)
+    t.apply("like", seed, 1, raw_of(index, seed), genre="Jazz", half_life_ms=HOUR_MS)
     rec = recommend(index, t, k=5)
     assert rec.source == "radio" and len(rec.items) == 5
     assert seed not in [i["track_id"] for i in rec.items]
@@ -119,7 +120,7 @@ def messages_frame(messages: list[bytes], users: list[str] | None = None) -> pd.
     return frame
 
 
-def test_fold_sorts_out_bad_duplicate_and_good_messages(index: SimilarityIndex):
+def test_fold_sorts_out_bad_duplicate_and_good_messages(index: Index):
     from spark_jobs.streaming.rows import dead_rows, listener_document, output_frame, output_rows
 
     track = index.catalogue.ids_of_genre("Pop")[0]
@@ -153,12 +154,12 @@ def test_fold_sorts_out_bad_duplicate_and_good_messages(index: SimilarityIndex):
     assert str(frame["kafka_offset"].dtype) == "Int64" and frame["stats"].iloc[1] is None
 
 
-def test_one_call_folds_many_listeners_and_reads_only_their_tastes(index: SimilarityIndex):
+def test_one_call_folds_many_listeners_and_reads_only_their_tastes(index: Index):
     """A bucket of listeners: each fold sees only its own events; the reader is asked once, for those listeners."""
     pop, jazz = index.catalogue.ids_of_genre("Pop"), index.catalogue.ids_of_genre("Jazz")
     events = [new_event(user_id=f"u{i}", track_id=int((pop if i % 2 else jazz)[i]), type="like") for i in range(40)]
     stored = Taste()
-    stored.apply("like", int(jazz[0]), 1, index.raw_of(int(jazz[0])), genre="Jazz", half_life_ms=HOUR_MS)
+    stored.apply("like", int(jazz[0]), 1, raw_of(index, int(jazz[0])), genre="Jazz", half_life_ms=HOUR_MS)
     asked: list[list[str]] = []
 
     def read(users: list[str]) -> dict[str, Taste]:
@@ -175,7 +176,7 @@ def test_one_call_folds_many_listeners_and_reads_only_their_tastes(index: Simila
     assert [r.items for r in recs] == [r.items for r in singles], "batched answers equal one-by-one answers"
 
 
-def test_a_user_id_that_disagrees_with_the_grouping_key_is_rejected(index: SimilarityIndex):
+def test_a_user_id_that_disagrees_with_the_grouping_key_is_rejected(index: Index):
     track = int(index.catalogue.ids_of_genre("Pop")[0])
     event = new_event(user_id="alice", track_id=track, type="like")
     frame = messages_frame([json.dumps(event).encode()], ["mallory"])
@@ -206,14 +207,14 @@ def test_a_recommendation_reads_the_same_as_items_or_as_columns():
     assert by_items == by_columns and by_items != Recommendation("radio", items)
 
 
-def _plain_recommendation(index: SimilarityIndex, taste: Taste, *, k: int, max_per_artist: int) -> list[int]:
+def _plain_recommendation(index: Index, taste: Taste, *, k: int, max_per_artist: int) -> list[int]:
     """The ranking rules read one listener at a time over every track: the oracle of the array version."""
     from recommend.rank import POOL, PUSH, _query
 
     query = _query(index, taste)
     p = index.project(query.z).astype(np.float64)
     ids = [int(t) for t in index.track_ids() if int(t) not in query.excluded]
-    points = {t: index.projected_of(t).astype(np.float64) for t in ids}
+    points = {t: point_of(index, t).astype(np.float64) for t in ids}
     pool = sorted(ids, key=lambda t: (np.linalg.norm(points[t] - p), t))[: POOL * k]
     rank = {t: np.linalg.norm(points[t] - p) for t in pool}
     if query.p_neg is not None:
@@ -228,7 +229,7 @@ def _plain_recommendation(index: SimilarityIndex, taste: Taste, *, k: int, max_p
     return picked[:k]
 
 
-def test_the_batched_ranking_equals_the_rules_read_one_listener_at_a_time(index: SimilarityIndex):
+def test_the_batched_ranking_equals_the_rules_read_one_listener_at_a_time(index: Index):
     """Exclusions, the push away from skips, the artist cap and the cut at k, over many listeners at once."""
     rng = np.random.default_rng(7)
     ids = [int(t) for t in index.track_ids()]
@@ -238,7 +239,7 @@ def test_the_batched_ranking_equals_the_rules_read_one_listener_at_a_time(index:
         for track in rng.choice(ids, size=3 + i % 4, replace=False).tolist():
             kind = ["like", "complete", "skip", "dislike", "play"][(i + track) % (5 if i % 3 else 2)]
             genre = index.catalogue.get(track).genre
-            t.apply(kind, track, 1_000 * track, index.raw_of(track), genre=genre, half_life_ms=HOUR_MS)
+            t.apply(kind, track, 1_000 * track, raw_of(index, track), genre=genre, half_life_ms=HOUR_MS)
         tastes.append(t)
     assert sum(t.neg_w > 0 for t in tastes) >= 8, "the case needs listeners who pushed away"
     recs = recommend_many(index, tastes, k=8, max_per_artist=2)

@@ -3,7 +3,7 @@
 :func:`radio_many` builds many stations at once (the stream's new listeners of
 a micro-batch): each step searches the next track of every station with one
 batched search (:func:`index.batched.nearest_many`) instead of one query per
-station.
+station. Read through :meth:`index.reader.Index.radio`.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def radio_many(
     last_p = seed_p.copy()
     played = [[int(s)] for s in seeds]
     artists = [[artist_of.get(int(s))] for s in seeds]
-    picks: list[list[tuple[int, float, int, int]]] = [[] for _ in range(n)]  # track, distance, shard, row
+    picks: list[list[tuple[int, float, int]]] = [[] for _ in range(n)]  # track, distance, item
     active = list(range(n))
     for _ in range(length):
         if not active:
@@ -91,10 +91,10 @@ def radio_many(
                     choice = j
                     break
             track = int(found.track_ids[choice])
-            picks[i].append((track, float(found.distances[choice]), int(found.shards[choice]), int(found.rows[choice])))
+            picks[i].append((track, float(found.distances[choice]), int(found.items[choice])))
             played[i].append(track)
             artists[i].append(artist_of.get(track))
-            last_p[i] = index.points_at(found.shards[choice : choice + 1], found.rows[choice : choice + 1])[0]
+            last_p[i] = index.points_of(found.items[choice : choice + 1])[0]
             still.append(i)
         active = still
     stations = []
@@ -102,10 +102,9 @@ def radio_many(
         if not chosen:
             stations.append([])
             continue
-        shards = np.asarray([c[2] for c in chosen], np.int64)
-        rows = np.asarray([c[3] for c in chosen], np.int64)
-        reasons = index.explain_many(index.standardized_of(int(seed)), index.standardized_at(shards, rows))
+        items = np.asarray([c[2] for c in chosen], np.int64)
+        reasons = index.explain_many(index.standardized_of(int(seed)), index.vectors_of(items))
         stations.append(
-            [Neighbour(t, d, round(1.0 / (1.0 + d), 4), r) for (t, d, _, _), r in zip(chosen, reasons, strict=True)]
+            [Neighbour(t, d, round(1.0 / (1.0 + d), 4), r) for (t, d, _), r in zip(chosen, reasons, strict=True)]
         )
     return stations
