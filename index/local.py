@@ -43,8 +43,7 @@ def build_version(
     """
     version = version or store.new_version_name()
     staging = store.staging_dir(root, version)
-    ids = np.asarray(ids, np.int64)
-    raw = np.asarray(raw, np.float64)
+    ids, raw = np.asarray(ids, np.int64), np.asarray(raw, np.float64)
     centre = raw.mean(axis=0)
     moments = fit.Moments.of(raw, centre)
     mean, std = fit.fit_scaler(moments, centre)
@@ -55,13 +54,12 @@ def build_version(
     centroids = fit.fit_centroids(p[fitted], shard_count(shards, len(p)), seed=seed)
     labels = fit.nearest_centroid(p, centroids)
     fit.write_transform(staging, mean, std, projection)
-    shard_rows = []
-    for s in range(len(centroids)):
-        mask = labels == s
-        files = build_shard(
-            staging, s, ids=ids[mask], projected=p[mask], standardized=z[mask], n_trees=n_trees, seed=seed
-        )
-        shard_rows.append(Shard(shard=s, count=int(mask.sum()), centroid=centroids[s].astype(float).tolist(), **files))
+    shard_rows = [
+        Shard(shard=s, count=int((labels == s).sum()), centroid=centroids[s].astype(float).tolist(),
+              **build_shard(staging, s, ids=ids[labels == s], projected=p[labels == s], standardized=z[labels == s],
+                            n_trees=n_trees, seed=seed))  # fmt: skip
+        for s in range(len(centroids))
+    ]
     scaled = order[np.isin(ids[order], fit.sample_ids(ids, fit.GROUP_SAMPLE, seed=seed))]
     Manifest(
         version=version,

@@ -17,38 +17,6 @@ from index.batched import nearest_many
 from index.query import Neighbour, SimilarityIndex
 
 
-def radio(
-    index: SimilarityIndex,
-    seed_track: int,
-    *,
-    length: int = 20,
-    artist_of: Mapping[int, object] | None = None,
-    max_per_artist: int = 2,
-    artist_gap: int = 3,
-    pool: int = 40,
-    drift: float = 0.35,
-) -> list[Neighbour]:
-    """An ordered station of ``length`` tracks after ``seed_track``.
-
-    Each next track is the nearest unplayed one to a point between the seed and
-    the last track (``drift`` of the way to the last one), so the station moves
-    but stays anchored. No track repeats; an artist plays at most
-    ``max_per_artist`` times and not within ``artist_gap`` tracks of itself (the
-    seed's artist included), falling back to the nearest track when nothing
-    else is left.
-    """
-    return radio_many(
-        index,
-        [seed_track],
-        length=length,
-        artist_of=artist_of,
-        max_per_artist=max_per_artist,
-        artist_gap=artist_gap,
-        pool=pool,
-        drift=drift,
-    )[0]
-
-
 def radio_many(
     index: SimilarityIndex,
     seeds: Sequence[int],
@@ -60,7 +28,15 @@ def radio_many(
     pool: int = 40,
     drift: float = 0.35,
 ) -> list[list[Neighbour]]:
-    """One station per seed (see :func:`radio`), every step of all stations searched together."""
+    """One ordered station of ``length`` tracks after each seed, every step of all stations searched together.
+
+    Each next track is the nearest unplayed one to a point between the seed and
+    the last track (``drift`` of the way to the last one), so the station moves
+    but stays anchored. No track repeats; an artist plays at most
+    ``max_per_artist`` times and not within ``artist_gap`` tracks of itself (the
+    seed's artist included), falling back to the nearest track when nothing
+    else is left.
+    """
     artist_of = artist_of or {}
     n = len(seeds)
     if not n:
@@ -82,14 +58,7 @@ def radio_many(
         for i, found in zip(active, pools, strict=True):
             if not len(found):
                 continue
-            counts = Counter(a for a in artists[i] if a is not None)
-            recent = set(artists[i][-artist_gap:])
-            choice = 0
-            for j, t in enumerate(found.track_ids.tolist()):
-                a = artist_of.get(t)
-                if a is None or (a not in recent and counts[a] < max_per_artist):
-                    choice = j
-                    break
+            choice = _first_allowed(found.track_ids.tolist(), artist_of, artists[i], max_per_artist, artist_gap)
             track = int(found.track_ids[choice])
             picks[i].append((track, float(found.distances[choice]), int(found.items[choice])))
             played[i].append(track)
@@ -97,14 +66,26 @@ def radio_many(
             last_p[i] = index.points_of(found.items[choice : choice + 1])[0]
             still.append(i)
         active = still
-    stations = []
-    for seed, chosen in zip(seeds, picks, strict=True):
-        if not chosen:
-            stations.append([])
-            continue
-        items = np.asarray([c[2] for c in chosen], np.int64)
-        reasons = index.explain_many(index.standardized_of(int(seed)), index.vectors_of(items))
-        stations.append(
-            [Neighbour(t, d, round(1.0 / (1.0 + d), 4), r) for (t, d, _), r in zip(chosen, reasons, strict=True)]
-        )
-    return stations
+    return [_station(index, seed, chosen) for seed, chosen in zip(seeds, picks, strict=True)]
+
+
+def _first_allowed(
+    tracks: list[int], artist_of: Mapping[int, object], played: list, max_per_artist: int, artist_gap: int
+) -> int:
+    """The place of the first of ``tracks`` whose artist may play next after ``played`` (0 when none may)."""
+    counts = Counter(a for a in played if a is not None)
+    recent = set(played[-artist_gap:])
+    for j, t in enumerate(tracks):
+        a = artist_of.get(t)
+        if a is None or (a not in recent and counts[a] < max_per_artist):
+            return j
+    return 0
+
+
+def _station(index: SimilarityIndex, seed: int, chosen: list[tuple[int, float, int]]) -> list[Neighbour]:
+    """The picks (track, distance, item) as neighbours, each with why it is near the seed."""
+    if not chosen:
+        return []
+    items = np.asarray([c[2] for c in chosen], np.int64)
+    reasons = index.explain_many(index.standardized_of(int(seed)), index.vectors_of(items))
+    return [Neighbour(t, d, round(1.0 / (1.0 + d), 4), r) for (t, d, _), r in zip(chosen, reasons, strict=True)]

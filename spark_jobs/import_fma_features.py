@@ -48,50 +48,48 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         frame = frame[finite]
     frame = frame.reset_index()
     spark = build_spark(settings, app_name="import-fma-features")
+    rows = feature_rows(spark, frame, str(path), args.feature_version)
+    delta_io.merge_upsert(spark, rows, settings.lake_table("features"), keys=["track_id", "feature_version"])
+    if not args.no_mongo:
+        write_mongo(settings, frame, args.feature_version)
+    print(f"import-fma-features: {len(frame)} tracks imported as feature version {args.feature_version!r}")  # noqa: T201
+    return 0
+
+
+def feature_rows(spark, frame, path: str, version: str):
+    """Delta ``features`` rows of FMA's table: extract's columns, with what FMA does not say left null."""
     schema = T.StructType(
         [T.StructField("track_id", T.LongType(), False)] + [T.StructField(c, T.DoubleType()) for c in FEATURE_COLUMNS]
     )
-    rows = (
+    return (
         spark.createDataFrame(frame, schema=schema)
-        .withColumn("feature_version", F.lit(args.feature_version))
+        .withColumn("feature_version", F.lit(version))
         .withColumn("tempo", F.lit(None).cast("double"))
-        .withColumn("source_path", F.lit(str(path)))
+        .withColumn("source_path", F.lit(path))
         .withColumn("source_size", F.lit(None).cast("long"))
         .withColumn("source_mtime", F.lit(None).cast("timestamp"))
         .withColumn("source_rate", F.lit(44100))
         .withColumn("channels", F.lit(None).cast("int"))
         .withColumn("clip_s", F.lit(30.0))
         .withColumn("extracted_at", F.current_timestamp())
-        .select(
-            "track_id",
-            "feature_version",
-            *FEATURE_COLUMNS,
-            "tempo",
-            "source_path",
-            "source_size",
-            "source_mtime",
-            "source_rate",
-            "channels",
-            "clip_s",
-            "extracted_at",
-        )
+        .select("track_id", "feature_version", *FEATURE_COLUMNS, "tempo", "source_path", "source_size", "source_mtime",
+                "source_rate", "channels", "clip_s", "extracted_at")  # fmt: skip
     )
-    delta_io.merge_upsert(spark, rows, settings.lake_table("features"), keys=["track_id", "feature_version"])
-    if not args.no_mongo:
-        # Same subdocument shape as extract's (the vector as a float32 blob), under its own
-        # field so that it never overwrites features extracted from audio.
-        from bson.binary import Binary
 
-        with mongo_io.connect(settings) as client:
-            db = mongo_io.database(client, settings)
-            batch = []
-            for rec in frame.to_dict("records"):
-                rec["tempo"] = None
-                doc = mongo_features(rec, version=args.feature_version, binary=Binary)
-                batch.append({"_id": int(rec["track_id"]), "features_fma": doc})
-                if len(batch) == 1000:
-                    mongo_io.set_fields_many(db, "tracks", batch)
-                    batch = []
-            mongo_io.set_fields_many(db, "tracks", batch)
-    print(f"import-fma-features: {len(frame)} tracks imported as feature version {args.feature_version!r}")  # noqa: T201
-    return 0
+
+def write_mongo(settings: Settings, frame, version: str) -> None:
+    """Same subdocument shape as extract's (the vector as a float32 blob), under its own field (``features_fma``)
+    so that it never overwrites features extracted from audio."""
+    from bson.binary import Binary
+
+    with mongo_io.connect(settings) as client:
+        db = mongo_io.database(client, settings)
+        batch = []
+        for rec in frame.to_dict("records"):
+            rec["tempo"] = None
+            doc = mongo_features(rec, version=version, binary=Binary)
+            batch.append({"_id": int(rec["track_id"]), "features_fma": doc})
+            if len(batch) == 1000:
+                mongo_io.set_fields_many(db, "tracks", batch)
+                batch = []
+        mongo_io.set_fields_many(db, "tracks", batch)

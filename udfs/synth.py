@@ -198,9 +198,23 @@ def render_track(artist: ArtistSound, *, seconds: float, sr: int, seed: int, var
     # A chord progression of scale degrees, one chord a bar.
     progression = rng.choice(len(scale), size=4, replace=True)
     progression[0] = 0
-    bar = 4 * beat
+    _harmony(mix, artist, scale, root, progression, beat=beat, seconds=seconds, sr=sr, rng=rng)
+    _melody(mix, artist, scale, root, beat=beat, seconds=seconds, sr=sr, rng=rng)
+    _rhythm(mix, g, beat=beat, seconds=seconds, sr=sr, rng=rng)
+    if g.noise:
+        mix += g.noise * lfilter([1.0], [1.0, -0.95], rng.standard_normal(n)) * 0.2
+    cutoff = min(g.cutoff_hz * artist.brightness, 0.45 * sr)
+    alpha = float(np.exp(-2 * np.pi * cutoff / sr))
+    mix = lfilter([1 - alpha], [1, -alpha], mix)
+    mix = np.tanh(g.drive * mix) / np.tanh(g.drive) if g.drive > 1 else mix
+    peak = float(np.max(np.abs(mix))) or 1.0
+    return (0.89 * mix / peak).astype(np.float32)
 
-    # Harmony: a chord per bar (root, third, fifth on the scale).
+
+def _harmony(mix, artist: ArtistSound, scale, root: int, progression, *, beat: float, seconds: float, sr: int, rng):
+    """A chord per bar (root, third, fifth on the scale), and the bass on each beat."""
+    g = artist.genre
+    bar = 4 * beat
     for b in range(int(seconds / bar) + 1):
         degree = int(progression[b % 4])
         start = int(b * bar * sr)
@@ -221,7 +235,10 @@ def render_track(artist: ArtistSound, *, seconds: float, sr: int, seed: int, var
                 sig = _wave(g.bass, midi_hz(root - 12 + step), tb, rng)
                 _add_note(mix, start + q * bn, bn, 0.35 * sig * _envelope(bn, sr, attack=0.005, release=0.05))
 
-    # Melody: a random walk on the scale, the genre's density, the artist's octave.
+
+def _melody(mix, artist: ArtistSound, scale, root: int, *, beat: float, seconds: float, sr: int, rng):
+    """A random walk on the scale, the genre's density, the artist's octave."""
+    g = artist.genre
     step_s = beat / max(g.notes_per_beat, 0.25)
     pos, degree = 0.0, 0
     while pos < seconds:
@@ -238,7 +255,9 @@ def render_track(artist: ArtistSound, *, seconds: float, sr: int, seed: int, var
             _add_note(mix, int(pos * sr), ln, 0.22 * sig * _envelope(ln, sr, attack=attack, release=0.03))
         pos += dur
 
-    # Rhythm.
+
+def _rhythm(mix, g, *, beat: float, seconds: float, sr: int, rng):
+    """The genre's drum pattern, in sixteenths (swung in jazz)."""
     kick, snare, hat = PATTERNS[g.pattern]
     if kick:
         sounds = {"kick": _drum("kick", sr, rng), "snare": _drum("snare", sr, rng), "hat": _drum("hat", sr, rng)}
@@ -250,12 +269,3 @@ def render_track(artist: ArtistSound, *, seconds: float, sr: int, seed: int, var
                 if pattern[i % 16] == "x":
                     s = sounds[name]
                     _add_note(mix, int(at * sr), len(s), s)
-
-    if g.noise:
-        mix += g.noise * lfilter([1.0], [1.0, -0.95], rng.standard_normal(n)) * 0.2
-    cutoff = min(g.cutoff_hz * artist.brightness, 0.45 * sr)
-    alpha = float(np.exp(-2 * np.pi * cutoff / sr))
-    mix = lfilter([1 - alpha], [1, -alpha], mix)
-    mix = np.tanh(g.drive * mix) / np.tanh(g.drive) if g.drive > 1 else mix
-    peak = float(np.max(np.abs(mix))) or 1.0
-    return (0.89 * mix / peak).astype(np.float32)

@@ -60,6 +60,26 @@ def test_architecture_md_lists_every_module_by_its_opening_line():
     assert text[text.index("## Modules") :].strip() == module_section().strip()
 
 
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_function_outside_bench_is_over_60_lines():
+    """A function that does not fit on a screen does more than one thing (bench/'s measurements are exempt)."""
+    import ast
+
+    long = []
+    for package in PACKAGES:
+        if package == "bench":
+            continue
+        for path in sorted((REPO_ROOT / package).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    lines = node.end_lineno - node.lineno + 1
+                    if lines > MAX_FUNCTION_LINES:
+                        long.append(f"{package}/{path.name}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, long
+
+
 if __name__ == "__main__":
     path = REPO_ROOT / "ARCHITECTURE.md"
     text = path.read_text()
