@@ -63,6 +63,8 @@ TRACKS_SCHEMA = T.StructType(
         T.StructField("subset", T.StringType()),
         T.StructField("track_number", T.LongType()),
         T.StructField("year", T.LongType()),
+        T.StructField("recording_mbid", T.StringType()),  # the tags' MusicBrainz recording id (history import)
+        T.StructField("isrc", T.StringType()),
     ]
 )
 FMA_PATH_RE = r"/(\d{3})/(\d{6})\.(?i:mp3|ogg|flac|wav)$"
@@ -85,7 +87,7 @@ def fma_catalogue(spark: SparkSession, metadata_dir: str, audio_root: str, subse
         genres = load_genres(Path(metadata_dir) / "genres.csv")
     except (FmaFormatError, FileNotFoundError) as exc:
         raise JobInputError(str(exc)) from None
-    rows = catalogue_from_fma(tracks, genres, subset=subset)
+    rows = catalogue_from_fma(tracks, genres, subset=subset).assign(recording_mbid=None, isrc=None)  # FMA has none
     if rows.empty:
         raise JobInputError(f"no tracks of subset {subset!r} in {metadata_dir}/tracks.csv")
     catalogue = spark.createDataFrame(rows, schema=TRACKS_SCHEMA)
@@ -171,7 +173,7 @@ def read_tags(path: str, content: bytes, *, root: str) -> dict:
         audio = mutagen.File(io.BytesIO(content), easy=True)
         if audio is not None:
             duration = float(audio.info.length) if audio.info else None
-            for key in ("title", "artist", "album", "genre", "tracknumber", "date"):
+            for key in ("title", "artist", "album", "genre", "tracknumber", "date", "musicbrainz_trackid", "isrc"):
                 values = audio.tags.get(key) if audio.tags else None
                 if values and str(values[0]).strip():
                     tags[key] = str(values[0]).strip()
@@ -198,6 +200,8 @@ def read_tags(path: str, content: bytes, *, root: str) -> dict:
         "subset": None,
         "track_number": number,
         "year": year if year and year >= 1000 else None,
+        "recording_mbid": tags.get("musicbrainz_trackid", "").lower() or None,
+        "isrc": tags.get("isrc", "").replace("-", "").upper() or None,
         "audio_path": path,
     }
 

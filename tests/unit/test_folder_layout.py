@@ -47,8 +47,11 @@ def test_tags_win_over_the_folders(tmp_path):
     tagged = OggVorbis(path)
     tagged.update({"title": "Right Title", "artist": "Right Artist", "album": "Right Album", "genre": "Folk"})
     tagged.update({"tracknumber": "7/12", "date": "2001-05-02"})
+    tagged.update({"musicbrainz_trackid": "28B50C59-77E4-4254-A0BD-16797DDAA3CA", "isrc": "gb-aaa-97-00001"})
     tagged.save()
     row = read_tags(str(path), path.read_bytes(), root=str(tmp_path))
     assert (row["artist_name"], row["album_title"], row["title"]) == ("Right Artist", "Right Album", "Right Title")
     assert row["genre_top"] == "Folk" and row["duration_s"] == pytest.approx(1.0, abs=0.05)
     assert (row["track_number"], row["year"]) == (7, 2001), "track number and year from the tags, not the file name"
+    assert (row["recording_mbid"], row["isrc"]) == ("28b50c59-77e4-4254-a0bd-16797ddaa3ca", "GBAAA9700001")
+    assert read_tags(str(path), b"not audio", root=str(tmp_path))["recording_mbid"] is None

@@ -33,7 +33,7 @@ def test_architecture_md_states_every_contract():
     assert not missing, f"ARCHITECTURE.md does not state: {missing}"
 
 
-PACKAGES = ("api", "bench", "conf", "connectors", "dashboard", "events", "index", "recommend", "services",
+PACKAGES = ("api", "bench", "conf", "connectors", "dashboard", "events", "history", "index", "recommend", "services",
             "spark_jobs", "spark_jobs/streaming", "tools", "udfs")  # fmt: skip
 
 

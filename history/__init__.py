@@ -1,0 +1,1 @@
+"""Listening histories from other services: their export formats, and matching them to the catalogue (pure)."""
