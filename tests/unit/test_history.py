@@ -161,3 +161,31 @@ def test_matching_tries_mbid_then_isrc_then_names_and_breaks_a_tie_by_album():
     assert catalogue.match("Muse", "Psycho") is None
     listens = [Listen(T0, "Muse", "Uprising"), Listen(T0, "Nobody", "Nothing"), Listen(T0, "Muse", "Uprising")]
     assert catalogue.match_many(listens) == [(1, "name"), None, (1, "name")]
+
+
+def test_matched_listens_become_events_once_with_their_original_times():
+    from events.contract import check_event
+    from history.events import event_id, listen_events, report, report_lines
+
+    listens = [
+        Listen(T0, "Muse", "Uprising"), Listen(T0, "Muse", "Uprising"),  # a duplicate line
+        Listen(T0 + 60, "Muse", "Uprising", kind="like"), Listen(T0 + 90, "Nobody", "Nothing"),
+        Listen(T0 + 99, "Nobody", "Else"),
+    ]  # fmt: skip
+    matches = [(1, "name"), (1, "name"), (1, "mbid"), None, None]
+    problems = [read_export("x.csv", b"uts,utc_time,artist,artist_mbid,album,album_mbid,track,track_mbid\n1,2\n")[1][0]]
+    events = listen_events("ana", listens, matches, "lastfm-csv")
+    assert [(e["type"], e["track_id"], e["ts"]) for e in events] == [
+        ("complete", 1, "2020-09-13T12:26:40.000Z"), ("like", 1, "2020-09-13T12:27:40.000Z"),
+    ]  # fmt: skip
+    assert events[0]["event_id"] == event_id("ana", "listen", T0, 1) != event_id("bo", "listen", T0, 1)
+    assert listen_events("ana", listens, matches, "lastfm-csv") == events  # a second import: the same ids
+    for e in events:  # the contract's shape (its time window is the live stream's: these are years old)
+        assert check_event(e, now=datetime(2020, 9, 14, tzinfo=UTC), max_future_s=300) == e
+        assert e["client"] == "import:lastfm-csv" and e["context"] == "history"
+    r = report(listens, problems, matches, events)
+    assert (r["read"], r["listens"], r["problems"], r["matched"], r["unmatched"]) == (6, 5, 1, 3, 2)
+    assert r["matched_by"] == {"mbid": 1, "isrc": 0, "name": 2} and (r["events"], r["repeated"]) == (2, 1)
+    assert r["top_unmatched_artists"] == [{"artist": "Nobody", "listens": 2}]
+    assert [t["title"] for t in r["top_unmatched_tracks"]] == ["Nothing", "Else"]
+    assert any("Nobody (2)" in line for line in report_lines(r)) and "x.csv:2: 2 columns, not 8" in report_lines(r)[-1]
