@@ -126,16 +126,23 @@ def _listenbrainz_zip(name: str, content: bytes) -> Iterator[Listen | Problem]:
 
 
 def _listenbrainz_json(name: str, content: bytes) -> Iterator[Listen | Problem]:
-    try:
-        records = json.loads(content.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        yield Problem(name, 0, f"not JSON: {exc}")
+    records = _whole_json(name, content)
+    if isinstance(records, Problem):
+        yield records
         return
     if not isinstance(records, list):
         yield Problem(name, 0, "a ListenBrainz JSON export is an array of listens")
         return
     for number, record in enumerate(records, 1):
         yield _lb_listen(record, name, number)
+
+
+def _whole_json(name: str, content: bytes):
+    """A whole file's JSON value, or the :class:`Problem` that it is none."""
+    try:
+        return json.loads(content.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return Problem(name, 0, f"not JSON: {exc}")
 
 
 def _json_line(line: str):
@@ -214,10 +221,9 @@ def _lastfm_csv4(name: str, content: bytes) -> Iterator[Listen | Problem]:
 
 
 def _lastfm_json(name: str, content: bytes) -> Iterator[Listen | Problem]:
-    try:
-        data = json.loads(content.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        yield Problem(name, 0, f"not JSON: {exc}")
+    data = _whole_json(name, content)
+    if isinstance(data, Problem):
+        yield data
         return
     pages = data if isinstance(data, list) else [data]
     number, loved = 0, set()
