@@ -43,7 +43,7 @@ JOBS: dict[str, tuple[str, str]] = {
     ),
     "build-index": (
         "spark_jobs.build_index",
-        "standardise, PCA and k-means shard the features with MLlib; build Annoy shards; publish a version",
+        "standardise, PCA and k-means shard the features (index.fit over partitions); build Annoy shards; publish",
     ),
     "check": (
         "spark_jobs.check",
