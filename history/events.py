@@ -10,12 +10,11 @@ MERGE into Delta ``events`` and the taste's dedup both keep it once. Pure.
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from events.contract import format_ts
-from history.formats import Listen, Problem
+from history.formats import Listen
 from history.match import RULES
 
 EVENT_TYPE = {"listen": "complete", "like": "like", "dislike": "dislike"}
@@ -27,6 +26,19 @@ def event_id(user_id: str, kind: str, at: int, track_id: int) -> str:
     return str(uuid.uuid5(NAMESPACE, f"{user_id}\x1f{kind}\x1f{at}\x1f{track_id}"))
 
 
+def event_of(user_id: str, listen: Listen, track_id: int, fmt: str) -> dict:
+    """The listening event of one matched listen (the contract's fields; its time is the listen's)."""
+    return {
+        "event_id": event_id(user_id, listen.kind, listen.at, track_id),
+        "user_id": user_id,
+        "track_id": int(track_id),
+        "type": EVENT_TYPE[listen.kind],
+        "ts": format_ts(datetime.fromtimestamp(listen.at, UTC)),
+        "client": f"import:{fmt}",
+        "context": CONTEXT,
+    }
+
+
 def listen_events(
     user_id: str, listens: Sequence[Listen], matches: Sequence[tuple[int, str] | None], fmt: str
 ) -> list[dict]:
@@ -35,48 +47,37 @@ def listen_events(
     for listen, match in zip(listens, matches, strict=True):
         if match is None:
             continue
-        track_id = int(match[0])
-        eid = event_id(user_id, listen.kind, listen.at, track_id)
-        if eid not in out:
-            out[eid] = {
-                "event_id": eid,
-                "user_id": user_id,
-                "track_id": track_id,
-                "type": EVENT_TYPE[listen.kind],
-                "ts": format_ts(datetime.fromtimestamp(listen.at, UTC)),
-                "client": f"import:{fmt}",
-                "context": CONTEXT,
-            }
+        event = event_of(user_id, listen, match[0], fmt)
+        out.setdefault(event["event_id"], event)
     return sorted(out.values(), key=lambda e: (e["ts"], e["event_id"]))
 
 
 def report(
-    listens: Sequence[Listen],
-    problems: Sequence[Problem],
-    matches: Sequence[tuple[int, str] | None],
-    events: Sequence[dict],
     *,
-    top: int = 10,
+    listens: int,
+    problems: int,
+    matched_by: dict[str, int],
+    unmatched: int,
+    events: int,
+    top_artists: Sequence[tuple[str, int]],
+    top_tracks: Sequence[tuple[str, str, int]],
+    first_problems: Sequence[str],
 ) -> dict:
-    """What an import did: lines read, listens matched by each rule, unmatched, repeats, and the artists and
-    tracks most played among the unmatched (what the library lacks)."""
-    by_rule = Counter(m[1] for m in matches if m is not None)
-    unmatched = [x for x, m in zip(listens, matches, strict=True) if m is None]
-    artists = Counter(x.artist for x in unmatched)
-    tracks = Counter((x.artist, x.title) for x in unmatched)
-    matched = sum(by_rule.values())
+    """What an import did, from its counts: lines read, listens matched by each rule, unmatched, repeats (a
+    matched listen whose event another already is), and the most played of what the library lacks."""
+    matched = sum(matched_by.get(rule, 0) for rule in RULES)
     return {
-        "read": len(listens) + len(problems),
-        "listens": len(listens),
-        "problems": len(problems),
+        "read": listens + problems,
+        "listens": listens,
+        "problems": problems,
         "matched": matched,
-        "matched_by": {rule: by_rule.get(rule, 0) for rule in RULES},
-        "unmatched": len(unmatched),
-        "repeated": matched - len(events),  # matched listens that were another's repeat (the same event id)
-        "events": len(events),
-        "top_unmatched_artists": [{"artist": a, "listens": n} for a, n in artists.most_common(top)],
-        "top_unmatched_tracks": [{"artist": a, "title": t, "listens": n} for (a, t), n in tracks.most_common(top)],
-        "first_problems": [str(p) for p in problems[:top]],
+        "matched_by": {rule: matched_by.get(rule, 0) for rule in RULES},
+        "unmatched": unmatched,
+        "repeated": matched - events,
+        "events": events,
+        "top_unmatched_artists": [{"artist": a, "listens": n} for a, n in top_artists],
+        "top_unmatched_tracks": [{"artist": a, "title": t, "listens": n} for a, t, n in top_tracks],
+        "first_problems": list(first_problems),
     }
 
 

@@ -53,6 +53,10 @@ JOBS: dict[str, tuple[str, str]] = {
         "spark_jobs.playlists",
         "a mix for every listener of the events archive (their taste, ordered to flow) into Mongo `playlists`",
     ),
+    "import-history": (
+        "spark_jobs.import_history",
+        "a listener's ListenBrainz or Last.fm export matched to the catalogue, archived in Delta `events`, reported",
+    ),
     "similar": (
         "tools.similar",
         "print the tracks most like a track (or its song radio) from the published index",

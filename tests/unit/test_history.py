@@ -164,6 +164,8 @@ def test_matching_tries_mbid_then_isrc_then_names_and_breaks_a_tie_by_album():
 
 
 def test_matched_listens_become_events_once_with_their_original_times():
+    from collections import Counter
+
     from events.contract import check_event
     from history.events import event_id, listen_events, report, report_lines
 
@@ -183,7 +185,12 @@ def test_matched_listens_become_events_once_with_their_original_times():
     for e in events:  # the contract's shape (its time window is the live stream's: these are years old)
         assert check_event(e, now=datetime(2020, 9, 14, tzinfo=UTC), max_future_s=300) == e
         assert e["client"] == "import:lastfm-csv" and e["context"] == "history"
-    r = report(listens, problems, matches, events)
+    unmatched = [x for x, m in zip(listens, matches, strict=True) if m is None]
+    r = report(listens=len(listens), problems=len(problems), matched_by=Counter(m[1] for m in matches if m),
+               unmatched=len(unmatched), events=len(events),
+               top_artists=Counter(x.artist for x in unmatched).most_common(),
+               top_tracks=[(a, t, n) for (a, t), n in Counter((x.artist, x.title) for x in unmatched).most_common()],
+               first_problems=[str(p) for p in problems])  # fmt: skip
     assert (r["read"], r["listens"], r["problems"], r["matched"], r["unmatched"]) == (6, 5, 1, 3, 2)
     assert r["matched_by"] == {"mbid": 1, "isrc": 0, "name": 2} and (r["events"], r["repeated"]) == (2, 1)
     assert r["top_unmatched_artists"] == [{"artist": "Nobody", "listens": 2}]
