@@ -77,7 +77,9 @@ def test_an_export_is_matched_archived_once_and_reported_exactly(library, tmp_pa
     assert run_job(import_history, library, "--user", "ana", str(export)) == 0
     out = capsys.readouterr().out
     assert "matched 221 (101 by mbid, 0 by isrc, 120 by name), 80 not in this library" in out, out
-    assert "Missing 0 (27); Missing 1 (27); Missing 2 (26)" in out and "listenbrainz.zip!listens/2023/11.jsonl:8" in out
+    lacks = next(line for line in out.splitlines() if line.startswith("most played"))
+    assert lacks.endswith("Missing 1 (27); Missing 2 (27); Missing 0 (26)"), lacks  # 220..299 by n % 3
+    assert "listenbrainz.zip!listens/2023/11.jsonl:8" in out
     events = table(library, "events")
     assert len(events) == 221 and set(events["user_id"]) == {"ana"}  # each listen its own minute: no repeats
     assert set(events["type"]) == {"complete", "like"} and set(events["client"]) == {"import:listenbrainz-zip"}
