@@ -57,6 +57,9 @@ if [[ "$master" == local* ]]; then
   # Local mode: the driver and its Python workers use the project's venv.
   export PYSPARK_PYTHON="$PY" PYSPARK_DRIVER_PYTHON="$PY"
   extra+=(--driver-memory "$EARSHOT_DRIVER_MEMORY")
+  while IFS= read -r kv; do
+    [[ -n "$kv" ]] && extra+=(--conf "$kv")
+  done <<<"$EARSHOT_LOCAL_CONFS"
 else
   # A cluster: executors get the project's code, the settings and the packed
   # Python environment (tools/package.py; README, "Running on a cluster").

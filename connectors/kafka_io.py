@@ -44,6 +44,9 @@ def write_batch(df: DataFrame, settings: Settings, *, topic: str) -> None:
     )
 
 
+FETCH_MAX_WAIT_MS = 10
+
+
 def read_stream(
     spark: SparkSession,
     settings: Settings,
@@ -59,6 +62,10 @@ def read_stream(
         .option("subscribe", topic)
         .option("startingOffsets", starting_offsets)
         .option("failOnDataLoss", "false")
+        # A task's consumer comes from Spark's pool with a fetch left in flight at the end of what it read
+        # last; the broker holds that fetch up to fetch.max.wait.ms (500 ms by default) when no new data
+        # comes, and the next seek waits for it: most of a light micro-batch's read stage.
+        .option("kafka.fetch.max.wait.ms", str(FETCH_MAX_WAIT_MS))
     )
     if max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))

@@ -5,6 +5,7 @@
 #   .earshot/kafka/libs/        the Kafka broker's jars (Maven Central, via mvn)
 #   .earshot/bin/ferretdb       the MongoDB-protocol server (Go module build)
 #   .earshot/ivy/               Spark's Kafka and Delta connector jars (Ivy, via Spark)
+#   .earshot/spark/             Hadoop's local file system through java.nio (javac, from services/spark/localfs)
 #   .earshot/models/            musicnn's pretrained weights: its wheel from PyPI, read in place
 #   Debian chromium             only with --browser (dashboard end-to-end tests)
 set -euo pipefail
@@ -87,6 +88,29 @@ if ! compgen -G "$STATE/ivy/jars/io.delta_delta-spark_*.jar" >/dev/null \
   done_
 else
   have "Spark's Kafka and Delta connectors"
+fi
+
+# 4b. Hadoop's local file system through java.nio (services/spark/localfs; spark_jobs/session.py says why),
+#     rebuilt when its source changes. Without a JDK's javac the jobs use Hadoop's own, only slower.
+ljar="$STATE/spark/earshot-localfs.jar"  # spark_jobs.session.localfs_jar
+lstamp="$ljar.built-from"
+lwant=$(cat services/spark/localfs/earshot/hadoop/*.java | sha256sum | cut -c1-16)
+if [[ ! -f "$ljar" || "$(cat "$lstamp" 2>/dev/null)" != "$lwant" ]]; then
+  if command -v javac >/dev/null 2>&1; then
+    begin "compiling the local file system for Spark (javac)"
+    classes=$(mktemp -d)
+    hadoop_api=$(compgen -G "$ROOT/.venv/lib/python3*/site-packages/pyspark/jars/hadoop-client-api-*.jar" | head -1)
+    mkdir -p "$(dirname "$ljar")"
+    quietly javac javac --release 17 -nowarn -cp "$hadoop_api" -d "$classes" services/spark/localfs/earshot/hadoop/*.java
+    quietly jar jar cf "$ljar" -C "$classes" earshot
+    rm -rf "$classes"
+    echo "$lwant" > "$lstamp"
+    done_
+  else
+    say "no javac (a JDK): Spark's local file writes use Hadoop's own file system, which starts a process per file"
+  fi
+else
+  have "the local file system for Spark"
 fi
 
 # 5. librosa's numba kernels, compiled once by one process into the kept cache.

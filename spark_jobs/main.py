@@ -109,7 +109,7 @@ def usage() -> str:
 
 def launcher_env() -> str:
     """Shell assignments the launcher evaluates (it fails here, in one line, on a bad setting)."""
-    from spark_jobs.session import IVY_SETTINGS, LOG4J_CONFIG, PACKAGES, ivy_home
+    from spark_jobs.session import IVY_SETTINGS, LOG4J_CONFIG, PACKAGES, ivy_home, local_master_conf
     from tools.package import driver_folder
 
     settings = load_settings()
@@ -124,6 +124,8 @@ def launcher_env() -> str:
         "EARSHOT_DRIVER_DIR": str(driver_folder(settings)),
         "EARSHOT_PLAIN_PYTHON_JOBS": " ".join(sorted(PLAIN_PYTHON_JOBS)),
         "EARSHOT_JOBS": " ".join(JOBS),
+        # One KEY=VALUE per line: the --conf settings of a local master (spark_jobs.session).
+        "EARSHOT_LOCAL_CONFS": "\n".join(f"{k}={v}" for k, v in local_master_conf(settings).items()),
     }
     return "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -20,11 +21,33 @@ PACKAGES = (KAFKA_PACKAGE, DELTA_PACKAGE)
 IVY_SETTINGS = REPO_ROOT / "services" / "spark" / "ivysettings.xml"
 LOG4J_CONFIG = REPO_ROOT / "services" / "spark" / "log4j2.properties"
 ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+# Hadoop's local file system through java.nio (services/spark/localfs, built by services/setup.sh): without
+# Hadoop's native library every small file a job writes on local disk forks `chmod`, `ls` or `readlink`
+# from the JVM, 20 to 65 ms each; a streaming micro-batch writes several (its logs, each state store's
+# changelog). Used with local masters, whose executors share the driver's JVM and class path.
+LOCALFS_SOURCE = REPO_ROOT / "services" / "spark" / "localfs"
+LOCALFS_CONF = {
+    "spark.hadoop.fs.file.impl": "earshot.hadoop.FastLocalFileSystem",
+    "spark.hadoop.fs.AbstractFileSystem.file.impl": "earshot.hadoop.FastLocalFileSystem$Fs",
+}
 
 
 def ivy_home(settings: Settings) -> str:
     """Where Spark's Ivy keeps the resolved connector jars (under the local state folder)."""
     return settings.paths.state_root + "/ivy"
+
+
+def localfs_jar(settings: Settings) -> Path:
+    """Where services/setup.sh puts the compiled local file system (its step 4b says the same path)."""
+    return Path(settings.paths.state_root) / "spark" / "earshot-localfs.jar"
+
+
+def local_master_conf(settings: Settings) -> dict[str, str]:
+    """What a local master adds: the java.nio local file system, when setup has built it (else Hadoop's own)."""
+    jar = localfs_jar(settings)
+    if not jar.is_file():
+        return {}
+    return {"spark.driver.extraClassPath": str(jar), **LOCALFS_CONF}
 
 
 def launched_by_spark_submit() -> bool:
@@ -62,8 +85,12 @@ def build_spark(settings: Settings, *, app_name: str, master: str | None = None)
     if not launched_by_spark_submit():
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        master = master or settings.spark.master
+        if master.startswith("local"):
+            for key, value in local_master_conf(settings).items():
+                builder = builder.config(key, value)
         builder = (
-            builder.master(master or settings.spark.master)
+            builder.master(master)
             .config("spark.jars.packages", ",".join(PACKAGES))
             .config("spark.jars.ivySettings", str(IVY_SETTINGS))
             .config("spark.jars.ivy", ivy_home(settings))
@@ -87,6 +114,7 @@ if __name__ == "__main__":
         sys.stdout.write(f"{IVY_SETTINGS}\n")
     elif sys.argv[1:] == ["log4j-config"]:
         sys.stdout.write(f"{LOG4J_CONFIG}\n")
+
     else:
         sys.stderr.write("usage: python -m spark_jobs.session packages|ivy-settings|log4j-config|warm-cache\n")
         sys.exit(2)

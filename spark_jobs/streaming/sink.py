@@ -145,6 +145,7 @@ class BatchSink:
             # Summed over the bucket calls (which run in parallel, one task per shuffle partition).
             "stage_ms": {k: round(sum(t.get(k, 0.0) for t in timings), 1) for k in STAGES},
             "latency_ms": _summary(latencies),
+            "latency_events": len(latencies),  # what the sample below stands for (it keeps at most 2,000)
             "latency_sample_ms": [round(float(x), 1) for x in _sample(latencies, 2000)],
         }
         self.write("stream_batches", [metrics])
