@@ -192,6 +192,31 @@ def send_event(
     return Sent(True, f"sent {kind} of track {track_id} at {event['ts']}")
 
 
+TRIGGER_WORDS = {"history": "history import", "complete": "finished track"}
+ROOT = Path(__file__).resolve().parents[1]
+IMPORT_TIMEOUT_S = 1800
+
+
+def import_history(s: Settings, user_id: str, name: str, content: bytes) -> Sent:
+    """Run ``./spark-submit.sh import-history`` on an uploaded export (kept under the state root's ``uploads``);
+    the job's report lines, or why it failed."""
+    import subprocess
+
+    folder = Path(s.paths.state_root) / "uploads" / "".join(c if c.isalnum() else "_" for c in user_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (Path(name).name or "export")
+    path.write_bytes(content)
+    command = [str(ROOT / "spark-submit.sh"), "import-history", "--user", user_id, str(path)]
+    try:
+        run = subprocess.run(command, capture_output=True, text=True, timeout=IMPORT_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return Sent(False, f"the import took longer than {IMPORT_TIMEOUT_S} s; run it by hand: {' '.join(command)}")
+    report = run.stdout.split("import-history: ", 1)[-1].splitlines()[1:] if run.returncode == 0 else []
+    if run.returncode != 0:
+        return Sent(False, "\n".join((run.stderr or run.stdout).strip().splitlines()[-5:]))
+    return Sent(True, "\n".join(report))
+
+
 def freshness_line(doc: dict | None, now: datetime | None = None) -> str:
     """ "updated 0.8 s after your like" (or why there is nothing yet)."""
     if not doc:
@@ -200,7 +225,8 @@ def freshness_line(doc: dict | None, now: datetime | None = None) -> str:
     lag = written.timestamp() - doc["trigger_event_ms"] / 1000
     age = ((now or datetime.now(UTC)) - written).total_seconds()
     return (
-        f"updated {lag:.1f} s after your {doc['trigger_type']} · {age:.0f} s ago · "
+        f"updated {lag:.1f} s after your {TRIGGER_WORDS.get(doc['trigger_type'], doc['trigger_type'])} · "
+        f"{age:.0f} s ago · "
         f"{doc['source']} · index {doc['index_version']}"
     )
 

@@ -27,6 +27,7 @@ def player() -> None:
         weights = {
             name: st.slider(name.capitalize(), -1.0, 1.0, 0.0, 0.25, key=f"steer_{name}") for name in data.STEERING
         }
+        _import_history(s, user)
 
     left, right = st.columns([3, 2])
     with left:
@@ -46,6 +47,17 @@ def player() -> None:
         _now_playing(s, db, index, frame, user)
     with right:
         _for_you(s, db, index, user, weights)
+
+
+def _import_history(s, user: str) -> None:
+    """Upload a ListenBrainz or Last.fm export: import-history matches it, archives it and warms the taste."""
+    with st.expander("Import your history"):
+        upload = st.file_uploader("A ListenBrainz export (zip or JSON) or a Last.fm CSV or JSON",
+                                  type=["zip", "json", "jsonl", "csv"], key="history_file")  # fmt: skip
+        if upload is not None and st.button("Import", key="history_import"):
+            with st.spinner("matching your history to this library (a Spark job: a minute or so)"):
+                result = data.import_history(s, user, upload.name, upload.getvalue())
+            (st.success if result.ok else st.error)(result.message)
 
 
 def _open_link(index) -> None:

@@ -18,6 +18,12 @@ sequence either passes it or raises :class:`InvalidEvent` with a reason, and
 :func:`dead_letter_raw` turns any message into a bounded, JSON-safe copy for
 the dead-letter topic.
 
+The topic also carries history messages (``import-history``): a listener's imported listens, folded
+into their taste by the stream and archived by the job itself (:func:`check_history`):
+``{"event_id": "history:<hash>", "user_id", "ts": when sent, "history": [[track_id, type, ts_ms], ...]}``,
+at most :data:`MAX_HISTORY` listens a message, each of any type but ``share`` and as old as it is. Its
+``event_id`` names the listens it carries, so the stream folds one history message once.
+
 Other fields are allowed and ignored, so clients can add fields before the
 contract names them. ``events/listening-event.schema.json`` is generated from
 :data:`FIELDS` (``python -m events.contract``); a test keeps it in step.
@@ -44,6 +50,9 @@ MAX_POSITION_MS = 24 * 3600 * 1000  # no track is longer than a day
 MAX_TRACK_ID = 2**63 - 1  # Spark's long
 DEFAULT_MAX_AGE_S = 30 * 24 * 3600.0  # older events (an app offline for longer) go to the dead-letter topic
 DEAD_LETTER_RAW_BYTES = 16 * 1024  # the copy of a message kept in its dead letter
+HISTORY = "history"  # the field (and the decoded type) of a history message
+HISTORY_TYPES = tuple(t for t in EVENT_TYPES if t != "share")  # what an imported listen can be
+MAX_HISTORY = 1000  # listens in one history message (well under MAX_MESSAGE_BYTES)
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,8 @@ def decode_message(
         raise InvalidEvent("not JSON: nested too deeply") from None
     except ValueError as exc:  # _no_constant, or an integer literal with too many digits
         raise InvalidEvent(f"not JSON: {exc}") from None
+    if isinstance(event, dict) and HISTORY in event:
+        return check_history(event, now=now, max_future_s=max_future_s, max_age_s=max_age_s)
     return check_event(event, now=now, max_future_s=max_future_s, max_age_s=max_age_s)
 
 
@@ -168,6 +179,37 @@ def check_event(
     if ts < now - timedelta(seconds=max_age_s):
         raise InvalidEvent(f"ts {event['ts']} is more than {max_age_s / 86400:.0f} days in the past")
     return event
+
+
+def check_history(
+    message: dict[str, Any], *, now: datetime, max_future_s: float, max_age_s: float = DEFAULT_MAX_AGE_S
+) -> dict[str, Any]:
+    """A history message as the stream folds it: ``type`` ``history``, ``history`` a list of (track_id, type,
+    ts_ms) oldest first, ``track_id`` the newest listen's; or :class:`InvalidEvent` with the reason.
+
+    The message's own ``ts`` (when it was sent) keeps the stream's window; its listens may be years old."""
+    listens = message[HISTORY]
+    if not isinstance(listens, list) or not 1 <= len(listens) <= MAX_HISTORY:
+        raise InvalidEvent(f"{HISTORY} must be a list of 1 to {MAX_HISTORY} [track_id, type, ts_ms] listens")
+    newest = (now + timedelta(seconds=max_future_s)).timestamp() * 1000
+    out = []
+    for n, listen in enumerate(listens):
+        if not (isinstance(listen, list) and len(listen) == 3 and all(_is_int(x) for x in listen[::2])):
+            raise InvalidEvent(f"{HISTORY}[{n}] is not a [track_id, type, ts_ms] listen")
+        track_id, kind, ts_ms = listen
+        if not 1 <= track_id <= MAX_TRACK_ID or kind not in HISTORY_TYPES or not 0 <= ts_ms <= newest:
+            kinds = ", ".join(HISTORY_TYPES)
+            raise InvalidEvent(f"{HISTORY}[{n}]: track_id 1 to {MAX_TRACK_ID}, type one of {kinds}, ts_ms from 0 "
+                               f"to now, got {json.dumps(listen)[:80]}")  # fmt: skip
+        out.append((track_id, kind, ts_ms))
+    out.sort(key=lambda x: x[2])
+    checked = check_event({**message, "track_id": out[-1][0], "type": "play"}, now=now, max_future_s=max_future_s,
+                          max_age_s=max_age_s)  # fmt: skip
+    return {**checked, "type": HISTORY, HISTORY: out}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_type(f: Field, value: Any) -> None:

@@ -15,7 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from events.contract import EventType, check_event, format_ts
+from events.contract import EventType, check_event, check_history, format_ts
 
 DEFAULT_MAX_FUTURE_S = 300.0
 
@@ -83,6 +83,11 @@ class ListenProducer:
         check_event(event, now=datetime.now(UTC), max_future_s=self.max_future_s)
         value = json.dumps(event, separators=(",", ":")).encode("utf-8")
         return self._producer.send(self.topic, key=event["user_id"].encode("utf-8"), value=value)
+
+    def send_history(self, message: dict[str, Any]):
+        """Check and send one history message (``events.contract.check_history``), keyed by its listener."""
+        check_history(message, now=datetime.now(UTC), max_future_s=self.max_future_s)
+        return self.send_raw(message["user_id"], json.dumps(message, separators=(",", ":")).encode("utf-8"))
 
     def send_raw(self, key: str | None, value: bytes):
         """Send bytes unchecked: for simulators and tests that exercise the dead-letter path."""

@@ -4,16 +4,18 @@ A listen becomes a ``complete`` event (a scrobble means the track was played at 
 four minutes: Last.fm's rule, which ListenBrainz keeps), a loved track a ``like``, a hated one a
 ``dislike``. Each event's id is derived from the listener, the kind, the time and the track, so
 the same listen read twice (a duplicate line, or the same file imported again) is one event: the
-MERGE into Delta ``events`` and the taste's dedup both keep it once. Pure.
+MERGE into Delta ``events`` keeps it once, and only the events it did not hold yet go to the stream,
+in history messages that it folds once each (:func:`history_messages`). Pure.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from events.contract import format_ts
+from events.contract import HISTORY, MAX_HISTORY, format_ts
 from history.formats import Listen
 from history.match import RULES
 
@@ -50,6 +52,27 @@ def listen_events(
         event = event_of(user_id, listen, match[0], fmt)
         out.setdefault(event["event_id"], event)
     return sorted(out.values(), key=lambda e: (e["ts"], e["event_id"]))
+
+
+def history_messages(user_id: str, events: Sequence[dict], now: datetime, size: int = MAX_HISTORY) -> list[dict]:
+    """The stream's history messages (``events.contract.check_history``) for new events of one listener
+    (``event_id``, ``track_id``, ``type``, ``ts_ms``): oldest first, ``size`` a message. A message's id is
+    a hash of the event ids it carries, so the same new events make the same messages: sent again (an
+    import retried after it sent them), the stream folds them once."""
+    ordered = sorted(events, key=lambda e: (e["ts_ms"], e["event_id"]))
+    messages = []
+    for start in range(0, len(ordered), size):
+        chunk = ordered[start : start + size]
+        digest = hashlib.blake2b(f"{user_id}\x1f".encode() + "\x1f".join(e["event_id"] for e in chunk).encode(),
+                                 digest_size=16).hexdigest()  # fmt: skip
+        messages.append({
+            "event_id": f"{HISTORY}:{digest}",
+            "user_id": user_id,
+            "ts": format_ts(now),
+            "client": "import-history",
+            HISTORY: [[int(e["track_id"]), e["type"], int(e["ts_ms"])] for e in chunk],
+        })  # fmt: skip
+    return messages
 
 
 def report(

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from events.contract import InvalidEvent, decode_message, parse_ts
+from events.contract import HISTORY, InvalidEvent, decode_message, parse_ts
 from index.reader import Index
 from recommend.taste import Taste
 
@@ -96,20 +96,28 @@ def sort_messages(
         except Exception as exc:  # noqa: BLE001 - no message may stop the stream: it goes to the DLQ, said why
             log.exception("message at partition %s offset %s could not be processed", where[2], where[3])
             decoded.append((None, f"could not be processed: {type(exc).__name__}: {exc}"[:500], where))
-    genres = _genres(catalogue, [e["track_id"] for e, _, _ in decoded if e is not None], lookup)
+    genres = _genres(catalogue, [t for e, _, _ in decoded if e is not None for t in _track_ids(e)], lookup)
     events: dict[str, list[dict]] = defaultdict(list)
     dead: list[dict] = []
     for event, reason, where in decoded:
-        if event is not None and event["track_id"] not in genres:
+        if event is not None and event["type"] == HISTORY:
+            event[HISTORY] = [(t, kind, ts, genres[t]) for t, kind, ts in event[HISTORY] if t in genres]
+            if not event[HISTORY]:
+                reason = "no track of the history is in the catalogue"
+        elif event is not None and event["track_id"] not in genres:
             reason = f"track_id {event['track_id']} is not in the catalogue"
         if reason is not None:
             dead.append(_letter(reason, *where))
             continue
         assert event is not None
-        event["genre"] = genres[event["track_id"]]
+        event["genre"] = genres.get(event["track_id"])
         event["kafka_partition"], event["kafka_offset"] = where[2], where[3]
         events[event["user_id"]].append(event)
     return dict(events), dead
+
+
+def _track_ids(event: dict) -> list[int]:
+    return [t for t, _, _ in event[HISTORY]] if event["type"] == HISTORY else [event["track_id"]]
 
 
 def _genres(catalogue, track_ids: list[int], lookup: Lookup | None) -> dict[int, str | None]:
@@ -143,6 +151,9 @@ def fold_listener(
 ) -> Folded:
     """Apply one listener's valid events (offset order) to their taste; repeated event ids are dropped.
 
+    A history message (``import-history``) folds each of its listens with its own time, once: its id is
+    remembered in the taste, so a replayed or repeated message changes nothing.
+
     A track the index cannot place (none yet, or one catalogued after it was built) is counted and
     kept pending; a later version that can place it folds it in at the listener's next event.
     """
@@ -154,13 +165,20 @@ def fold_listener(
 
     for event in events:
         taste = taste or Taste()
-        if taste.is_duplicate(event["event_id"]):
+        if event["type"] == HISTORY:
+            if taste.has_imported(event["event_id"]):
+                folded.duplicates += 1
+                continue
+            listens = event[HISTORY]  # oldest first: each weighs what its age says
+            taste.imported(event["event_id"])
+        elif taste.is_duplicate(event["event_id"]):
             folded.duplicates += 1
             continue
-        track_id = event["track_id"]
-        vector = vector_of(track_id)
-        taste.apply(event["type"], track_id, event["ts_ms"], vector, genre=event["genre"], half_life_ms=half_life_ms)
-        taste.remember(event["event_id"], event["ts_ms"])
+        else:
+            listens = [(event["track_id"], event["type"], event["ts_ms"], event["genre"])]
+            taste.remember(event["event_id"], event["ts_ms"])
+        for track_id, kind, ts_ms, genre in listens:
+            taste.apply(kind, track_id, ts_ms, vector_of(track_id), genre=genre, half_life_ms=half_life_ms)
         folded.applied.append({k: event[k] for k in ("event_id", "type", "track_id", "ts_ms", "kafka_offset")})
     if folded.applied:
         taste.forget_old_ids()

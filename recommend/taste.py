@@ -11,7 +11,8 @@ recommender standardizes and projects it with whatever version is current.
   depend on arrival order.
 - Recent history (excluded from recommendations), dislikes, the last liked or
   finished tracks (for reasons and cold start), counters per type, a signed
-  score per genre, and the event ids of a dedup window are kept beside it.
+  score per genre, the event ids of a dedup window, and the ids of the history
+  messages folded in (``import-history``; each once) are kept beside it.
 
 :meth:`Taste.to_bytes` / :meth:`Taste.from_bytes` are the state store format: a
 JSON header and the vectors as float32 (about 2 KB a listener who never
@@ -37,6 +38,7 @@ DEDUP_WINDOW_MS = 15 * 60 * 1000  # event ids remembered for 15 minutes of event
 DEDUP_MAX = 5000  # ... and at most this many per listener
 FORMAT = 2  # float32 vectors; the pushed sum only when something pushed (1: float64, both always)
 PENDING = 100  # events of tracks the index could not place yet, kept to place when a version can
+IMPORTS = 5000  # history messages remembered (1,000 listens each), so each is folded once
 
 
 def event_hash(event_id: str) -> int:
@@ -64,6 +66,7 @@ class Taste:
     # or one without features): how many, and the newest of them as [track_id, type, ts_ms].
     unplaced: int = 0
     pending: list[list] = field(default_factory=list)
+    imports: list[int] = field(default_factory=list)  # hashes of the history messages folded in, oldest first
 
     # ------------------------------------------------------------ events
 
@@ -80,6 +83,12 @@ class Taste:
         if len(kept) > DEDUP_MAX:
             kept = sorted(kept, key=lambda ht: ht[1])[-DEDUP_MAX:]
         self.seen = dict(kept)
+
+    def has_imported(self, message_id: str) -> bool:
+        return event_hash(message_id) in self.imports
+
+    def imported(self, message_id: str) -> None:
+        self.imports = [*self.imports, event_hash(message_id)][-IMPORTS:]
 
     def apply(
         self,
@@ -210,6 +219,8 @@ class Taste:
             "positives": self.positives,
             "seen": len(self.seen),
         }
+        if self.imports:
+            header["imports"] = len(self.imports)
         if self.unplaced or self.pending:
             header["unplaced"], header["pending"] = self.unplaced, self.pending
         head = json.dumps(header, separators=(",", ":")).encode("utf-8")
@@ -220,6 +231,7 @@ class Taste:
             *vectors,
             np.fromiter(self.seen.keys(), dtype=np.int64, count=len(self.seen)),
             np.fromiter(self.seen.values(), dtype=np.int64, count=len(self.seen)),
+            np.asarray(self.imports, dtype=np.int64),
         ]
         return struct.pack("<I", len(head)) + head + b"".join(a.tobytes() for a in arrays)
 
@@ -230,7 +242,7 @@ class Taste:
         fmt = header.get("format")
         if fmt not in (1, 2):
             raise ValueError(f"unknown taste state format {fmt!r}")
-        dims, seen = header["dims"], header["seen"]
+        dims, seen, imports = header["dims"], header["seen"], header.get("imports", 0)
         width, dtype = (8, np.float64) if fmt == 1 else (4, np.float32)
         n_vectors = 2 if fmt == 1 or header.get("neg") else 1
         body = bytes(blob[4 + n :])
@@ -253,6 +265,7 @@ class Taste:
             seen=dict(zip(ints[:seen].tolist(), ints[seen : 2 * seen].tolist(), strict=True)),
             unplaced=header.get("unplaced", 0),
             pending=header.get("pending", []),
+            imports=ints[2 * seen : 2 * seen + imports].tolist(),
         )
 
 

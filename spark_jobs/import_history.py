@@ -12,7 +12,13 @@ the analytics show them and a second import of the same file adds nothing. The r
 listens matched by each rule, unmatched, repeats, the most played of what the library lacks, the
 first problems) goes to stdout and to Mongo ``history_imports``.
 
-Not yet: folding the history into the listener's live taste (the stream's state); see the README.
+The listener's live taste: the matched events that Delta ``events`` does not hold yet go to Kafka
+``listens`` as history messages (``history.events.history_messages``: a thousand listens each, oldest
+first, each message's id a hash of its events) *before* the MERGE, and the running stream folds each
+into the listener's taste with the taste's own model (every listen weighed by its age against the
+half-life) and rewrites their recommendations: no restart, no new checkpoint. An import that fails
+after sending and is run again sends the same messages (the same events are still new), which the
+stream folds once; a second import of the same file finds nothing new and sends nothing.
 """
 
 from __future__ import annotations
@@ -28,10 +34,11 @@ from pyspark.sql import types as T
 
 from conf.errors import JobInputError
 from conf.settings import Settings, is_uri
-from connectors import mongo_io
-from connectors.services import require_mongo
+from connectors import delta_io, kafka_io, mongo_io
+from connectors.services import require_kafka, require_mongo
 from events.contract import MAX_STRING
-from history.events import event_of, report, report_lines
+from events.producer import ListenProducer
+from history.events import event_of, history_messages, report, report_lines
 from history.formats import FORMATS, FormatError, Problem, detect, read_export
 from history.match import Catalogue, Track
 from spark_jobs.session import build_spark
@@ -58,6 +65,7 @@ ROWS = T.StructType(
         T.StructField("context", T.StringType()),
     ]
 )
+STRING_COLUMNS = [f.name for f in ROWS.fields if isinstance(f.dataType, T.StringType)]
 EVENT_FIELDS = ("event_id", "type", "client", "context")  # history.events.event_of's, carried to event_rows
 CATALOGUE_FIELDS = ("title", "artist_name", "album_title", "genre_top", "recording_mbid", "isrc")
 
@@ -74,19 +82,23 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         raise JobInputError(f"--user must be a listener id of 1 to {MAX_STRING} characters")
     paths = [_checked(p) for p in args.files]
     require_mongo(settings)
+    require_kafka(settings)
     with mongo_io.connect(settings) as client:
         catalogue, genres = catalogue_of(mongo_io.database(client, settings))
     spark = build_spark(settings, app_name="import-history")
     now = datetime.now(UTC)
     rows = history_rows(spark, paths, user, args.format, catalogue, genres, now).cache()
-    events = event_rows(rows, user)
+    events = event_rows(rows, user).cache()
+    sent = send_to_taste(settings, new_events(spark, events, settings.lake_table("events"), user), user, now)
     inserted = merge_events(spark, events, settings.lake_table("events"))
     summary = summarise(rows, events.count())
     with mongo_io.connect(settings) as client:
         doc = {"_id": f"{user}@{now.isoformat()}", "user_id": user, "files": paths, "at": now,
-               "events_added": inserted, **summary}  # fmt: skip
+               "events_added": inserted, "taste_listens": sent[0], "taste_messages": sent[1], **summary}  # fmt: skip
         mongo_io.set_fields_many(mongo_io.database(client, settings), COLLECTION, [doc])
-    for line in [f"import-history: {user}", *report_lines(summary), f"{inserted} new events in Delta events"]:
+    lines = [f"import-history: {user}", *report_lines(summary), f"{inserted} new events in Delta events",
+             f"{sent[0]} listens sent to the live taste in {sent[1]} history messages"]  # fmt: skip
+    for line in lines:
         print(line)  # noqa: T201 - command-line output
     return 0
 
@@ -137,7 +149,12 @@ def _file_rows(name: str, content: bytes, user: str, fmt: str | None, catalogue,
             event = event_of(user, x, m[0], found)
             row.update(track_id=m[0], rule=m[1], genre=genres.get(m[0]), **{k: event[k] for k in EVENT_FIELDS})
         rows.append(row)
-    return pd.DataFrame(rows, columns=ROWS.fieldNames()).astype({"line": "Int64", "at": "Int64", "track_id": "Int64"})
+    frame = pd.DataFrame(rows, columns=ROWS.fieldNames()).astype({"line": "Int64", "at": "Int64", "track_id": "Int64"})
+    # A text column with no value in the file (no problems, or nothing matched) would be float NaN, which
+    # Arrow cannot hand to Spark as text: objects with None.
+    for name in STRING_COLUMNS:
+        frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    return frame
 
 
 def event_rows(rows, user: str):
@@ -146,6 +163,32 @@ def event_rows(rows, user: str):
     values.update(user_id=F.lit(user), ts=F.timestamp_seconds("at"))  # the listen's own time
     matched = rows.filter(F.col("event_id").isNotNull()).dropDuplicates(["event_id"])
     return matched.select(*[values.get(f.name, F.lit(None)).cast(f.dataType).alias(f.name) for f in EVENTS_SCHEMA])
+
+
+def new_events(spark, events, location: str, user: str) -> pd.DataFrame:
+    """The events that Delta ``events`` does not hold yet (event_id, track_id, type, ts_ms), read on the driver."""
+    if delta_io.table_exists(spark, location):
+        span = events.agg(F.min("ts").alias("lo"), F.max("ts").alias("hi")).first()
+        if span["lo"] is None:
+            return pd.DataFrame(columns=["event_id", "track_id", "type", "ts_ms"])
+        held = delta_io.read_table(spark, location).filter(
+            (F.col("user_id") == user) & F.col("ts").between(span["lo"], span["hi"])
+        )
+        events = events.join(held.select("event_id"), "event_id", "left_anti")
+    return events.select("event_id", "track_id", "type", F.unix_millis("ts").alias("ts_ms")).toPandas()
+
+
+def send_to_taste(settings: Settings, new: pd.DataFrame, user: str, now: datetime) -> tuple[int, int]:
+    """The new events as history messages on Kafka ``listens``, each acknowledged; (listens, messages) sent."""
+    messages = history_messages(user, new.to_dict("records"), now)
+    if messages:
+        kafka_io.ensure_topic(settings, settings.kafka.listens_topic)  # the stream may not have run yet
+        with ListenProducer(settings.kafka.bootstrap_servers, topic=settings.kafka.listens_topic) as producer:
+            sends = [producer.send_history(message) for message in messages]
+            producer.flush()
+            for send in sends:
+                send.get(timeout=60)  # a message Kafka did not take fails the import before the MERGE
+    return len(new), len(messages)
 
 
 def summarise(rows, events: int, top: int = 10) -> dict:

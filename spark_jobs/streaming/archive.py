@@ -11,9 +11,10 @@ seconds on a small machine and would delay every recommendation.
 
 Every message is accounted for: each batch's ``stream_batches`` document
 (``query: events-archive``) says how many were read, archived, rejected (by
-reason: the recommender dead-letters the same messages) and duplicates (already
-in the table, or twice in the batch), and input = archived + rejected +
-duplicates.
+reason: the recommender dead-letters the same messages), duplicates (already
+in the table, or twice in the batch) and history messages (``import-history``
+archives their listens itself, with their own times), and input = archived +
+rejected + duplicates + histories.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pyspark.sql import types as T
 
 from conf.settings import Settings
 from connectors import delta_io, mongo_io
-from events.contract import FIELDS, spark_schema
+from events.contract import FIELDS, HISTORY, spark_schema
 from recommend.fold import Lookup, Rules, sort_messages
 from spark_jobs.streaming.catalogue import CatalogueLookup
 from spark_jobs.streaming.index_delivery import executor_root
@@ -155,15 +156,19 @@ class ArchiveSink:
                 .collect()
             }
             valid = batch.filter(F.col("rejected").isNull()).drop("rejected")
-            rows = valid.withColumn("batch_id", F.lit(batch_id).cast("long"))
+            histories = valid.filter(F.col("type") == HISTORY).count()  # import-history archives their listens
+            rows = valid.filter(F.col("type") != HISTORY).withColumn("batch_id", F.lit(batch_id).cast("long"))
             inserted = merge_events(batch.sparkSession, rows, self.location)
-            valid_n = read - sum(rejected.values())
-            self.record(batch_id, read=read, archived=inserted, rejected=rejected, duplicates=valid_n - inserted)
+            events = read - sum(rejected.values()) - histories
+            self.record(batch_id, read=read, archived=inserted, rejected=rejected, duplicates=events - inserted,
+                        histories=histories)  # fmt: skip
         finally:
             batch.unpersist()
 
-    def record(self, batch_id: int, *, read: int, archived: int, rejected: dict[str, int], duplicates: int) -> None:
-        """The batch's accounting in ``stream_batches``: read = archived + rejected + duplicates."""
+    def record(
+        self, batch_id: int, *, read: int, archived: int, rejected: dict[str, int], duplicates: int, histories: int = 0
+    ) -> None:
+        """The batch's accounting in ``stream_batches``: read = archived + rejected + duplicates + histories."""
         if not read:
             return
         doc = {
@@ -177,6 +182,7 @@ class ArchiveSink:
             "rejected": sum(rejected.values()),
             "rejected_by_reason": [{"reason": k, "count": v} for k, v in sorted(rejected.items())],
             "duplicates": duplicates,
+            "histories": histories,
         }
         if rejected:
             log.info("archive batch %s: %s of %s messages rejected (%s)", batch_id, doc["rejected"], read,

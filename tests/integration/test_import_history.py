@@ -57,7 +57,8 @@ def lb_export() -> bytes:
 
 @pytest.fixture()
 def library(stack, spark, tmp_path):
-    env = isolated_environ(tmp_path, MONGO_DATABASE="earshot_test_history")
+    env = isolated_environ(tmp_path, MONGO_DATABASE="earshot_test_history",
+                           EARSHOT__KAFKA__LISTENS_TOPIC=f"listens-history-{tmp_path.name}")  # fmt: skip
     settings = load_settings(env)
     from connectors import mongo_io
 
@@ -88,11 +89,13 @@ def test_an_export_is_matched_archived_once_and_reported_exactly(library, tmp_pa
     with mongo_io.connect(library) as client:
         (doc,) = mongo_io.database(client, library)["history_imports"].find({"user_id": "ana"})
     counts = (doc["read"], doc["listens"], doc["problems"], doc["unmatched"], doc["events_added"])
-    assert counts == (302, 301, 1, 80, 221)
+    assert counts == (302, 301, 1, 80, 221) and (doc["taste_listens"], doc["taste_messages"]) == (221, 1)
+    assert "221 listens sent to the live taste in 1 history messages" in out
 
     # The same file again: nothing new anywhere.
     assert run_job(import_history, library, "--user", "ana", str(export)) == 0
-    assert "0 new events in Delta events" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0 new events in Delta events" in out and "0 listens sent to the live taste" in out
     assert len(table(library, "events")) == 221
 
     # The same person's Last.fm CSV: its listens are other events (other times), a bad row is a problem.

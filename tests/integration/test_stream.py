@@ -6,6 +6,7 @@ import base64
 import json
 import random
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -315,11 +316,61 @@ def test_the_archive_accounts_for_every_message_it_reads(live, spark):
     settings, db, _, _ = live
     location = settings.lake_table("events")
     wait_for(lambda: delta_io.table_exists(spark, location), what="the events archive")
-    read = delta_io.read_table(spark, location).count
+    # What import-history MERGEd itself is not the archive's (its history messages are counted as such).
+    read = delta_io.read_table(spark, location).filter("client IS NULL OR client NOT LIKE 'import:%'").count
     wait_for(lambda: sum(b["archived"] for b in db["stream_batches"].find(mongo_io.ARCHIVE_BATCHES)) == read(),
              what="the archive's accounting to catch up")  # fmt: skip
     batches = list(db["stream_batches"].find(mongo_io.ARCHIVE_BATCHES))
-    assert batches and all(b["input_rows"] == b["archived"] + b["rejected"] + b["duplicates"] for b in batches)
+    assert batches and all(
+        b["input_rows"] == b["archived"] + b["rejected"] + b["duplicates"] + b.get("histories", 0) for b in batches
+    )
     assert sum(b["rejected"] for b in batches) >= 3000 and sum(b["duplicates"] for b in batches) >= 60
     reasons = {r["reason"] for b in batches for r in b["rejected_by_reason"]}
     assert any("not in the catalogue" in r for r in reasons) and len(reasons) >= 8
+
+
+def test_an_imported_history_warms_a_new_listener_in_the_running_stream_once(live, spark, tmp_path, capsys):
+    """import-history against the running stream: a Last.fm CSV of a year-old Jazz habit (and listens the
+    library lacks) becomes the new listener's taste without a restart; importing it again, or the same
+    history messages sent again (an import retried after sending), changes nothing."""
+    from connectors import delta_io
+    from history.events import history_messages
+    from index.synthetic import synthetic_catalogue
+    from spark_jobs import import_history
+    from tests.integration.jobs import run_job
+
+    settings, db, producer, index = live
+    _, _, frame = synthetic_catalogue(per_genre=80, artists_per_genre=8, seed=0)
+    mongo_io.set_fields_many(db, "tracks", [{"_id": int(r.track_id), "title": r.title, "artist_name": r.artist_name,
+                                             "genre_top": r.genre_top} for r in frame.itertuples()])  # fmt: skip
+    jazz = frame[frame["genre_top"] == "Jazz"].head(40)
+    t0 = int(time.time()) - 365 * 86400
+    rows = [f"{t0 + 600 * n},x,{r.artist_name.upper()},,,,{r.title},\n" for n, r in enumerate(jazz.itertuples())]
+    rows += [f"{t0 + 30_000 + n},x,Nobody Here,,,,Lost {n % 3},\n" for n in range(9)]
+    export = tmp_path / "scrobbles.csv"
+    export.write_text("uts,utc_time,artist,artist_mbid,album,album_mbid,track,track_mbid\n" + "".join(rows))
+
+    assert run_job(import_history, settings, "--user", "importer", str(export)) == 0
+    out = capsys.readouterr().out
+    assert "matched 40 (0 by mbid, 0 by isrc, 40 by name), 9 not in this library" in out, out
+    assert "40 listens sent to the live taste in 1 history messages" in out, out
+    doc = rec_doc(db, "importer", events=40)
+    assert doc["trigger_type"] == "history" and doc["profile"]["counts"]["complete"] == 40
+    assert doc["profile"]["top_genres"][0] == "Jazz" and genre_share(doc, "Jazz") >= 0.7, doc["items"]
+    assert not {i["track_id"] for i in items_of(doc["items"])} & set(jazz["track_id"]), "heard tracks left out"
+    imported = delta_io.read_table(spark, settings.lake_table("events")).filter("user_id = 'importer'")
+    assert imported.count() == 40 and imported.filter("client = 'import:lastfm-csv'").count() == 40
+
+    assert run_job(import_history, settings, "--user", "importer", str(export)) == 0
+    assert "0 listens sent to the live taste in 0 history messages" in capsys.readouterr().out
+    from pyspark.sql import functions as F
+
+    rows = imported.select("event_id", "track_id", "type", F.unix_millis("ts").alias("ts_ms")).collect()
+    events = [r.asDict() for r in rows]
+    for message in history_messages("importer", events, datetime.now(UTC)):
+        producer.send_history(message)  # what an import that failed after sending sends again when rerun
+    send(producer, "importer", [int(index.catalogue.ids_of_genre("Jazz")[60])], "play")
+    doc = rec_doc(db, "importer", events=41)
+    time.sleep(2)
+    assert db["recommendations"].find_one({"_id": "importer"})["events_total"] == 41
+    assert imported.filter("client LIKE 'import:%'").count() == 40

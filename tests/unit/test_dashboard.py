@@ -108,6 +108,7 @@ def test_freshness_says_how_long_after_the_action_it_was_updated():
         "updated 0.8 s after your like · 3 s ago"
     )
     assert "no recommendations yet" in data.freshness_line(None)
+    assert "after your history import" in data.freshness_line({**doc, "trigger_type": "history"})
 
 
 def test_share_links_carry_ids_only():
@@ -215,3 +216,20 @@ def test_moods_come_from_the_serving_store_when_the_index_space_has_no_such_feat
 
     cached = common.mood_table({"tracks": Tracks()}, index)
     assert cached.equals(moods) and common.mood_table({"tracks": None}, index) is cached  # once per index version
+
+
+def test_an_uploaded_history_runs_the_import_job_and_shows_its_report(monkeypatch, tmp_path):
+    """The upload is kept under the state root and handed to the launcher; its report (or its error) is shown."""
+    from conf.settings import load_settings
+
+    launcher = tmp_path / "spark-submit.sh"
+    launcher.write_text('#!/bin/sh\necho "setup: ok"\necho "import-history: $3"\necho "read 3 lines of $4"\n'
+                        '[ "$3" = "mallory" ] && { echo "JobInputError: nope" >&2; exit 2; }\nexit 0\n')  # fmt: skip
+    launcher.chmod(0o755)
+    monkeypatch.setattr(data, "ROOT", tmp_path)
+    s = load_settings({"EARSHOT_STATE_ROOT": str(tmp_path / "state")})
+    sent = data.import_history(s, "ana b", "../scrobbles.csv", b"uts,utc_time\n")
+    kept = tmp_path / "state" / "uploads" / "ana_b" / "scrobbles.csv"
+    assert sent.ok and sent.message == f"read 3 lines of {kept}" and kept.read_bytes() == b"uts,utc_time\n"
+    refused = data.import_history(s, "mallory", "x.csv", b"")
+    assert not refused.ok and refused.message == "JobInputError: nope"
