@@ -163,22 +163,32 @@ def fold_listener(
         item = index.items([track_id]) if index is not None else None
         return index.vectors(item, raw=True)[0] if item is not None and item[0] >= 0 else None
 
+    def vectors_of(track_ids: list[int]) -> list:
+        items = index.items(track_ids) if index is not None else np.full(len(track_ids), -1)
+        found = np.flatnonzero(items >= 0)
+        rows = index.vectors(items[found], raw=True) if len(found) and index is not None else []
+        out: list = [None] * len(track_ids)
+        for n, row in zip(found.tolist(), rows, strict=True):
+            out[n] = row
+        return out
+
     for event in events:
         taste = taste or Taste()
         if event["type"] == HISTORY:
             if taste.has_imported(event["event_id"]):
                 folded.duplicates += 1
                 continue
-            listens = event[HISTORY]  # oldest first: each weighs what its age says
+            listens = event[HISTORY]  # each weighs what its age says, in one matrix product
+            taste.apply_many(listens, vectors_of([t for t, _, _, _ in listens]), half_life_ms=half_life_ms)
             taste.imported(event["event_id"])
         elif taste.is_duplicate(event["event_id"]):
             folded.duplicates += 1
             continue
         else:
-            listens = [(event["track_id"], event["type"], event["ts_ms"], event["genre"])]
-            taste.remember(event["event_id"], event["ts_ms"])
-        for track_id, kind, ts_ms, genre in listens:
-            taste.apply(kind, track_id, ts_ms, vector_of(track_id), genre=genre, half_life_ms=half_life_ms)
+            track_id, ts_ms = event["track_id"], event["ts_ms"]
+            taste.apply(event["type"], track_id, ts_ms, vector_of(track_id), genre=event["genre"],
+                        half_life_ms=half_life_ms)  # fmt: skip
+            taste.remember(event["event_id"], ts_ms)
         folded.applied.append({k: event[k] for k in ("event_id", "type", "track_id", "ts_ms", "kafka_offset")})
     if folded.applied:
         taste.forget_old_ids()

@@ -108,12 +108,43 @@ class Taste:
             self.last_ts_ms = ts_ms
         elif half_life_ms > 0:
             scale = 0.5 ** ((self.last_ts_ms - ts_ms) / half_life_ms)
-        weight = WEIGHTS[kind]
         if vector is not None:
-            self._add(vector, weight * scale)
+            self._add(vector, WEIGHTS[kind] * scale)
         else:
             self.unplaced += 1
             self.pending = [*self.pending, [int(track_id), kind, int(ts_ms)]][-PENDING:]
+        self._count(kind, track_id, genre)
+
+    def apply_many(self, listens: list[tuple], vectors: list[np.ndarray | None], *, half_life_ms: float) -> None:
+        """Fold many events at once (an imported history: (track_id, kind, ts_ms, genre) each, oldest first, and
+        each track's vector or None): the taste :meth:`apply` gives one by one, up to float rounding, in one
+        matrix product instead of one vector operation per event."""
+        if not listens:
+            return
+        newest = max(listen[2] for listen in listens)
+        if newest > self.last_ts_ms:
+            if self.last_ts_ms and half_life_ms > 0:
+                self._decay(0.5 ** ((newest - self.last_ts_ms) / half_life_ms))
+            self.last_ts_ms = newest
+        placed = [n for n, v in enumerate(vectors) if v is not None]
+        if placed:
+            ages = np.asarray([self.last_ts_ms - listens[n][2] for n in placed], dtype=np.float64)
+            scale = 0.5 ** (ages / half_life_ms) if half_life_ms > 0 else np.ones(len(placed))
+            weights = np.asarray([WEIGHTS[listens[n][1]] for n in placed]) * scale
+            matrix = np.vstack([np.asarray(vectors[n], np.float64) for n in placed])
+            for side in (weights > 0, weights < 0):
+                total = float(weights[side].sum())
+                if total:
+                    self._add((weights[side] @ matrix[side] / total).astype(np.float32), total)
+        for (track_id, kind, ts_ms, genre), vector in zip(listens, vectors, strict=True):
+            if vector is None:
+                self.unplaced += 1
+                self.pending = [*self.pending, [int(track_id), kind, int(ts_ms)]][-PENDING:]
+            self._count(kind, track_id, genre)
+
+    def _count(self, kind: str, track_id: int, genre: str | None) -> None:
+        """What an event adds besides the vectors: counters, genre scores and the lists of tracks."""
+        weight = WEIGHTS[kind]
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if genre:
             self.genre_score[genre] = round(self.genre_score.get(genre, 0.0) + weight, 6)

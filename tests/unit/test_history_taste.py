@@ -174,3 +174,31 @@ def test_any_mangled_history_message_is_taken_or_refused_with_a_reason():
         taken += 1
         assert event["type"] == "history" and all(isinstance(t, int) and t > 0 for t, _, _ in event["history"])
     assert 0 < taken < 3000
+
+
+def test_folding_a_history_at_once_equals_folding_it_event_by_event(index: Index):
+    """Taste.apply_many (a history message) against Taste.apply one event at a time, onto a taste that already
+    has newer events: likes, skips and dislikes, and a track no index version places yet."""
+    rng = np.random.default_rng(5)
+    tracks = [int(t) for t in index.catalogue.ids_of_genre("Rock")[:20] + index.catalogue.ids_of_genre("Pop")[:20]]
+    kinds = ["like", "skip", "dislike", "complete", "play"]
+    listens = sorted(((t, kinds[rng.integers(5)], int(rng.integers(10**9, 2 * 10**9)), "Rock") for t in tracks),
+                     key=lambda x: x[2])  # fmt: skip
+    listens.append((10**12, "like", 2 * 10**9, None))  # not placed: counted and kept pending
+    vectors = [raw_of(index, t) if t < 10**12 else None for t, _, _, _ in listens]
+
+    def base() -> Taste:
+        taste = Taste()
+        taste.apply("like", tracks[0], 3 * 10**9, raw_of(index, tracks[0]), genre="Rock", half_life_ms=10**9)
+        return taste
+
+    at_once, one_by_one = base(), base()
+    at_once.apply_many(listens, vectors, half_life_ms=10**9)
+    for (t, kind, ts, genre), vector in zip(listens, vectors, strict=True):
+        one_by_one.apply(kind, t, ts, vector, genre=genre, half_life_ms=10**9)
+    for side in ("pos", "neg"):
+        assert np.allclose(getattr(at_once, side), getattr(one_by_one, side), rtol=1e-4, atol=1e-4), side
+    assert at_once.pos_w == pytest.approx(one_by_one.pos_w) and at_once.neg_w == pytest.approx(one_by_one.neg_w)
+    same = ("counts", "genre_score", "genre_skips", "recent", "disliked", "positives", "pending", "unplaced",
+            "last_ts_ms")  # fmt: skip
+    assert {k: getattr(at_once, k) for k in same} == {k: getattr(one_by_one, k) for k in same}
