@@ -163,6 +163,29 @@ def build(dest: Path, debs: Path) -> int:
     return count
 
 
+class Unavailable(RuntimeError):
+    """The library cannot be built here; the message says why."""
+
+
+def ensure(dest: Path, *, force: bool = False) -> int:
+    """The library in ``dest``, built unless it is complete (``force``: again); how many recordings it holds,
+    or :class:`Unavailable` with the reason (not Debian, or no package mirror reachable)."""
+    done = dest / ".complete"
+    if done.exists() and not force:
+        return recordings_in(dest)
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise Unavailable("it needs Debian's apt-get and dpkg-deb")
+    if force and done.exists():
+        shutil.rmtree(dest)  # a library this script laid out: nothing of the user's is in it
+    try:
+        n = build(dest, REPO_ROOT / ".earshot" / "real-music-debs")
+    except subprocess.CalledProcessError as exc:
+        command = " ".join(map(str, exc.cmd[:2]))
+        raise Unavailable(f"{command} failed (exit {exc.returncode}): is a Debian package mirror reachable?") from None
+    done.write_text(f"{n}\n")
+    return n
+
+
 def recordings_in(dest: Path) -> int:
     return sum(1 for p in dest.rglob("*") if p.suffix.lower() in AUDIO)
 
@@ -175,18 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="lay the library out again even when it is there")
     args = parser.parse_args(argv)
     dest = Path(args.dest).resolve()
-    done = dest / ".complete"
-    if done.exists() and not args.force:
+    if (dest / ".complete").exists() and not args.force:
         print(f"real-music: {recordings_in(dest)} recordings already in {dest}")  # noqa: T201
         return 0
-    if args.force and done.exists():
-        shutil.rmtree(dest)  # a library this script laid out: nothing of the user's is in it
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        print("real-music: needs Debian's apt-get and dpkg-deb", file=sys.stderr)  # noqa: T201
+    try:
+        n = ensure(dest, force=args.force)
+    except Unavailable as exc:
+        print(f"real-music: cannot build the library: {exc}", file=sys.stderr)  # noqa: T201
         return 2
-    n = build(dest, REPO_ROOT / ".earshot" / "real-music-debs")
-    done.write_text(f"{n}\n")
-    print(f"real-music: {n} recordings in {dest}; run ./spark-submit.sh demo --music {dest}")  # noqa: T201
+    print(f"real-music: {n} recordings in {dest}; ./spark-submit.sh demo plays them")  # noqa: T201
     return 0
 
 

@@ -22,13 +22,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from conf.errors import EarshotError
 from conf.settings import REPO_ROOT, Settings, load_settings
 from index import store
 from index.manifest import IndexError_
-from services import stack
+from services import real_music, stack
 from tools.user import fresh_credentials
 
 log = logging.getLogger("earshot.demo")
@@ -47,10 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--music",
         metavar="DIR",
         help="run the demo on this folder of music (tags first, then Artist/Album/NN Title.ext); "
-        "default: the real-music library of services/real-music.sh when it is built, else the synthetic one",
+        "default: the real-music library of services/real-music.sh, built on first use where Debian's packages can "
+        "be fetched, else the synthetic one",
     )
     parser.add_argument(
-        "--synthetic", action="store_true", help="use the synthetic library even when real music is there"
+        "--synthetic", action="store_true", help="use the synthetic library (no real-music download)"
     )
     parser.add_argument(
         "--rebuild", action="store_true", help="run the pipeline even when the library is unchanged since the last run"
@@ -60,16 +62,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 REAL_MUSIC = REPO_ROOT / ".earshot" / "real-music"  # where services/real-music.sh lays its library out
 
 
-def choose_music(args: argparse.Namespace) -> Path | None:
-    """The folder of music the demo plays: ``--music``, else the built real-music library, else None (synthetic)."""
+def choose_music(args: argparse.Namespace, build: Callable[[Path], int] | None = None) -> Path | None:
+    """The folder of music the demo plays: ``--music``; else the real-music library, built first when it is not
+    (``services.real_music.ensure``, or ``build``); else None (the synthetic library), saying why in one line."""
     if args.music:
         folder = Path(args.music).expanduser().resolve()
         if not folder.is_dir():
             raise EarshotError(f"demo --music {args.music}: not a folder")
         return folder
-    if not args.synthetic and (REAL_MUSIC / ".complete").exists():
-        return REAL_MUSIC
-    return None
+    if args.synthetic:
+        return None
+    if not (REAL_MUSIC / ".complete").exists():
+        print(f"demo: building the real-music library in {REAL_MUSIC} from Debian's packages "  # noqa: T201
+              f"{', '.join(real_music.PACKAGES)} (about 330 MB, once)", flush=True)  # fmt: skip
+    try:
+        (build or real_music.ensure)(REAL_MUSIC)
+    except real_music.Unavailable as exc:
+        print(f"demo: no real music ({exc}); playing the synthetic sample library instead")  # noqa: T201
+        return None
+    return REAL_MUSIC
 
 
 def music_environment(settings: Settings, folder: Path) -> dict[str, str]:
@@ -213,10 +224,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         settings = load_settings()
         print(f"demo: the music in {music} (database {settings.mongo.database})")  # noqa: T201
     else:
-        print(  # noqa: T201
-            "demo: the synthetic sample library; services/real-music.sh builds a library of real recordings "
-            "(then the demo plays it), or pass --music DIR"
-        )
+        print("demo: the synthetic sample library (--music DIR plays a folder of yours)")  # noqa: T201
     services_were_up = stack.kafka_healthy(settings) and stack.mongo_healthy(settings)
     for line in stack.up(settings):
         print(line)  # noqa: T201 - command-line output

@@ -107,14 +107,46 @@ def test_a_folder_of_music_gets_its_own_lake_index_checkpoints_and_database(tmp_
     assert demo.steps(args, folder)[0][1] == ["--folder", str(folder)]
 
 
-def test_the_demo_falls_back_to_the_synthetic_library_and_refuses_a_missing_folder(tmp_path, monkeypatch):
+def test_the_demo_builds_real_music_first_and_falls_back_to_the_synthetic_library_saying_why(
+    tmp_path, monkeypatch, capsys
+):
+    from services import real_music
+
     monkeypatch.setattr(demo, "REAL_MUSIC", tmp_path / "real-music")
     args = argparse.Namespace(music=None, synthetic=False, tracks=300)
-    assert demo.choose_music(args) is None, "no real-music library built"
+
+    def offline(dest):
+        raise real_music.Unavailable("apt-get download failed (exit 100): is a Debian package mirror reachable?")
+
+    assert demo.choose_music(args, build=offline) is None
+    out = capsys.readouterr().out
+    assert "building the real-music library" in out and "no real music (apt-get download failed" in out
+    assert "playing the synthetic sample library instead" in out
     assert demo.steps(args)[0] == ("sample-library", ["--tracks", "300"])
-    (tmp_path / "real-music").mkdir()
-    (tmp_path / "real-music" / ".complete").write_text("3\n")
-    assert demo.choose_music(args) == tmp_path / "real-music"
+    built: list = []
+
+    def build(dest):
+        built.append(dest)
+        dest.mkdir()
+        (dest / ".complete").write_text("3\n")
+        return 3
+
+    assert demo.choose_music(args, build=build) == tmp_path / "real-music" and built == [tmp_path / "real-music"]
+    assert "building the real-music library" in capsys.readouterr().out
+    assert demo.choose_music(args) == tmp_path / "real-music", "built once: the library is complete"
+    assert capsys.readouterr().out == ""
     assert demo.choose_music(argparse.Namespace(music=None, synthetic=True)) is None
     with pytest.raises(demo.EarshotError, match="not a folder"):
         demo.choose_music(argparse.Namespace(music=str(tmp_path / "nowhere"), synthetic=False))
+
+
+def test_the_real_music_library_says_why_it_cannot_be_built(tmp_path, monkeypatch):
+    from services import real_music
+
+    monkeypatch.setattr(real_music.shutil, "which", lambda name: None)
+    with pytest.raises(real_music.Unavailable, match="needs Debian's apt-get and dpkg-deb"):
+        real_music.ensure(tmp_path / "lib")
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / ".complete").write_text("0\n")
+    (tmp_path / "done" / "a.ogg").write_bytes(b"")
+    assert real_music.ensure(tmp_path / "done") == 1, "a complete library is not built again"
