@@ -44,98 +44,131 @@ need mvn "install Maven (apt-get install maven)"
 need go "install Go 1.22 or newer"
 
 # 1. Python environment, reinstalled when pyproject.toml changes.
-stamp="$ROOT/.venv/.earshot-installed"
-want=$(sha256sum pyproject.toml | cut -c1-16)
-if [[ ! -x "$PY" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  begin "installing the Python environment into .venv (pip)"
-  pybin=$(command -v python3.11 || command -v python3)
-  [[ -x "$PY" ]] || "$pybin" -m venv "$ROOT/.venv"
-  quietly pip "$PY" -m pip install -q --upgrade pip
-  quietly pip "$PY" -m pip install -q -e '.[dev]'
-  echo "$want" > "$stamp"
-  done_
-else
-  have "Python environment in .venv"
-fi
+python_env() {
+  stamp="$ROOT/.venv/.earshot-installed"
+  want=$(sha256sum pyproject.toml | cut -c1-16)
+  if [[ ! -x "$PY" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    begin "installing the Python environment into .venv (pip)"
+    pybin=$(command -v python3.11 || command -v python3)
+    [[ -x "$PY" ]] || "$pybin" -m venv "$ROOT/.venv"
+    quietly pip "$PY" -m pip install -q --upgrade pip
+    quietly pip "$PY" -m pip install -q -e '.[dev]'
+    echo "$want" > "$stamp"
+    done_
+  else
+    have "Python environment in .venv"
+  fi
+}
 
 # 2. Kafka broker jars.
-if ! compgen -G "$STATE/kafka/libs/kafka_2.13-*.jar" >/dev/null; then
-  begin "resolving the Kafka broker's jars (mvn)"
-  quietly mvn mvn -q -B -f services/kafka/pom.xml dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$STATE/kafka/libs"
-  done_
-else
-  have "Kafka broker's jars"
-fi
+kafka_jars() {
+  if ! compgen -G "$STATE/kafka/libs/kafka_2.13-*.jar" >/dev/null; then
+    begin "resolving the Kafka broker's jars (mvn)"
+    quietly mvn mvn -q -B -f services/kafka/pom.xml dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$STATE/kafka/libs"
+    done_
+  else
+    have "Kafka broker's jars"
+  fi
+}
 
 # 3. FerretDB, rebuilt when its sources (main.go, go.mod, the patching build script and its patch) change.
-fstamp="$STATE/bin/ferretdb.built-from"
-fwant=$(cat services/ferretdb/main.go services/ferretdb/go.mod services/ferretdb/build.sh services/ferretdb/*.patch | sha256sum | cut -c1-16)
-if [[ ! -x "$STATE/bin/ferretdb" || "$(cat "$fstamp" 2>/dev/null)" != "$fwant" ]]; then
-  begin "building FerretDB v1.24.2 (go build, about two minutes once)"
-  quietly go services/ferretdb/build.sh "$STATE/bin/ferretdb"
-  echo "$fwant" > "$fstamp"
-  done_
-else
-  have "FerretDB"
-fi
+ferretdb() {
+  fstamp="$STATE/bin/ferretdb.built-from"
+  fwant=$(cat services/ferretdb/main.go services/ferretdb/go.mod services/ferretdb/build.sh services/ferretdb/*.patch | sha256sum | cut -c1-16)
+  if [[ ! -x "$STATE/bin/ferretdb" || "$(cat "$fstamp" 2>/dev/null)" != "$fwant" ]]; then
+    begin "building FerretDB v1.24.2 (go build, about two minutes once)"
+    quietly go services/ferretdb/build.sh "$STATE/bin/ferretdb"
+    echo "$fwant" > "$fstamp"
+    done_
+  else
+    have "FerretDB"
+  fi
+}
 
 # 4. Spark connectors: one session start resolves them into the Ivy cache.
-if ! compgen -G "$STATE/ivy/jars/io.delta_delta-spark_*.jar" >/dev/null \
-   || ! compgen -G "$STATE/ivy/jars/org.apache.spark_spark-sql-kafka-*.jar" >/dev/null; then
-  begin "resolving the Spark Kafka and Delta connectors (Ivy, once)"
-  quietly ivy "$PY" -m spark_jobs.session warm-cache
-  done_
-else
-  have "Spark's Kafka and Delta connectors"
-fi
+spark_connectors() {
+  if ! compgen -G "$STATE/ivy/jars/io.delta_delta-spark_*.jar" >/dev/null \
+     || ! compgen -G "$STATE/ivy/jars/org.apache.spark_spark-sql-kafka-*.jar" >/dev/null; then
+    begin "resolving the Spark Kafka and Delta connectors (Ivy, once)"
+    quietly ivy "$PY" -m spark_jobs.session warm-cache
+    done_
+  else
+    have "Spark's Kafka and Delta connectors"
+  fi
+}
 
 # 4b. Hadoop's local file system through java.nio (services/spark/localfs; spark_jobs/session.py says why),
 #     rebuilt when its source changes. Without a JDK's javac the jobs use Hadoop's own, only slower.
-ljar="$STATE/spark/earshot-localfs.jar"  # spark_jobs.session.localfs_jar
-lstamp="$ljar.built-from"
-lwant=$(cat services/spark/localfs/earshot/hadoop/*.java | sha256sum | cut -c1-16)
-if [[ ! -f "$ljar" || "$(cat "$lstamp" 2>/dev/null)" != "$lwant" ]]; then
-  if command -v javac >/dev/null 2>&1; then
-    begin "compiling the local file system for Spark (javac)"
-    classes=$(mktemp -d)
-    hadoop_api=$(compgen -G "$ROOT/.venv/lib/python3*/site-packages/pyspark/jars/hadoop-client-api-*.jar" | head -1)
-    mkdir -p "$(dirname "$ljar")"
-    quietly javac javac --release 17 -nowarn -cp "$hadoop_api" -d "$classes" services/spark/localfs/earshot/hadoop/*.java
-    quietly jar jar cf "$ljar" -C "$classes" earshot
-    rm -rf "$classes"
-    echo "$lwant" > "$lstamp"
-    done_
+local_fs() {
+  ljar="$STATE/spark/earshot-localfs.jar"  # spark_jobs.session.localfs_jar
+  lstamp="$ljar.built-from"
+  lwant=$(cat services/spark/localfs/earshot/hadoop/*.java | sha256sum | cut -c1-16)
+  if [[ ! -f "$ljar" || "$(cat "$lstamp" 2>/dev/null)" != "$lwant" ]]; then
+    if command -v javac >/dev/null 2>&1; then
+      begin "compiling the local file system for Spark (javac)"
+      classes=$(mktemp -d)
+      hadoop_api=$(compgen -G "$ROOT/.venv/lib/python3*/site-packages/pyspark/jars/hadoop-client-api-*.jar" | head -1)
+      mkdir -p "$(dirname "$ljar")"
+      quietly javac javac --release 17 -nowarn -cp "$hadoop_api" -d "$classes" services/spark/localfs/earshot/hadoop/*.java
+      quietly jar jar cf "$ljar" -C "$classes" earshot
+      rm -rf "$classes"
+      echo "$lwant" > "$lstamp"
+      done_
+    else
+      say "no javac (a JDK): Spark's local file writes use Hadoop's own file system, which starts a process per file"
+    fi
   else
-    say "no javac (a JDK): Spark's local file writes use Hadoop's own file system, which starts a process per file"
+    have "the local file system for Spark"
   fi
-else
-  have "the local file system for Spark"
-fi
+}
 
 # 5. librosa's numba kernels, compiled once by one process into the kept cache.
-numba_dir="$STATE/numba-cache"
-if ! compgen -G "$numba_dir/*/*.nbi" >/dev/null; then
-  begin "compiling librosa's numba kernels into $numba_dir (once, about 30 s)"
-  quietly numba env NUMBA_CACHE_DIR="$numba_dir" "$PY" -m udfs.numba_cache "$numba_dir"
-  done_
-else
-  have "librosa's compiled numba kernels"
-fi
+numba_kernels() {
+  numba_dir="$STATE/numba-cache"
+  if ! compgen -G "$numba_dir/*/*.nbi" >/dev/null; then
+    begin "compiling librosa's numba kernels into $numba_dir (once, about 30 s)"
+    quietly numba env NUMBA_CACHE_DIR="$numba_dir" "$PY" -m udfs.numba_cache "$numba_dir"
+    done_
+  else
+    have "librosa's compiled numba kernels"
+  fi
+}
 
 # 6. musicnn's pretrained weights (udfs/musicnn.py reads the checkpoint inside the wheel; nothing is
 #    installed, and TensorFlow is not needed). Checked against the wheel's published sha256.
-wheel="$STATE/models/musicnn-0.1.0-py3-none-any.whl"
-wheel_sha=f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa
-if [[ "$(sha256sum "$wheel" 2>/dev/null | cut -c1-64)" != "$wheel_sha" ]]; then
-  begin "downloading musicnn's pretrained weights (a 29 MB wheel from PyPI, once)"
-  rm -f "$wheel"
-  quietly musicnn "$PY" -m pip download -q --no-deps --only-binary=:all: musicnn==0.1.0 -d "$STATE/models"
-  [[ "$(sha256sum "$wheel" | cut -c1-64)" == "$wheel_sha" ]] || { say "musicnn's wheel has an unexpected sha256"; exit 1; }
-  done_
-else
-  have "musicnn's pretrained weights"
-fi
+musicnn_weights() {
+  wheel="$STATE/models/musicnn-0.1.0-py3-none-any.whl"
+  wheel_sha=f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa
+  if [[ "$(sha256sum "$wheel" 2>/dev/null | cut -c1-64)" != "$wheel_sha" ]]; then
+    begin "downloading musicnn's pretrained weights (a 29 MB wheel from PyPI, once)"
+    rm -f "$wheel"
+    quietly musicnn "$PY" -m pip download -q --no-deps --only-binary=:all: musicnn==0.1.0 -d "$STATE/models"
+    [[ "$(sha256sum "$wheel" | cut -c1-64)" == "$wheel_sha" ]] || { say "musicnn's wheel has an unexpected sha256"; exit 1; }
+    done_
+  else
+    have "musicnn's pretrained weights"
+  fi
+}
+
+# Steps that do not need each other run side by side (pip, Maven and Go; then Ivy, javac, numba and the
+# weights download, which need the Python environment), each printing its line when its group is done.
+side_by_side() {
+  local f i rc=0 pids=() outs=()
+  for f in "$@"; do
+    outs+=("$(mktemp)")
+    ( "$f" ) 2>"${outs[-1]}" &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || rc=1
+    cat "${outs[$i]}" >&2
+    rm -f "${outs[$i]}"
+  done
+  [[ $rc == 0 ]] || exit 1
+}
+side_by_side python_env kafka_jars ferretdb
+side_by_side spark_connectors local_fs numba_kernels musicnn_weights
 
 # 7. A browser for the dashboard's end-to-end tests.
 if [[ $browser == 1 ]] && ! command -v chromium >/dev/null; then
