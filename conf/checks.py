@@ -45,6 +45,7 @@ def check_values(s: Settings) -> None:
         (s.stream.half_life_hours > 0, "stream.half_life_hours must be > 0"),
         (s.stream.archive_trigger_seconds > 0, "stream.archive_trigger_seconds must be > 0"),
         (s.stream.state_buckets >= 1, "stream.state_buckets must be >= 1"),
+        (s.stream.partitions >= 0, "stream.partitions must be >= 0 (0: one per core Spark has)"),
         (s.stream.taste_cache_listeners >= 0, "stream.taste_cache_listeners must be >= 0 (0 switches the copy off)"),
         (
             s.stream.index_delivery in ("path", "spark"),

@@ -111,6 +111,7 @@ class StreamSettings:
     max_age_days: float
     archive_trigger_seconds: float
     state_buckets: int
+    partitions: int  # the stateful step's tasks (the stream's spark.sql.shuffle.partitions); 0: Spark's cores
     taste_cache_listeners: (
         int  # per Python worker (spark_jobs.streaming.taste_cache); 0: every taste read from the state store
     )

@@ -192,6 +192,9 @@ def prepare(spark: SparkSession, settings: Settings) -> None:
         for name in ("recommendations", "stream_batches"):
             if name not in existing:
                 db.create_collection(name)
+    # The stateful step's tasks: one per core, not the batch jobs' shuffle size (a checkpoint keeps its own).
+    partitions = settings.stream.partitions or spark.sparkContext.defaultParallelism
+    spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
     spark.conf.set("spark.sql.streaming.noDataMicroBatches.enabled", "false")
     spark.conf.set("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", "true")
     # Without it RocksDB reads every key before writing it, only to count rows for the progress report.

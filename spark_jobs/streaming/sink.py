@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +55,8 @@ class BatchSink:
         self._client = None
         self._producer = None
         self.after_batch = None  # called on the driver after each batch is written (the index shipper)
+        self._recorder = ThreadPoolExecutor(1, thread_name_prefix="stream-batches")
+        self._recording: Future | None = None
 
     def batch_key(self, batch_id: int) -> str:
         return f"{self.app_id}:{batch_id:010d}"
@@ -148,8 +151,19 @@ class BatchSink:
             "latency_events": len(latencies),  # what the sample below stands for (it keeps at most 2,000)
             "latency_sample_ms": [round(float(x), 1) for x in _sample(latencies, 2000)],
         }
-        self.write("stream_batches", [metrics])
-        self.store_progress()
+        self.record(metrics)
+
+    def record(self, metrics: dict) -> None:
+        """The batch's document in ``stream_batches``, written on a thread of its own so that the next batch
+        need not wait for it (one write at a time: the previous one is waited for, and its error raised, here)."""
+        if self._recording is not None:
+            self._recording.result()
+
+        def write() -> None:
+            self.write("stream_batches", [metrics])
+            self.store_progress()
+
+        self._recording = self._recorder.submit(write)
 
     def send_dead_letters(self, dlq: pd.DataFrame, now: datetime) -> None:
         """One bounded JSON letter per rejected message, keyed by its source partition:offset."""
@@ -176,6 +190,9 @@ class BatchSink:
 
     def close(self) -> None:
         try:
+            if self._recording is not None:
+                self._recording.result()
+            self._recorder.shutdown()
             self.store_progress()
         except Exception as exc:  # noqa: BLE001 - closing must not hide why the query stopped
             log.warning("could not store the last progress: %s", exc)
