@@ -69,6 +69,9 @@ def spark_conf(settings: Settings, *, app_name: str) -> dict[str, str]:
         # numba compiles librosa's kernels once into a kept folder, not on every worker start.
         "spark.executorEnv.NUMBA_CACHE_DIR": settings.paths.numba_cache_dir,
         "spark.ui.showConsoleProgress": "false",
+        # The stream's two queries share the cores by turns (spark_jobs/stream.py puts each in a pool of its
+        # own), so the archive's MERGE does not hold the recommender's batches back; one job at a time as before.
+        "spark.scheduler.mode": "FAIR",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         # Delta rebuilds table state with 50 partitions by default: most of a small local
         # job's time on 2 cores. Size it like the shuffles instead.

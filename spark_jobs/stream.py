@@ -56,6 +56,7 @@ from spark_jobs.streaming.source import listen_messages
 from spark_jobs.streaming.state import TasteBuckets
 
 log = logging.getLogger("earshot.stream")
+ARCHIVE_POOL = "archive"  # the events archive's scheduler pool: the recommender's jobs take turns with its MERGE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -174,7 +175,11 @@ def start(
     )
     queries = [query]
     if archive:
-        queries.append(start_archive(spark, settings, app_id=app_id, starting_offsets=starting_offsets))
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", ARCHIVE_POOL)  # the query's thread inherits it
+        try:
+            queries.append(start_archive(spark, settings, app_id=app_id, starting_offsets=starting_offsets))
+        finally:
+            spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)
     return queries, sink
 
 
