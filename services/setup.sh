@@ -16,8 +16,9 @@ PY="$ROOT/.venv/bin/python"
 say() { printf 'setup: %s\n' "$*" >&2; }
 # One line per step: what it does, then how long it took (or that its result is already there).
 started=$SECONDS
-begin() { step_t0=$SECONDS; printf 'setup: %s ... ' "$*" >&2; }
-done_() { printf 'done in %d s\n' $((SECONDS - step_t0)) >&2; }
+# Steps run side by side (below), so each says when it starts and, on a line of its own, when it is done.
+begin() { step_t0=$SECONDS; step_what=$*; printf 'setup: %s ...\n' "$*" >&2; }
+done_() { printf 'setup: %s: done in %d s\n' "${step_what%% (*}" $((SECONDS - step_t0)) >&2; }
 browser=0 quiet=0
 for arg in "$@"; do
   case "$arg" in
@@ -33,7 +34,7 @@ quietly() {
   local name=$1; shift
   mkdir -p "$STATE"
   "$@" >"$STATE/setup-$name.log" 2>&1 && return 0
-  printf '\n' >&2; cat "$STATE/setup-$name.log" >&2
+  cat "$STATE/setup-$name.log" >&2
   say "$name failed (log above: $STATE/setup-$name.log)"; exit 1
 }
 
@@ -151,19 +152,16 @@ musicnn_weights() {
   fi
 }
 
-# Steps that do not need each other run side by side (pip, Maven and Go; then Ivy, javac, numba and the
-# weights download, which need the Python environment), each printing its line when its group is done.
+# Steps that do not need each other run side by side: pip, Maven and Go; then Ivy, javac, numba and the
+# weights download, which need the Python environment. Any step that fails stops setup after its group.
 side_by_side() {
-  local f i rc=0 pids=() outs=()
+  local f pid rc=0 pids=()
   for f in "$@"; do
-    outs+=("$(mktemp)")
-    ( "$f" ) 2>"${outs[-1]}" &
+    ( "$f" ) &
     pids+=($!)
   done
-  for i in "${!pids[@]}"; do
-    wait "${pids[$i]}" || rc=1
-    cat "${outs[$i]}" >&2
-    rm -f "${outs[$i]}"
+  for pid in "${pids[@]}"; do
+    wait "$pid" || rc=1
   done
   [[ $rc == 0 ]] || exit 1
 }
