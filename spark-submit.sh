@@ -53,6 +53,8 @@ if [[ " $EARSHOT_PLAIN_PYTHON_JOBS " == *" $job "* ]]; then
 fi
 
 extra=()
+# spark.jvm_options (spark_jobs.session.jvm_conf): the driver's JVM gets them below, executors through their conf.
+[[ -n "$EARSHOT_EXECUTOR_JAVA_OPTIONS" ]] && extra+=(--conf "spark.executor.extraJavaOptions=$EARSHOT_EXECUTOR_JAVA_OPTIONS")
 if [[ "$master" == local* ]]; then
   # Local mode: the driver and its Python workers use the project's venv.
   export PYSPARK_PYTHON="$PY" PYSPARK_DRIVER_PYTHON="$PY"
@@ -116,7 +118,7 @@ fi
   --packages "$EARSHOT_PACKAGES" \
   --conf "spark.jars.ivySettings=$EARSHOT_IVY_SETTINGS" \
   --conf "spark.jars.ivy=$EARSHOT_IVY_HOME" \
-  --driver-java-options "-Dlog4j2.configurationFile=$EARSHOT_LOG4J_CONFIG" \
+  --driver-java-options "$EARSHOT_DRIVER_JAVA_OPTIONS" \
   ${extra[@]+"${extra[@]}"} ${spark_opts[@]+"${spark_opts[@]}"} \
   "$ROOT/spark_jobs/main.py" "$job" ${job_args[@]+"${job_args[@]}"} &
 submit=$!

@@ -42,12 +42,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE_FILE = REPO_ROOT / "conf" / "base.yaml"
 
 
+# A spark.jvm_options value for short jobs: the JIT's quick tier only (the demo's batch steps and the tests).
+QUICK_JIT = "-XX:TieredStopAtLevel=1"
+
+
 @dataclass(frozen=True)
 class SparkSettings:
     master: str
     shuffle_partitions: int
     driver_memory: str
     python_env: str  # executors' Python on a non-local master: pack | none | an archive path or URI
+    jvm_options: str  # added to the driver's and the executors' JVM options ("" = the JVM's defaults)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@
 #   .earshot/kafka/libs/        the Kafka broker's jars (Maven Central, via mvn)
 #   .earshot/bin/ferretdb       the MongoDB-protocol server (Go module build)
 #   .earshot/ivy/               Spark's Kafka and Delta connector jars (Ivy, via Spark)
-#   .earshot/spark/             Hadoop's local file system through java.nio (javac, from services/spark/localfs)
+#   .earshot/spark/             Hadoop's local file system through java.nio (javac, from services/spark/localfs),
+#                               and the class archive of Spark's driver JVM (a dynamic CDS archive)
 #   .earshot/models/            musicnn's pretrained weights: its wheel from PyPI, read in place
 #   Debian chromium             only with --browser (dashboard end-to-end tests)
 set -euo pipefail
@@ -124,6 +125,34 @@ local_fs() {
   fi
 }
 
+# 4c. The Spark driver's class archive (spark_jobs/session.py, jvm_conf, says why), made again when the JVM,
+#     Spark's jars, the connectors or the local file system change. Without it jobs start as before, only slower.
+class_archive() {
+  archive="$STATE/spark/driver-classes.jsa"  # spark_jobs.session.class_archive
+  astamp="$archive.built-from"
+  awant=$( { readlink -f "$(command -v java)"; ls "$ROOT"/.venv/lib/python3*/site-packages/pyspark/jars "$STATE/ivy/jars"
+             cat "$STATE/spark/earshot-localfs.jar.built-from" 2>/dev/null || true; } | sha256sum | cut -c1-16)
+  if [[ ! -f "$archive" || "$(cat "$astamp" 2>/dev/null)" != "$awant" ]]; then
+    begin "archiving the classes of Spark's driver (a small job of each kind, once, about a minute)"
+    if "$PY" -m spark_jobs.session class-archive >"$STATE/setup-classes.log" 2>&1; then
+      echo "$awant" > "$astamp"
+      done_
+    else
+      rm -f "$archive"
+      say "could not archive Spark's classes (log: $STATE/setup-classes.log); jobs start without the archive"
+    fi
+  else
+    have "the class archive of Spark's driver"
+  fi
+}
+
+# The Spark side of the second group, in order: the archive needs the connectors and the local file system.
+spark_side() {
+  spark_connectors
+  local_fs
+  class_archive
+}
+
 # 5. librosa's numba kernels, compiled once by one process into the kept cache.
 numba_kernels() {
   numba_dir="$STATE/numba-cache"
@@ -152,8 +181,9 @@ musicnn_weights() {
   fi
 }
 
-# Steps that do not need each other run side by side: pip, Maven and Go; then Ivy, javac, numba and the
-# weights download, which need the Python environment. Any step that fails stops setup after its group.
+# Steps that do not need each other run side by side: pip, Maven and Go; then Ivy, javac and the class
+# archive (one after the other), numba and the weights download, which need the Python environment.
+# Any step that fails stops setup after its group.
 side_by_side() {
   local f pid rc=0 pids=()
   for f in "$@"; do
@@ -166,7 +196,7 @@ side_by_side() {
   [[ $rc == 0 ]] || exit 1
 }
 side_by_side python_env kafka_jars ferretdb
-side_by_side spark_connectors local_fs numba_kernels musicnn_weights
+side_by_side spark_side numba_kernels musicnn_weights
 
 # 7. A browser for the dashboard's end-to-end tests.
 if [[ $browser == 1 ]] && ! command -v chromium >/dev/null; then

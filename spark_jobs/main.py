@@ -109,16 +109,18 @@ def usage() -> str:
 
 def launcher_env() -> str:
     """Shell assignments the launcher evaluates (it fails here, in one line, on a bad setting)."""
-    from spark_jobs.session import IVY_SETTINGS, LOG4J_CONFIG, PACKAGES, ivy_home, local_master_conf
+    from spark_jobs.session import IVY_SETTINGS, PACKAGES, ivy_home, jvm_conf, local_master_conf
     from tools.package import driver_folder
 
     settings = load_settings()
+    jvm = jvm_conf(settings)
     values = {
         "EARSHOT_MASTER": settings.spark.master,
         "EARSHOT_PACKAGES": ",".join(PACKAGES),
         "EARSHOT_IVY_SETTINGS": str(IVY_SETTINGS),
         "EARSHOT_IVY_HOME": ivy_home(settings),
-        "EARSHOT_LOG4J_CONFIG": str(LOG4J_CONFIG),
+        "EARSHOT_DRIVER_JAVA_OPTIONS": jvm["spark.driver.extraJavaOptions"],
+        "EARSHOT_EXECUTOR_JAVA_OPTIONS": jvm.get("spark.executor.extraJavaOptions", ""),
         "EARSHOT_DRIVER_MEMORY": settings.spark.driver_memory,
         "NUMBA_CACHE_DIR": settings.paths.numba_cache_dir,
         "EARSHOT_DRIVER_DIR": str(driver_folder(settings)),

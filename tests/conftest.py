@@ -7,6 +7,7 @@ end); test data goes to a separate Mongo database and temporary lake roots.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conf.settings import REPO_ROOT, Settings, load_settings
+from conf.settings import QUICK_JIT, REPO_ROOT, Settings, load_settings
 
 TEST_DATABASE = "earshot_test"
 
@@ -33,6 +34,8 @@ def isolated_environ(tmp_root: Path, **extra: str) -> dict[str, str]:
             "EARSHOT_INDEX_ROOT": str(tmp_root / "index"),
             "EARSHOT_CHECKPOINT_ROOT": str(tmp_root / "checkpoints"),
             "EARSHOT__SPARK__SHUFFLE_PARTITIONS": "2",
+            # Every Spark JVM of the suite lives seconds to minutes: the JIT's quick tier halves their CPU.
+            "EARSHOT__SPARK__JVM_OPTIONS": QUICK_JIT,
         }
     )
     env.update(extra)
@@ -73,7 +76,10 @@ def stack(settings: Settings) -> Iterator[Settings]:
 def spark(settings: Settings):
     from spark_jobs.session import build_spark
 
-    session = build_spark(settings, app_name="tests", master="local[2]")
+    # This JVM lives as long as the suite: the full JIT pays off here (the jobs' and streams' short JVMs keep
+    # the quick tier that isolated_environ gives them).
+    long_lived = dataclasses.replace(settings, spark=dataclasses.replace(settings.spark, jvm_options=""))
+    session = build_spark(long_lived, app_name="tests", master="local[2]")
     yield session
     session.stop()
 

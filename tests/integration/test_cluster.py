@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conf.settings import REPO_ROOT, load_settings
+from conf.settings import QUICK_JIT, REPO_ROOT, load_settings
 from connectors import mongo_io
 from events.producer import ListenProducer, new_event
 from tests.integration.streaming import stream_environ, wait_for
@@ -52,6 +52,7 @@ def worker_environ() -> dict[str, str]:
     """What a worker host has: Java and Spark, no project Python on any path."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK", "PYTHON", "VIRTUAL_ENV", "EARSHOT"))}
     env.update(SPARK_HOME=spark_home(), SPARK_LOCAL_IP="127.0.0.1", SPARK_NO_DAEMONIZE="1")
+    env["SPARK_DAEMON_JAVA_OPTS"] = QUICK_JIT  # the master's and workers' own JVMs
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if ".venv" not in p)
     return env
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conf.settings import load_settings
+from conf.settings import QUICK_JIT, load_settings
 from index.local import build_version
 from index.synthetic import COLUMNS, synthetic_catalogue
 from tools import demo
@@ -150,3 +150,9 @@ def test_the_real_music_library_says_why_it_cannot_be_built(tmp_path, monkeypatc
     (tmp_path / "done" / ".complete").write_text("0\n")
     (tmp_path / "done" / "a.ogg").write_bytes(b"")
     assert real_music.ensure(tmp_path / "done") == 1, "a complete library is not built again"
+
+
+def test_the_batch_steps_run_with_the_quick_jit_unless_the_settings_name_jvm_options():
+    assert demo.batch_environ(load_settings({}))["EARSHOT__SPARK__JVM_OPTIONS"] == QUICK_JIT
+    own = load_settings({"EARSHOT__SPARK__JVM_OPTIONS": "-Xss4m"})
+    assert demo.batch_environ(own)["EARSHOT__SPARK__JVM_OPTIONS"] == "-Xss4m"

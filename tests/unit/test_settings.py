@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conf.settings import REPO_ROOT, SettingsError, load_settings
+from conf.settings import QUICK_JIT, REPO_ROOT, SettingsError, load_settings
 
 pytestmark = pytest.mark.unit
 
@@ -110,3 +110,20 @@ def test_a_driver_on_the_cluster_reads_the_settings_files_shipped_into_its_folde
     monkeypatch.chdir(tmp_path)
     s = load_settings({"EARSHOT_CONF": "/gone/conf/cluster.yaml"}, base_file=Path("/gone/conf/base.yaml"))
     assert s.index.shards == 7
+
+
+def test_jvm_options_reach_the_driver_after_its_log4j_setting_and_the_executors(tmp_path: Path):
+    from spark_jobs.session import LOG4J_CONFIG, QUIET_CDS, class_archive, jvm_conf
+
+    env = {"EARSHOT__PATHS__STATE_ROOT": str(tmp_path)}
+    default = jvm_conf(load_settings(env))
+    assert default == {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J_CONFIG}"}
+    quick = jvm_conf(load_settings({**env, "EARSHOT__SPARK__JVM_OPTIONS": QUICK_JIT}))
+    assert quick["spark.driver.extraJavaOptions"] == f"-Dlog4j2.configurationFile={LOG4J_CONFIG} {QUICK_JIT}"
+    assert quick["spark.executor.extraJavaOptions"] == QUICK_JIT
+    # Once setup has archived the driver's classes, the driver maps them in (quietly, should they not fit).
+    archive = class_archive(load_settings(env))
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(b"")
+    driver = jvm_conf(load_settings(env))["spark.driver.extraJavaOptions"].split()
+    assert f"-XX:SharedArchiveFile={archive}" in driver and set(QUIET_CDS) <= set(driver)
