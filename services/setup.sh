@@ -45,7 +45,9 @@ need java "install OpenJDK 17 (apt-get install openjdk-17-jre-headless)"
 need mvn "install Maven (apt-get install maven)"
 need go "install Go 1.22 or newer"
 
-# 1. Python environment, reinstalled when pyproject.toml changes.
+# 1. Python environment, reinstalled when pyproject.toml changes. Resolving Spark's connectors (4) needs only
+#    pyspark and PyYAML (spark_jobs.session and conf.settings), so those two go in first, at pyproject.toml's
+#    pins, and Ivy's downloads run while pip installs the rest.
 python_env() {
   stamp="$ROOT/.venv/.earshot-installed"
   want=$(sha256sum pyproject.toml | cut -c1-16)
@@ -54,11 +56,16 @@ python_env() {
     pybin=$(command -v python3.11 || command -v python3)
     [[ -x "$PY" ]] || "$pybin" -m venv "$ROOT/.venv"
     quietly pip "$PY" -m pip install -q --upgrade pip
+    quietly pip "$PY" -m pip install -q $(grep -oE '"(pyspark|pyyaml)==[^"]+"' pyproject.toml | tr -d '"')
+    ( spark_connectors ) &
+    connectors=$!
     quietly pip "$PY" -m pip install -q -e '.[dev]'
     echo "$want" > "$stamp"
     done_
+    wait "$connectors" || exit 1
   else
     have "Python environment in .venv"
+    spark_connectors
   fi
 }
 
@@ -146,9 +153,9 @@ class_archive() {
   fi
 }
 
-# The Spark side of the second group, in order: the archive needs the connectors and the local file system.
+# The Spark side of the second group, in order: the archive needs the connectors (step 1 resolved them)
+# and the local file system.
 spark_side() {
-  spark_connectors
   local_fs
   class_archive
 }
@@ -181,8 +188,9 @@ musicnn_weights() {
   fi
 }
 
-# Steps that do not need each other run side by side: pip, Maven and Go; then Ivy, javac and the class
-# archive (one after the other), numba and the weights download, which need the Python environment.
+# Steps that do not need each other run side by side: pip (and Ivy once pyspark is in), Maven and Go; then
+# javac and the class archive (one after the other), numba and the weights download, which need the
+# Python environment.
 # Any step that fails stops setup after its group.
 side_by_side() {
   local f pid rc=0 pids=()
