@@ -53,16 +53,24 @@ if [[ " $EARSHOT_PLAIN_PYTHON_JOBS " == *" $job "* ]]; then
 fi
 
 extra=()
+confs() {  # --conf for each KEY=VALUE line of $1
+  local kv
+  while IFS= read -r kv; do
+    if [[ -n "$kv" ]]; then extra+=(--conf "$kv"); fi
+  done <<<"$1"
+}
 # spark.jvm_options (spark_jobs.session.jvm_conf): the driver's JVM gets them below, executors through their conf.
 [[ -n "$EARSHOT_EXECUTOR_JAVA_OPTIONS" ]] && extra+=(--conf "spark.executor.extraJavaOptions=$EARSHOT_EXECUTOR_JAVA_OPTIONS")
 if [[ "$master" == local* ]]; then
-  # Local mode: the driver and its Python workers use the project's venv.
+  # Local mode: the driver and its Python workers use the project's venv; the connectors' jars are on the
+  # driver's class path once setup has listed them (else Ivy resolves them, offline, as the job starts).
   export PYSPARK_PYTHON="$PY" PYSPARK_DRIVER_PYTHON="$PY"
   extra+=(--driver-memory "$EARSHOT_DRIVER_MEMORY")
-  while IFS= read -r kv; do
-    [[ -n "$kv" ]] && extra+=(--conf "$kv")
-  done <<<"$EARSHOT_LOCAL_CONFS"
+  confs "$EARSHOT_LOCAL_CONFS"
+  confs "$EARSHOT_LOCAL_CONNECTOR_CONFS"
+  if [[ -n "$EARSHOT_LOCAL_CLASSPATH" ]]; then export SPARK_DIST_CLASSPATH="$EARSHOT_LOCAL_CLASSPATH"; fi
 else
+  confs "$EARSHOT_CONNECTOR_CONFS"
   # A cluster: executors get the project's code, the settings and the packed
   # Python environment (tools/package.py; README, "Running on a cluster").
   # The driver (client mode) runs here, with the venv and its own Spark.
@@ -115,9 +123,6 @@ fi
 # Sent to the JVM instead, it would die at once (status 143) and leave its Python child behind.
 "$ROOT/.venv/bin/spark-submit" \
   --master "$master" \
-  --packages "$EARSHOT_PACKAGES" \
-  --conf "spark.jars.ivySettings=$EARSHOT_IVY_SETTINGS" \
-  --conf "spark.jars.ivy=$EARSHOT_IVY_HOME" \
   --driver-java-options "$EARSHOT_DRIVER_JAVA_OPTIONS" \
   ${extra[@]+"${extra[@]}"} ${spark_opts[@]+"${spark_opts[@]}"} \
   "$ROOT/spark_jobs/main.py" "$job" ${job_args[@]+"${job_args[@]}"} &

@@ -95,12 +95,16 @@ ferretdb() {
   fi
 }
 
-# 4. Spark connectors: one session start resolves them into the Ivy cache.
+# 4. Spark connectors: one session start resolves them into the Ivy cache and lists their jars for local
+#    masters (spark_jobs.session.resolve_connectors), again when the packages in spark_jobs/session.py change.
 spark_connectors() {
-  if ! compgen -G "$STATE/ivy/jars/io.delta_delta-spark_*.jar" >/dev/null \
-     || ! compgen -G "$STATE/ivy/jars/org.apache.spark_spark-sql-kafka-*.jar" >/dev/null; then
+  clist="$STATE/ivy/earshot-jars.txt"  # spark_jobs.session.connector_list
+  cstamp="$clist.built-from"
+  cwant=$(grep -E '^(SPARK_VERSION|KAFKA_PACKAGE|DELTA_PACKAGE) = ' spark_jobs/session.py | sha256sum | cut -c1-16)
+  if [[ ! -f "$cstamp" || "$(cat "$cstamp")" != "$cwant" ]]; then
     begin "resolving the Spark Kafka and Delta connectors (Ivy, once)"
     quietly ivy "$PY" -m spark_jobs.session warm-cache
+    echo "$cwant" > "$cstamp"
     done_
   else
     have "Spark's Kafka and Delta connectors"
@@ -138,7 +142,8 @@ class_archive() {
   archive="$STATE/spark/driver-classes.jsa"  # spark_jobs.session.class_archive
   astamp="$archive.built-from"
   awant=$( { readlink -f "$(command -v java)"; ls "$ROOT"/.venv/lib/python3*/site-packages/pyspark/jars "$STATE/ivy/jars"
-             cat "$STATE/spark/earshot-localfs.jar.built-from" 2>/dev/null || true; } | sha256sum | cut -c1-16)
+             cat "$STATE/spark/earshot-localfs.jar.built-from" "$STATE/ivy/earshot-jars.txt" 2>/dev/null || true
+           } | sha256sum | cut -c1-16)
   if [[ ! -f "$archive" || "$(cat "$astamp" 2>/dev/null)" != "$awant" ]]; then
     begin "archiving the classes of Spark's driver (a small job of each kind, once, about a minute)"
     if "$PY" -m spark_jobs.session class-archive >"$STATE/setup-classes.log" 2>&1; then

@@ -109,16 +109,18 @@ def usage() -> str:
 
 def launcher_env() -> str:
     """Shell assignments the launcher evaluates (it fails here, in one line, on a bad setting)."""
-    from spark_jobs.session import IVY_SETTINGS, PACKAGES, ivy_home, jvm_conf, local_master_conf
+    from spark_jobs.session import connector_conf, connector_environ, jvm_conf, local_master_conf
     from tools.package import driver_folder
 
     settings = load_settings()
     jvm = jvm_conf(settings)
     values = {
         "EARSHOT_MASTER": settings.spark.master,
-        "EARSHOT_PACKAGES": ",".join(PACKAGES),
-        "EARSHOT_IVY_SETTINGS": str(IVY_SETTINGS),
-        "EARSHOT_IVY_HOME": ivy_home(settings),
+        # One KEY=VALUE per line, like EARSHOT_LOCAL_CONFS: how a cluster's and a local master's JVMs get the
+        # connectors (spark_jobs.session.connector_conf).
+        "EARSHOT_CONNECTOR_CONFS": _conf_lines(connector_conf(settings)),
+        "EARSHOT_LOCAL_CONNECTOR_CONFS": _conf_lines(connector_conf(settings, local=True)),
+        "EARSHOT_LOCAL_CLASSPATH": connector_environ(settings, os.environ).get("SPARK_DIST_CLASSPATH", ""),
         "EARSHOT_DRIVER_JAVA_OPTIONS": jvm["spark.driver.extraJavaOptions"],
         "EARSHOT_EXECUTOR_JAVA_OPTIONS": jvm.get("spark.executor.extraJavaOptions", ""),
         "EARSHOT_DRIVER_MEMORY": settings.spark.driver_memory,
@@ -127,9 +129,13 @@ def launcher_env() -> str:
         "EARSHOT_PLAIN_PYTHON_JOBS": " ".join(sorted(PLAIN_PYTHON_JOBS)),
         "EARSHOT_JOBS": " ".join(JOBS),
         # One KEY=VALUE per line: the --conf settings of a local master (spark_jobs.session).
-        "EARSHOT_LOCAL_CONFS": "\n".join(f"{k}={v}" for k, v in local_master_conf(settings).items()),
+        "EARSHOT_LOCAL_CONFS": _conf_lines(local_master_conf(settings)),
     }
     return "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())
+
+
+def _conf_lines(conf: dict[str, str]) -> str:
+    return "\n".join(f"{k}={v}" for k, v in conf.items())
 
 
 def run(argv: list[str]) -> int:

@@ -127,3 +127,42 @@ def test_jvm_options_reach_the_driver_after_its_log4j_setting_and_the_executors(
     archive.write_bytes(b"")
     driver = jvm_conf(load_settings(env))["spark.driver.extraJavaOptions"].split()
     assert f"-XX:SharedArchiveFile={archive}" in driver and set(QUIET_CDS) <= set(driver)
+
+
+def test_a_local_master_takes_the_listed_connector_jars_after_sparks_own_and_skips_ivy(tmp_path: Path):
+    from spark_jobs.session import PACKAGES, connector_conf, connector_environ, connector_jars, connector_list
+
+    settings = load_settings({"EARSHOT__PATHS__STATE_ROOT": str(tmp_path)})
+    ivy = {"spark.jars.packages": ",".join(PACKAGES)}
+    # Nothing listed yet: every master resolves the packages with Ivy.
+    assert connector_jars(settings) == [] and connector_environ(settings, {}) == {}
+    assert ivy.items() <= connector_conf(settings, local=True).items()
+    jars = [tmp_path / "ivy" / "jars" / n for n in ("a.jar", "b.jar")]
+    jars[0].parent.mkdir(parents=True)
+    for jar in jars:
+        jar.write_bytes(b"")
+    listing = connector_list(settings)
+    listing.write_text("\n".join([",".join(PACKAGES), *map(str, jars)]) + "\n")
+    assert connector_jars(settings) == [str(j) for j in jars]
+    assert connector_conf(settings, local=True) == {}
+    assert ivy.items() <= connector_conf(settings).items(), "a cluster still gets the packages"
+    # After Spark's own jars (and any the environment already appends), so Spark's classes win as with Ivy.
+    env = connector_environ(settings, {"SPARK_DIST_CLASSPATH": "/hadoop/*"})
+    assert env == {"SPARK_DIST_CLASSPATH": f"/hadoop/*:{jars[0]}:{jars[1]}"}
+    # A list made for other packages, or naming a jar that is gone, is not used.
+    listing.write_text("\n".join(["io.delta:delta-spark_2.13:3.0.0", *map(str, jars)]) + "\n")
+    assert connector_jars(settings) == []
+    listing.write_text("\n".join([",".join(PACKAGES), *map(str, jars), str(tmp_path / "gone.jar")]) + "\n")
+    assert connector_jars(settings) == []
+
+
+def test_the_launcher_hands_spark_submit_the_connectors_each_way(tmp_path: Path, monkeypatch):
+    from spark_jobs.main import launcher_env
+    from spark_jobs.session import PACKAGES
+
+    monkeypatch.setenv("EARSHOT__PATHS__STATE_ROOT", str(tmp_path))
+    monkeypatch.delenv("SPARK_DIST_CLASSPATH", raising=False)
+    values = dict(line.split("=", 1) for line in launcher_env().splitlines())
+    assert ",".join(PACKAGES) in values["EARSHOT_CONNECTOR_CONFS"]
+    assert ",".join(PACKAGES) in values["EARSHOT_LOCAL_CONNECTOR_CONFS"], "nothing listed: Ivy"
+    assert values["EARSHOT_LOCAL_CLASSPATH"] == "''"
