@@ -15,6 +15,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from types import ModuleType
 
 if __package__ in (None, ""):  # run as a file by spark-submit: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -68,6 +69,10 @@ JOBS: dict[str, tuple[str, str]] = {
     "simulate": (
         "tools.simulate",
         "synthetic listeners who play, finish, skip, like, dislike and share at a target rate (plus bad events)",
+    ),
+    "pipeline": (
+        "spark_jobs.pipeline",
+        "batch jobs one after another in one Spark application (default: ingest, extract, build-index)",
     ),
     "package": (
         "tools.package",
@@ -138,6 +143,14 @@ def _conf_lines(conf: dict[str, str]) -> str:
     return "\n".join(f"{k}={v}" for k, v in conf.items())
 
 
+def job_arguments(name: str, argv: list[str]) -> tuple[ModuleType, argparse.Namespace]:
+    """The job's module and its options parsed (a bad option exits with status 2 and the job's usage)."""
+    module = importlib.import_module(JOBS[name][0])
+    parser = argparse.ArgumentParser(prog=f"./spark-submit.sh {name}", description=JOBS[name][1])
+    module.add_arguments(parser)
+    return module, parser.parse_args(argv)
+
+
 def run(argv: list[str]) -> int:
     # A cluster driver's JVM runs in the launcher's driver folder (tools/package.py); this
     # process works from the folder the command was given in, so relative paths mean what they say.
@@ -158,10 +171,7 @@ def run(argv: list[str]) -> int:
     if name not in JOBS:
         sys.stderr.write(f"earshot: unknown job {name!r}; jobs: {', '.join(JOBS)}\n")
         return 2
-    module = importlib.import_module(JOBS[name][0])
-    parser = argparse.ArgumentParser(prog=f"./spark-submit.sh {name}", description=JOBS[name][1])
-    module.add_arguments(parser)
-    args = parser.parse_args(rest)
+    module, args = job_arguments(name, rest)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )

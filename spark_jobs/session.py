@@ -221,6 +221,14 @@ def spark_conf(settings: Settings, *, app_name: str) -> dict[str, str]:
 def build_spark(settings: Settings, *, app_name: str, master: str | None = None, resolve: bool = False) -> SparkSession:
     """Get or create the session; outside spark-submit it also sets master, memory and the connectors
     (``resolve``: through Ivy even where setup has listed their jars)."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        # A pipeline's later steps (or a test's shared session): what the builder would do, without its
+        # warning that only the runtime SQL settings take effect.
+        for key, value in spark_conf(settings, app_name=app_name).items():
+            if active.conf.isModifiable(key):
+                active.conf.set(key, value)
+        return active
     builder = SparkSession.builder
     for key, value in spark_conf(settings, app_name=app_name).items():
         builder = builder.config(key, value)

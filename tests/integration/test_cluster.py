@@ -1,9 +1,10 @@
 """A real Spark standalone cluster: a master and two workers started from the venv's own Spark.
 
-The batch jobs and the stream run through ``./spark-submit.sh --master spark://...`` exactly as
-the README's cluster section says. Executors get the code, settings and packed Python
-environment the launcher ships (``tools/package.py``): the workers run with no PYTHONPATH and
-no venv of their own, so a job that needed the checkout's editable install would fail there.
+The batch jobs (as one application: the pipeline job) and the stream run through
+``./spark-submit.sh --master spark://...`` exactly as the README's cluster section says. Executors
+get the code, settings and packed Python environment the launcher ships (``tools/package.py``): the
+workers run with no PYTHONPATH and no venv of their own, so a job that needed the checkout's
+editable install would fail there.
 """
 
 from __future__ import annotations
@@ -159,18 +160,22 @@ def test_the_pipeline_and_the_stream_run_on_a_standalone_cluster(stack, cluster,
                          EARSHOT__STREAM__INDEX_DELIVERY="spark")  # fmt: skip
     settings = load_settings(env)
     log = tmp_path / "jobs.log"
-    printed = {job[0]: submit(cluster, env, *job, log=log) for job in
-               (("sample-library", "--tracks", "20"), ("ingest",), ("extract",), ("build-index",))}  # fmt: skip
-    # Quiet output: a job that does not fail says what it did in a few lines (no Ivy report, no Spark chatter,
-    # no decoder complaints about the planted broken files: their error rows say it).
-    assert len(printed["extract"]) < 15, "extract printed:\n" + "\n".join(printed["extract"])
-    assert printed["extract"][-1].startswith("extract: "), printed["extract"]
+    # The batch jobs as one application (the pipeline job): one driver and one set of executors that unpack
+    # the shipped environment once, not once per job.
+    steps = ("sample-library --tracks 20", "ingest", "extract", "build-index")
+    printed = submit(cluster, env, "pipeline", *steps, log=log)
+    # Quiet output: a pipeline that does not fail says what each step did in a few lines (no Ivy report, no
+    # Spark chatter, no decoder complaints about the planted broken files: their error rows say it).
+    assert len(printed) < 25, "the pipeline printed:\n" + "\n".join(printed)
+    summaries = [line.split(":")[0] for line in printed if not line[:1].isdigit()]
+    assert [s for s in summaries if s != "earshot package"] == [*(s.split()[0] for s in steps), "pipeline"], printed
+    assert printed[-1].startswith("pipeline: 4 steps in one application"), printed
 
-    # Every app ran with the workers' cores; executors unpacked the shipped environment and wrote their logs.
+    # The pipeline was one app and ran with the workers' cores; executors unpacked the shipped environment.
     state = master_state(cluster["web"])
-    apps = {a["name"]: a for a in state["completedapps"]}
-    for name in ("earshot-sample-library", "earshot-ingest", "earshot-extract", "earshot-build-index"):
-        assert name in apps and apps[name]["cores"] >= 1, f"{name} did not run on the cluster: {sorted(apps)}"
+    apps = [a["name"] for a in state["completedapps"]]
+    assert apps == ["earshot-pipeline"], f"the batch jobs were not one cluster app: {apps}"
+    assert all(a["cores"] >= 1 for a in state["completedapps"])
     dirs = executor_dirs(cluster)
     assert {d.parents[1] for d in dirs} == set(cluster["work_dirs"]), "both workers ran executors"
     assert all((d / "env" / "bin" / "python").exists() for d in dirs), "each executor has the packed environment"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.kafka
 
 
 def test_valid_events_arrive_keyed_by_user_and_invalid_ones_are_never_sent(stack):
-    from kafka import KafkaConsumer
+    from kafka import KafkaConsumer, TopicPartition
 
     topic = f"test.listens.{uuid.uuid4().hex[:8]}"
     ensure_topic(stack, topic, partitions=2)
@@ -28,8 +29,11 @@ def test_valid_events_arrive_keyed_by_user_and_invalid_ones_are_never_sent(stack
     consumer = KafkaConsumer(
         topic, bootstrap_servers=stack.kafka.bootstrap_servers, auto_offset_reset="earliest", consumer_timeout_ms=15000
     )
-    got = [(m.key.decode(), json.loads(m.value)) for m in consumer]
+    got = [(m.key.decode(), json.loads(m.value)) for m in itertools.islice(consumer, len(sent))]
+    # Nothing else is in the topic: its partitions end where the four messages do.
+    ends = consumer.end_offsets([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)])
     consumer.close()
+    assert sum(ends.values()) == len(sent)
     assert sorted(e["event_id"] for _, e in got) == sorted(e["event_id"] for e in sent)
     assert all(key == e["user_id"] for key, e in got)
     assert {key for key, _ in got} == {"u0", "u1"}

@@ -105,6 +105,15 @@ def test_a_folder_of_music_gets_its_own_lake_index_checkpoints_and_database(tmp_
     assert demo.music_environment(settings, other)["MONGO_DATABASE"] != env["MONGO_DATABASE"]
     assert [job for job, _ in demo.steps(args, folder)] == ["ingest", "extract", "build-index"]
     assert demo.steps(args, folder)[0][1] == ["--folder", str(folder)]
+    # One pipeline application: each step one word, read back to the same jobs and options (a folder with a space).
+    from spark_jobs import pipeline
+
+    spaced = tmp_path / "My Music"
+    command = demo.pipeline_command("local[2]", demo.steps(args, spaced))
+    assert command[1:4] == ["--master", "local[2]", "pipeline"]
+    planned = pipeline.plan(command[4:])
+    assert [name for name, _, _ in planned] == ["ingest", "extract", "build-index"]
+    assert planned[0][2].folder == str(spaced)
 
 
 def test_the_demo_builds_real_music_first_and_falls_back_to_the_synthetic_library_saying_why(

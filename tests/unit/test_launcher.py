@@ -43,3 +43,24 @@ def test_bad_setting_is_one_clear_line():
     result = launch("smoke", env={"EARSHOT__INDEX__N_TREES": "lots"})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["earshot: index.n_trees: expected int, got 'lots'"]
+
+
+def test_a_pipeline_checks_every_step_before_any_runs():
+    from conf.errors import EarshotError
+    from spark_jobs import extract, ingest, pipeline, sample_library
+
+    planned = pipeline.plan(["sample-library --tracks 20", "ingest", "extract --chunk-tracks 5"])
+    assert [(name, module) for name, module, _ in planned] == [
+        ("sample-library", sample_library),
+        ("ingest", ingest),
+        ("extract", extract),
+    ]
+    assert planned[0][2].tracks == 20 and planned[2][2].chunk_tracks == 5
+    for step, says in (("stream", "'stream' is not a batch job"), ("demo", "'demo' is not"),
+                       ("no-such-job", "'no-such-job' is not"), ("", "an empty step"),
+                       ('extract "--limit', "No closing quotation")):  # fmt: skip
+        with pytest.raises(EarshotError, match=says):
+            pipeline.plan(["ingest", step])
+    with pytest.raises(SystemExit) as exit_:  # argparse's own message, status 2
+        pipeline.plan(["ingest", "extract --chunk-tracks many"])
+    assert exit_.value.code == 2

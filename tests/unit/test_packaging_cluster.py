@@ -34,6 +34,10 @@ def fake_venv(root: Path) -> Path:
         (site / name / "__init__.py").write_text("")
     for name in ("numpy-2.3.5.dist-info", "pyspark-4.2.0.dist-info", "earshot-0.1.0.dist-info"):
         (site / name).mkdir()
+    (site / "numpy" / "_core" / "tests").mkdir(parents=True)
+    (site / "numpy" / "_core" / "tests" / "test_dtype.py").write_text("")
+    (site / "numpy" / "testing").mkdir()
+    (site / "numpy" / "testing" / "__init__.py").write_text("")  # imported at run time: kept
     (site / "__editable__.earshot-0.1.0.pth").write_text("import finder")
     (site / "__editable___earshot_0_1_0_finder.py").write_text("")
     (venv / "bin").mkdir()
@@ -42,14 +46,16 @@ def fake_venv(root: Path) -> Path:
     return venv
 
 
-def test_the_environment_archive_leaves_out_spark_the_dashboard_and_the_editable_checkout(tmp_path):
+def test_the_environment_archive_leaves_out_spark_the_dashboard_the_test_suites_and_the_editable_checkout(tmp_path):
     venv = fake_venv(tmp_path)
     out = tmp_path / "dist" / "env.tar.gz"
     assert package.write_env_archive(venv, out)
     with tarfile.open(out) as tar:
         members = {m.name: m for m in tar.getmembers()}
     site = "lib/python3.11/site-packages"  # at the archive's top: Spark unpacks it into ./env
-    assert {f"{site}/numpy/__init__.py", f"{site}/librosa/__init__.py", f"{site}/delta/__init__.py"} <= set(members)
+    kept = {"numpy/__init__.py", "numpy/testing/__init__.py", "librosa/__init__.py", "delta/__init__.py"}
+    assert {f"{site}/{name}" for name in kept} <= set(members)
+    assert not [n for n in members if "/tests" in n], "a package's own test suite is not shipped"
     assert members["bin/python"].issym(), "the interpreter stays a link to the venv's Python"
     left_out = [n for n in members if any(x in n for x in ("pyspark", "streamlit", "__editable__", "earshot-0"))]
     assert not left_out
