@@ -4,6 +4,7 @@
     python -m bench.extract            # 12 clips (about two minutes)
     python -m bench.extract --full     # 48 clips
     python -m bench.extract --real DIR # and every recording under DIR (services/real-music.sh makes one)
+    python -m bench.extract --clips 4 --job DIR  # and the extract job end to end over DIR, with and without musicnn
 
 Clips are 30 s stereo MP3s at 44.1 kHz, like FMA's, rendered by the sample
 library's synthesizer. Reports per-clip decode, resample and feature time,
@@ -13,7 +14,11 @@ plain 2-process pool against Spark on 1 and 2 cores. ``--real DIR`` adds
 full-length recordings (mp3, ogg, opus, flac, wav under DIR): their decode of
 30 s from the middle (a seek) against decoding the whole file and slicing it,
 and tracks per second through the Spark UDF on 2 cores beside the synthetic
-clips. Prints a table, then one JSON line.
+clips. ``--job DIR`` (needs the local stack) adds the ``extract`` job end to end through the launcher
+(``./spark-submit.sh pipeline "ingest --folder DIR" extract`` on local[2], a fresh lake and database)
+with ``extract.embedding`` none and musicnn-msd, beside the UDF's own rate on the same recordings;
+and musicnn's forward pass per 30 s clip on one core against its floor here (its multiply-adds at the
+rate this core's BLAS reaches on the largest layer's matrix product). Prints a table, then one JSON line.
 """
 
 from __future__ import annotations
@@ -184,11 +189,112 @@ def time_spark(paths: list[Path], sr: int, cores: int) -> float:
     return wall
 
 
+def musicnn_patch_flops(weights) -> float:
+    """Floating-point operations of musicnn's front and mid end on one 3 s patch (2 per multiply-add)."""
+    from udfs import musicnn
+
+    layers = [(c, musicnn.N_MELS) for c in (*weights.timbral, *weights.temporal)]
+    layers += [(weights.mid[0], 561), (weights.mid[1], 64), (weights.mid[2], 64)]
+    return float(sum(2 * musicnn.PATCH * (width - c.size[1] + 1) * c.kernel.size for c, width in layers))
+
+
+def time_musicnn(path: Path) -> dict[str, float]:
+    """The forward pass on the middle 30 s of ``path``, one core: seconds per clip, and its floor here."""
+    from threadpoolctl import threadpool_limits
+
+    from udfs import musicnn
+    from udfs.audio import decode_clip
+
+    weights = musicnn.load_weights(Path(load_settings().paths.models_dir) / musicnn.WHEEL)
+    samples = decode_clip(path.read_bytes(), sample_rate=musicnn.SR, clip_seconds=CLIP_S).samples
+    patches = max(1, len(musicnn.log_mel(samples)) // musicnn.PATCH)
+    with threadpool_limits(1):
+        musicnn.embed(weights, samples)  # warm
+        runs = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            musicnn.embed(weights, samples)
+            runs.append(time.perf_counter() - t0)
+        big = weights.timbral[0]  # the largest product: every (7, 38) window of a patch times 204 filters
+        a = np.random.default_rng(0).random((musicnn.PATCH * (musicnn.N_MELS - big.size[1] + 1), big.kernel.shape[0]))
+        a = a.astype(np.float32)
+        a @ big.kernel
+        t0 = time.perf_counter()
+        for _ in range(10):
+            a @ big.kernel
+        gflops = 10 * 2 * a.shape[0] * big.kernel.size / (time.perf_counter() - t0) / 1e9
+    flops = musicnn_patch_flops(weights) * patches
+    return {"clip_s": statistics.median(runs), "gflop": flops / 1e9, "gemm_gflops": gflops,
+            "floor_s": flops / 1e9 / gflops, "patches": patches}  # fmt: skip
+
+
+def time_job(folder: Path, embedding: str) -> dict[str, float]:
+    """``pipeline "ingest --folder DIR" extract`` through the launcher on a fresh lake and database."""
+    import re
+    import shutil
+    import subprocess
+
+    from conf.settings import REPO_ROOT
+    from connectors import mongo_io
+
+    work = Path(tempfile.mkdtemp(prefix="earshot-bench-extract-"))
+    database = f"earshot_bench_extract_{os.getpid()}_{embedding.replace('-', '_')}"
+    env = {**os.environ, "MONGO_DATABASE": database, "EARSHOT_LAKE_ROOT": str(work / "lake"),
+           "EARSHOT_INDEX_ROOT": str(work / "index"), "EARSHOT_CHECKPOINT_ROOT": str(work / "checkpoints"),
+           "EARSHOT_LIBRARY_ROOT": str(folder), "EARSHOT__EXTRACT__EMBEDDING": embedding}  # fmt: skip
+    command = [str(REPO_ROOT / "spark-submit.sh"), "--master", "local[2]", "pipeline", f"ingest --folder {folder}",
+               "extract"]  # fmt: skip
+    try:
+        t0 = time.perf_counter()
+        run = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - t0
+        if run.returncode != 0:
+            raise SystemExit(f"bench.extract: the extract job failed ({run.returncode}):\n{run.stderr[-2000:]}")
+        said = re.search(r"extract: (\d+) tracks analysed \((\d+) with features.*in ([\d.]+) s", run.stdout)
+        if said is None:
+            raise SystemExit(f"bench.extract: no extract summary in its output:\n{run.stdout[-2000:]}")
+    finally:
+        with mongo_io.connect(load_settings(env)) as client:
+            client.drop_database(database)
+        shutil.rmtree(work, ignore_errors=True)
+    tracks, extract_s = int(said.group(1)), float(said.group(3))
+    return {"tracks": tracks, "with_features": int(said.group(2)), "extract_s": extract_s,
+            "tracks_per_s": tracks / extract_s, "pipeline_wall_s": wall}  # fmt: skip
+
+
+def job_rows(folder: Path) -> tuple[dict, list[tuple[str, str, str]]]:
+    """The end-to-end rows of ``--job DIR``: the job with and without the embedding, the UDF alone, musicnn."""
+    from services import stack
+
+    settings = load_settings()
+    if not (stack.kafka_healthy(settings) and stack.mongo_healthy(settings)):
+        raise SystemExit("bench.extract --job needs the local stack: .venv/bin/python -m services.stack up")
+    recordings = real_recordings(folder)
+    if not recordings:
+        raise SystemExit(f"bench.extract: no audio files under {folder}")
+    plain = time_job(folder, "none")
+    embedded = time_job(folder, "musicnn-msd")
+    udf2 = len(recordings) / time_spark(recordings, settings.extract.sample_rate, 2)
+    forward = time_musicnn(recordings[0])
+    result = {"folder": str(folder.resolve()), "recordings": len(recordings), "job_no_embedding": plain,
+              "job_musicnn": embedded, "udf_spark2_tracks_per_s": round(udf2, 2), "musicnn_forward": forward,
+              "target_job_musicnn_tracks_per_s": 3.0}  # fmt: skip
+    rows = [
+        (f"job: {len(recordings)} recordings, extract end to end", "", ""),
+        ("tracks/s: job with musicnn vs without", f"{embedded['tracks_per_s']:.2f}", f"{plain['tracks_per_s']:.2f}"),
+        ("tracks/s: job without musicnn vs the UDF alone", f"{plain['tracks_per_s']:.2f}", f"{udf2:.2f}"),
+        ("musicnn per 30 s clip, 1 core: ours vs floor", f"{forward['clip_s']:.3f} s", f"{forward['floor_s']:.3f} s"),
+        (f"musicnn: {forward['gflop']:.1f} GFLOP a clip; GEMM GFLOP/s", f"{forward['gemm_gflops']:.0f}", ""),
+    ]
+    return result, rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.extract", description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true", help="48 clips instead of 12")
     parser.add_argument("--clips", type=int, help="number of clips (overrides --full)")
     parser.add_argument("--real", metavar="DIR", help="also time the full-length recordings under DIR")
+    parser.add_argument("--job", metavar="DIR", help="also the extract job end to end over DIR (the local stack)")
     args = parser.parse_args(argv)
     real = real_recordings(Path(args.real)) if args.real else []
     if args.real and not real:
@@ -266,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{n / spark2:.2f}",
             ),
         ]
+    if args.job:
+        result["job"], more = job_rows(Path(args.job))
+        rows += more
     width = max(len(r[0]) for r in rows)
     print(f"{'extraction, ' + str(n) + ' clips':<{width}}  {'ours':>10}  {'baseline':>10}")  # noqa: T201
     for name, ours_v, base in rows:

@@ -64,3 +64,23 @@ def test_a_pipeline_checks_every_step_before_any_runs():
     with pytest.raises(SystemExit) as exit_:  # argparse's own message, status 2
         pipeline.plan(["ingest", "extract --chunk-tracks many"])
     assert exit_.value.code == 2
+
+
+def test_a_pipeline_stops_at_the_first_step_that_fails(monkeypatch, capsys):
+    import argparse
+    import types
+
+    from spark_jobs import pipeline
+
+    ran: list[str] = []
+
+    def step(name: str, status: int) -> tuple[str, types.ModuleType, argparse.Namespace]:
+        module = types.ModuleType(name)
+        module.main = lambda settings, args: ran.append(name) or status
+        return name, module, argparse.Namespace()
+
+    monkeypatch.setattr(pipeline, "build_spark", lambda settings, app_name: None)  # no Spark: the control flow
+    monkeypatch.setattr(pipeline, "plan", lambda steps: [step("ingest", 0), step("check", 1), step("build-index", 0)])
+    assert pipeline.main(None, argparse.Namespace(steps=[])) == 1
+    assert ran == ["ingest", "check"]
+    assert "pipeline: check ended with status 1; the steps after it did not run" in capsys.readouterr().out
