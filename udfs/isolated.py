@@ -40,8 +40,11 @@ def crash_reason(exitcode: int | None) -> str:
     return f"the decoder's process ended on this file (exit code {exitcode})"
 
 
-def _serve(conn: Connection, sample_rate: int, clip_seconds: float, weights) -> None:
+def _serve(conn: Connection, parents_end: Connection, sample_rate: int, clip_seconds: float, weights) -> None:
     """The child: analyse each track it is sent until the pipe closes."""
+    # The fork copied the parent's end of the pipe too: held open here, the child would never see the
+    # parent close it, and every close() would wait out its join's timeout, then kill the child.
+    parents_end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the child stops
     faulthandler.disable()  # a crash is reported once, as the track's error row, not as a stack dump
     # A C decoder's complaints about a broken file ("part2_3_length too large", to fd 2) say nothing the
@@ -108,7 +111,7 @@ class IsolatedAnalyser:
             parent, child = self._context.Pipe(duplex=True)
             self._child = self._context.Process(
                 target=_serve,
-                args=(child, self.sample_rate, self.clip_seconds, self.weights),
+                args=(child, parent, self.sample_rate, self.clip_seconds, self.weights),
                 name=f"earshot-analyse-{os.getpid()}",
                 daemon=True,
             )

@@ -6,6 +6,7 @@ import io
 import os
 import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -36,6 +37,17 @@ def test_the_child_returns_what_the_analysis_returns_in_process():
     assert got.error is None and got.values == expected.values and got.tempo == expected.tempo
     assert bad.error is not None and bad.error.startswith("cannot decode audio")
     assert run.replaced == 0
+
+
+def test_closing_ends_the_child_at_once_by_itself():
+    """Regression: the child held its copy of the parent's end of the pipe, never saw it close, and every
+    close() waited out its 5 s join before killing it: 5 s of a core per extract partition."""
+    with IsolatedAnalyser(sample_rate=SR, clip_seconds=30.0, time_limit_s=300) as run:
+        assert run(track(2.0)).error is None
+        child = run._child
+        started = time.monotonic()
+    assert time.monotonic() - started < 2.0
+    assert child.exitcode == 0, "the child ended by itself when the pipe closed, not killed"
 
 
 def test_a_track_past_the_limit_is_an_error_row_and_the_next_track_gets_a_fresh_child():
