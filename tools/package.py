@@ -10,9 +10,10 @@ Executors on other hosts have nothing of the checkout, so the launcher ships:
 - **the Python environment** (``spark.python_env: pack``): the project's ``.venv`` packed into
   ``.earshot/dist/earshot-env.tar.gz``, passed with ``--archives ...#env`` and
   ``spark.pyspark.python=./env/bin/python``. It is packed again only when the installed
-  distributions change. It leaves out what executors never import (:data:`LEFT_OUT`): pyspark
-  itself, because the workers' own Spark puts its ``pyspark.zip`` on the Python path, the
-  dashboard, the test tools, and the checkout's editable install (about 800 of 1,800 MB).
+  distributions change (or what it leaves out). It leaves out what executors never import
+  (:data:`LEFT_OUT`, :data:`LEFT_OUT_FOLDERS`): pyspark itself, because the workers' own Spark puts
+  its ``pyspark.zip`` on the Python path, the dashboard, the test tools, the packages' own test
+  suites, and the checkout's editable install: it packs about 780 of the venv's 1,800 MB.
 
 The interpreter is not packed: ``env/bin/python`` is the venv's link to the Python it was made
 from, which every host needs at the same path (as with venv-pack). Why not venv-pack itself: its last
