@@ -68,7 +68,10 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     for name, module, step_args in steps:
         started = time.perf_counter()
         log.info("pipeline: %s", name)
-        status = int(module.main(settings, step_args) or 0)
+        try:
+            status = int(module.main(settings, step_args) or 0)
+        except EarshotError as exc:  # the entry point prints it in one line: say which step it was
+            raise EarshotError(f"step {name}: {exc}; the steps after it did not run") from exc
         timings.append(f"{name} {time.perf_counter() - started:.0f} s")
         if status:
             print(f"pipeline: {name} ended with status {status}; the steps after it did not run")  # noqa: T201

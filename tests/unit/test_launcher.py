@@ -70,6 +70,7 @@ def test_a_pipeline_stops_at_the_first_step_that_fails(monkeypatch, capsys):
     import argparse
     import types
 
+    from conf.errors import EarshotError, JobInputError
     from spark_jobs import pipeline
 
     ran: list[str] = []
@@ -84,3 +85,14 @@ def test_a_pipeline_stops_at_the_first_step_that_fails(monkeypatch, capsys):
     assert pipeline.main(None, argparse.Namespace(steps=[])) == 1
     assert ran == ["ingest", "check"]
     assert "pipeline: check ended with status 1; the steps after it did not run" in capsys.readouterr().out
+
+    def refuses(settings, args):
+        raise JobInputError("no catalogue at lake/tracks; run ./spark-submit.sh ingest first")
+
+    ran.clear()
+    failing = step("extract", 0)
+    failing[1].main = refuses
+    monkeypatch.setattr(pipeline, "plan", lambda steps: [step("ingest", 0), failing, step("build-index", 0)])
+    with pytest.raises(EarshotError, match=r"^step extract: no catalogue .*; the steps after it did not run$"):
+        pipeline.main(None, argparse.Namespace(steps=[]))
+    assert ran == ["ingest"]
