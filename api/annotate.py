@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 
 from api import listening
-from api.browse import song_of
+from api.browse import album_child, song_of
 from api.call import Call
 from api.context import Context
 from api.respond import MISSING, ApiError, Reply
@@ -105,6 +105,19 @@ def set_rating(ctx: Context, call: Call) -> Reply:
 
 
 def get_starred2(ctx: Context, call: Call) -> Reply:
+    artists, albums, songs = _starred(ctx, call)
+    return Reply({"starred2": {"artist": artists, "album": albums, "song": songs}})
+
+
+def get_starred(ctx: Context, call: Call) -> Reply:
+    """:func:`get_starred2` for folder-era clients: the albums as ``Child`` entries."""
+    artists, albums, songs = _starred(ctx, call)
+    lib = ctx.library.fresh()
+    children = [{**album_child(lib.albums[a["id"]]), "starred": a["starred"]} for a in albums]
+    return Reply({"starred": {"artist": artists, "album": children, "song": songs}})
+
+
+def _starred(ctx: Context, call: Call) -> tuple[list[dict], list[dict], list[dict]]:
     lib = ctx.library.fresh()
     stars = annotations.starred(ctx.db, call.user)
 
@@ -114,7 +127,7 @@ def get_starred2(ctx: Context, call: Call) -> Reply:
     songs = [lib.songs[int(i)].entry(starred=when(i)) for i in stars if i.isdigit() and int(i) in lib.songs]
     albums = [{**lib.albums[i].entry(), "starred": when(i)} for i in stars if i in lib.albums]
     artists = [{**lib.artists[i].entry(), "starred": when(i)} for i in stars if i in lib.artists]
-    return Reply({"starred2": {"artist": artists, "album": albums, "song": songs}})
+    return artists, albums, songs
 
 
 def save_play_queue(ctx: Context, call: Call) -> Reply:

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api import annotate, browse, discover, media, playlists
+from api import annotate, browse, discover, empty, media, playlists
 from api.auth import authenticate, cached_user
 from api.call import Call
 from api.context import Context
@@ -43,11 +43,17 @@ HANDLERS: dict[str, Handler] = {
     "getSong": browse.get_song,
     "getMusicDirectory": browse.get_music_directory,
     "getAlbumList2": browse.get_album_list2,
+    "getAlbumList": browse.get_album_list,
     "getGenres": browse.get_genres,
     "getSongsByGenre": browse.get_songs_by_genre,
     "getRandomSongs": browse.get_random_songs,
     "search3": browse.search3,
+    "search2": browse.search2,
     "getUser": browse.get_user,
+    "getUsers": browse.get_users,
+    "tokenInfo": browse.token_info,
+    "getScanStatus": browse.get_scan_status,
+    "startScan": browse.get_scan_status,  # the batch jobs scan; the server says how many songs it serves
     "stream": media.stream,
     "download": media.download,
     "getCoverArt": media.get_cover_art,
@@ -57,6 +63,7 @@ HANDLERS: dict[str, Handler] = {
     "unstar": annotate.unstar,
     "setRating": annotate.set_rating,
     "getStarred2": annotate.get_starred2,
+    "getStarred": annotate.get_starred,
     "getPlayQueue": annotate.get_play_queue,
     "savePlayQueue": annotate.save_play_queue,
     "getSimilarSongs": discover.get_similar_songs,
@@ -69,12 +76,14 @@ HANDLERS: dict[str, Handler] = {
     "createPlaylist": playlists.create_playlist,
     "updatePlaylist": playlists.update_playlist,
     "deletePlaylist": playlists.delete_playlist,
+    **empty.HANDLERS,
 }
 OPEN = {"getOpenSubsonicExtensions"}  # the spec: no authentication
 # Calls that read only the in-memory catalogue (no database, no index): once it is loaded they need no thread.
 IN_MEMORY = {"ping", "getLicense", "getOpenSubsonicExtensions", "getMusicFolders", "getIndexes", "getArtists",
              "getArtist", "getAlbum", "getMusicDirectory", "getSong", "getGenres", "getSongsByGenre",
-             "getRandomSongs", "search3"}  # fmt: skip
+             "getRandomSongs", "search3", "search2", "getScanStatus", "startScan", "getAlbumInfo", "getAlbumInfo2",
+             "getArtistInfo", "getArtistInfo2", *empty.NOTHING}  # fmt: skip
 
 
 async def parameters(request: Request) -> dict[str, list[str]]:

@@ -1,4 +1,7 @@
-"""Browsing and syncing: the server's identity, folders, artists, albums, songs, genres, lists and search3."""
+"""Browsing and syncing: the server's identity, folders, artists, albums, songs, genres, lists and search.
+
+The ID3 calls (``getAlbumList2``, ``search3``) and their older folder forms (``getAlbumList``, ``search2``) share
+one body each: a folder-era client (DSub, Ultrasonic) gets the same albums as ``Child`` entries."""
 
 from __future__ import annotations
 
@@ -99,12 +102,17 @@ def get_album(ctx: Context, call: Call) -> Reply:
     return Reply({"album": entry})
 
 
+def album_child(album: Album) -> dict:
+    """An album as the folder calls' ``Child``: a directory under its artist."""
+    return {**album.entry(), "parent": album.artist_id, "title": album.name, "album": album.name}
+
+
 def get_music_directory(ctx: Context, call: Call) -> Reply:
     """Folder browsing (DSub and other older clients): an artist holds albums, an album holds songs."""
     lib, item = ctx.library.fresh(), call.need("id")
     if item in lib.artists:
         artist = lib.artists[item]
-        children = [{**a.entry(), "parent": artist.id, "title": a.name} for a in artist.albums]
+        children = [album_child(a) for a in artist.albums]
         return Reply({"directory": {"id": artist.id, "name": artist.name, "child": children}})
     album = album_of(ctx, item)
     return Reply({"directory": {"id": album.id, "name": album.name, "parent": album.artist_id,
@@ -143,14 +151,22 @@ def get_random_songs(ctx: Context, call: Call) -> Reply:
 
 
 def get_album_list2(ctx: Context, call: Call) -> Reply:
+    return Reply({"albumList2": {"album": [a.entry() for a in _album_list(ctx, call)]}})
+
+
+def get_album_list(ctx: Context, call: Call) -> Reply:
+    return Reply({"albumList": {"album": [album_child(a) for a in _album_list(ctx, call)]}})
+
+
+def _album_list(ctx: Context, call: Call) -> list[Album]:
+    """The page of albums a list ``type`` asks for (every type the spec names)."""
     from connectors import annotations
 
     kind = call.need("type")
     size, offset = call.integer("size", 10, lo=0, hi=500), call.integer("offset", 0, lo=0)
     albums = list(ctx.library.fresh().albums.values())
     if kind == "random":
-        chosen = random.sample(albums, min(size, len(albums)))
-        return Reply({"albumList2": {"album": [a.entry() for a in chosen]}})
+        return random.sample(albums, min(size, len(albums)))
     if kind == "newest":
         albums.sort(key=lambda a: a.entry()["created"] or "", reverse=True)
     elif kind == "alphabeticalByName":
@@ -160,6 +176,9 @@ def get_album_list2(ctx: Context, call: Call) -> Reply:
     elif kind == "starred":
         stars = annotations.starred(ctx.db, call.user)
         albums = sorted((a for a in albums if a.id in stars), key=lambda a: stars[a.id], reverse=True)
+    elif kind == "highest":  # the listener's own ratings of albums, best first
+        rated = annotations.ratings(ctx.db, call.user)
+        albums = sorted((a for a in albums if rated.get(a.id, 0) > 0), key=lambda a: (-rated[a.id], a.name.lower()))
     elif kind in ("frequent", "recent"):
         albums = _played_albums(ctx, call.user, albums, recent=kind == "recent")
     elif kind == "byGenre":
@@ -172,7 +191,7 @@ def get_album_list2(ctx: Context, call: Call) -> Reply:
         albums.sort(key=lambda a: years[a.id], reverse=lo > hi)
     else:
         raise ApiError(MISSING, f"unknown list type {kind[:40]!r}")
-    return Reply({"albumList2": {"album": [a.entry() for a in albums[offset : offset + size]]}})
+    return albums[offset : offset + size]
 
 
 def _played_albums(ctx: Context, user: str, albums: list[Album], *, recent: bool) -> list[Album]:
@@ -189,6 +208,19 @@ def _played_albums(ctx: Context, user: str, albums: list[Album], *, recent: bool
 def search3(ctx: Context, call: Call) -> Reply:
     """Artists, albums and songs whose names hold every word of ``query``; an empty query (Symfonium's ``""``)
     matches everything, so a client can sync the whole library page by page."""
+    artists, albums, songs = _search(ctx, call)
+    return Reply({"searchResult3": {"artist": [a.entry() for a in artists], "album": [a.entry() for a in albums],
+                                    "song": entries(ctx, songs)}})  # fmt: skip
+
+
+def search2(ctx: Context, call: Call) -> Reply:
+    """:func:`search3` for folder-era clients: the albums as ``Child`` entries."""
+    artists, albums, songs = _search(ctx, call)
+    return Reply({"searchResult2": {"artist": [a.entry() for a in artists], "album": [album_child(a) for a in albums],
+                                    "song": entries(ctx, songs)}})  # fmt: skip
+
+
+def _search(ctx: Context, call: Call) -> tuple[list, list[Album], list[Song]]:
     lib = ctx.library.fresh()
     words = [w for w in (call.one("query") or "").strip().strip('"').lower().split() if w != "*"]
 
@@ -206,18 +238,35 @@ def search3(ctx: Context, call: Call) -> Reply:
         artists = [a for a in artists if matches(a.name)]
         albums = [a for a in albums if matches(a.name, a.artist)]
         songs = [s for s in songs if matches(s.title, s.artist, s.album)]
-    return Reply({"searchResult3": {
-        "artist": [a.entry() for a in page(artists, "artist", 20)],
-        "album": [a.entry() for a in page(albums, "album", 20)],
-        "song": entries(ctx, page(songs, "song", 20)),
-    }})  # fmt: skip
+    return page(artists, "artist", 20), page(albums, "album", 20), page(songs, "song", 20)
+
+
+def _user(name: str) -> dict:
+    return {"username": name, "scrobblingEnabled": True, "adminRole": False, "settingsRole": False,
+            "downloadRole": True, "uploadRole": False, "playlistRole": True, "coverArtRole": False,
+            "commentRole": False, "podcastRole": False, "streamRole": True, "jukeboxRole": False,
+            "shareRole": False, "videoConversionRole": False, "folder": [1]}  # fmt: skip
 
 
 def get_user(ctx: Context, call: Call) -> Reply:
     name = call.one("username") or call.user
     if name != call.user:
         raise ApiError(NOT_AUTHORISED, "a listener can read only their own account")
-    return Reply({"user": {"username": name, "scrobblingEnabled": True, "adminRole": False, "settingsRole": False,
-                           "downloadRole": True, "uploadRole": False, "playlistRole": True, "coverArtRole": False,
-                           "commentRole": False, "podcastRole": False, "streamRole": True, "jukeboxRole": False,
-                           "shareRole": False, "videoConversionRole": False, "folder": [1]}})  # fmt: skip
+    return Reply({"user": _user(name)})
+
+
+def get_users(ctx: Context, call: Call) -> Reply:
+    """Listeners are not administrators (accounts are managed with ``./spark-submit.sh user``): a listener sees
+    their own account, as in Navidrome."""
+    return Reply({"users": {"user": [_user(call.user)]}})
+
+
+def token_info(ctx: Context, call: Call) -> Reply:
+    """The ``apiKeyAuthentication`` extension's call: whose key this is (an unknown key is error 44 before here)."""
+    return Reply({"tokenInfo": {"username": call.user}})
+
+
+def get_scan_status(ctx: Context, call: Call) -> Reply:
+    """Earshot's library is scanned by its batch jobs (``ingest``, ``extract``), not by the server: never scanning
+    here; ``count`` is the songs the server serves (a new ingest shows within a minute on its own)."""
+    return Reply({"scanStatus": {"scanning": False, "count": len(ctx.library.fresh().songs)}})

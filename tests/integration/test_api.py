@@ -239,6 +239,47 @@ def test_authentication_token_api_key_and_the_protocols_error_codes(api):
     assert api["db"]["users"].find_one({"_id": "alice"}).get("password") is None, "no clear password is stored"
 
 
+def test_what_players_ask_besides_the_core_answers_in_the_protocol(api):
+    """The folder-era lists, search and stars (DSub, Ultrasonic), albums by rating, the scan status, whose API key
+    this is, and the spec's empty answer for what Earshot does not keep (podcasts, radio, bookmarks...)."""
+    from api import empty
+
+    bob = {"u": "bob", "p": "bobs secret"}
+    by_name = answer(api, "getAlbumList2", type="alphabeticalByName", size=500)["albumList2"]["album"]
+    folders = answer(api, "getAlbumList", type="alphabeticalByName", size=500)["albumList"]["album"]
+    assert [a["id"] for a in folders] == [a["id"] for a in by_name] and len(by_name) > 3
+    assert all(a["isDir"] is True and a["parent"] == a["artistId"] and a["title"] == a["album"] for a in folders)
+    song = api["docs"][0]
+    found = answer(api, "search2", query=song["title"], songCount=500)["searchResult2"]
+    assert str(song["_id"]) in [s["id"] for s in found["song"]]
+    assert all(a["isDir"] is True for a in found.get("album", []))
+    for album, rating in ((by_name[1], 5), (by_name[0], 3), (by_name[2], 4)):
+        assert answer(api, "setRating", auth=bob, id=album["id"], rating=str(rating))["status"] == "ok"
+    answer(api, "setRating", auth=bob, id=by_name[2]["id"], rating="0")  # 0 takes a rating away
+    want = [by_name[1]["id"], by_name[0]["id"]]
+    assert [a["id"] for a in answer(api, "getAlbumList", auth=bob, type="highest")["albumList"]["album"]] == want
+    assert [a["id"] for a in answer(api, "getAlbumList2", auth=bob, type="highest")["albumList2"]["album"]] == want
+    assert answer(api, "star", auth=bob, albumId=by_name[3]["id"], id=str(song["_id"]))["status"] == "ok"
+    starred = answer(api, "getStarred", auth=bob)["starred"]
+    assert [a["id"] for a in starred["album"]] == [by_name[3]["id"]] and starred["album"][0]["isDir"] is True
+    assert [s["id"] for s in starred["song"]] == [str(song["_id"])] and starred["song"][0]["starred"]
+    assert answer(api, "tokenInfo")["tokenInfo"] == {"username": "alice"}
+    assert answer(api, "tokenInfo", auth={"apiKey": "not-a-key"})["error"]["code"] == 44
+    assert answer(api, "getUsers", auth=bob)["users"]["user"][0]["username"] == "bob"
+    assert answer(api, "getScanStatus")["scanStatus"] == {"scanning": False, "count": len(api["docs"])}
+    for call, element in empty.NOTHING.items():
+        reply = answer(api, call)
+        assert reply["status"] == "ok" and reply[element] == {}, call
+    for call, element in empty.INFO.items():
+        for item in (by_name[0]["artistId"], by_name[0]["id"], str(song["_id"])):
+            assert answer(api, call, id=item)[element] == {}, (call, item)
+        assert answer(api, call, id="ar-nobody")["error"]["code"] == 70
+    _, _, body = get(api, "getPodcasts")
+    root = ET.fromstring(body)
+    assert root.get("status") == "ok" and root.find(NS + "podcasts") is not None
+    assert answer(api, "getSomethingElse")["error"]["code"] == 70, "a call no server has is still not found"
+
+
 def test_someone_elses_playlist_is_refused(api):
     bob = sonic(api, "bob", "bobs secret")
     ids = [str(d["_id"]) for d in api["docs"][:3]]
