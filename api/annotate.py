@@ -13,6 +13,7 @@ from api.context import Context
 from api.respond import MISSING, ApiError, Reply
 from connectors import annotations
 
+NO_DURATION_S = 600  # how long a song of unknown length counts as playing
 EARLIEST_MS = 946_684_800_000  # 2000-01-01: a scrobble time before it is not milliseconds
 
 
@@ -42,6 +43,19 @@ def scrobble(ctx: Context, call: Call) -> Reply:
                                           at_ms=at if i < len(times) else (at // 1000) * 1000)  # fmt: skip
         ctx.send(call.user, planned, client=call.client)
     return Reply()
+
+
+def get_now_playing(ctx: Context, call: Call) -> Reply:
+    """What listeners are playing through this server: their last "now playing" scrobble or ``reportPlayback``,
+    until the song would have ended (a minute's grace) or they stopped it."""
+    now, lib, playing = _now_ms(), ctx.library.fresh(), []
+    for user, at in list(ctx.now_playing.items()):
+        song = lib.songs.get(at["track_id"])
+        if song is None or now > at["started_ms"] + int((song.duration or NO_DURATION_S) * 1000) + 60_000:
+            continue
+        playing.append({**song.entry(), "username": user, "minutesAgo": max(0, now - at["started_ms"]) // 60_000,
+                        "playerId": 0, "playerName": at.get("client") or ""})  # fmt: skip
+    return Reply({"nowPlaying": {"entry": playing}})
 
 
 def report_playback(ctx: Context, call: Call) -> Reply:
@@ -79,6 +93,7 @@ def star(ctx: Context, call: Call) -> Reply:
     now = _now_ms()
     songs = [song_of(ctx, raw) for raw in call.many("id")]
     annotations.star(ctx.db, call.user, items, on=True)
+    ctx.marks.forget(call.user)
     for song in songs:
         ctx.send(call.user, listening.from_star(call.user, song.id, at_ms=now), client=call.client)
     return Reply()
@@ -86,6 +101,7 @@ def star(ctx: Context, call: Call) -> Reply:
 
 def unstar(ctx: Context, call: Call) -> Reply:
     annotations.star(ctx.db, call.user, _starred_items(call), on=False)
+    ctx.marks.forget(call.user)
     return Reply()
 
 
@@ -99,6 +115,7 @@ def set_rating(ctx: Context, call: Call) -> Reply:
         song = song_of(ctx, raw)
         planned = listening.from_rating(call.user, song.id, rating=rating, at_ms=_now_ms())
     annotations.rate(ctx.db, call.user, raw, rating)
+    ctx.marks.forget(call.user)
     if planned is not None:
         ctx.send(call.user, planned, client=call.client)
     return Reply()

@@ -25,6 +25,7 @@ from api import annotate, browse, discover, empty, media, playlists
 from api.auth import authenticate, cached_user
 from api.call import Call
 from api.context import Context
+from api.marks import has_entries, mark
 from api.respond import GENERIC, NOT_FOUND, ApiError, Reply, encode, envelope
 
 log = logging.getLogger("earshot.api")
@@ -59,6 +60,7 @@ HANDLERS: dict[str, Handler] = {
     "getCoverArt": media.get_cover_art,
     "scrobble": annotate.scrobble,
     "reportPlayback": annotate.report_playback,
+    "getNowPlaying": annotate.get_now_playing,
     "star": annotate.star,
     "unstar": annotate.unstar,
     "setRating": annotate.set_rating,
@@ -123,6 +125,8 @@ def build_app(ctx: Context) -> Starlette:
                 result = await run_in_threadpool(handler, ctx, call)
             if isinstance(result, Response):
                 return result
+            if call.user and has_entries(result.payload):
+                await _marked(ctx, call.user, result.payload)
             body = envelope(result.payload)
         except ApiError as exc:
             body = envelope(None, exc)
@@ -140,6 +144,19 @@ def build_app(ctx: Context) -> Starlette:
 
     routes = [Route("/rest/{name}", endpoint, methods=["GET", "POST"])]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def _marked(ctx: Context, user: str, payload: dict) -> None:
+    """The listener's stars and ratings on the reply's entries (:mod:`api.marks`); a database that does not answer
+    leaves them off rather than failing a call that needed no database."""
+    view = ctx.marks.cached(user)
+    if view is None:
+        try:
+            view = await run_in_threadpool(ctx.marks.load, user)
+        except Exception as exc:  # noqa: BLE001 - the reply stands without its marks
+            log.warning("stars and ratings of %s not read: %s", user, exc)
+            return
+    mark(payload, view)
 
 
 def _plain(exc: Exception) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 from api import credentials
 from api.library import FIELDS, Library
 from api.listening import Planned
+from api.marks import Marks
 from api.respond import GENERIC, ApiError
 from conf.settings import Settings
 from connectors import mongo_io
@@ -33,6 +34,7 @@ class Context:
     _index_checked: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     library: Library | None = None
+    marks: Marks | None = None  # each listener's stars and ratings, for every entry the server answers with
     secret: bytes = b""
     now_playing: dict[str, dict] = field(default_factory=dict)  # user -> {track_id, started_ms, client}
     session_skips: dict[str, list[int]] = field(default_factory=dict)  # user -> tracks skipped since the server started
@@ -42,6 +44,7 @@ class Context:
         client = mongo_io.connect(settings)
         ctx = cls(settings=settings, client=client, secret=credentials.server_secret(settings.paths.state_root))
         ctx.library = Library(lambda: mongo_io.catalogue_documents(ctx.db, FIELDS), settings.paths.library_root)
+        ctx.marks = Marks(lambda: ctx.db)
         return ctx
 
     @property

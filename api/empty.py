@@ -20,7 +20,6 @@ NOTHING = {  # call -> the element it answers with
     "getShares": "shares",
     "getVideos": "videos",
     "getChatMessages": "chatMessages",
-    "getNowPlaying": "nowPlaying",  # the stream keeps what listeners play, not what is playing this second
     "getLyrics": "lyrics",
 }
 INFO = {"getArtistInfo": "artistInfo", "getArtistInfo2": "artistInfo2", "getAlbumInfo": "albumInfo",

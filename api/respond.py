@@ -58,13 +58,23 @@ def envelope(payload: dict[str, Any] | None, error: ApiError | None = None) -> d
 def encode(body: dict[str, Any], fmt: str, callback: str | None) -> tuple[bytes, str]:
     """(bytes, content type) of a response tree in the asked format."""
     if fmt in ("json", "jsonp"):
-        text = json.dumps({"subsonic-response": body}, separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps({"subsonic-response": _without_nulls(body)}, separators=(",", ":"), ensure_ascii=False)
         if fmt == "jsonp" and callback and CALLBACK.match(callback):
             return f"{callback}({text});".encode(), "application/javascript; charset=utf-8"
         return text.encode(), "application/json; charset=utf-8"
     return ('<?xml version="1.0" encoding="UTF-8"?>' + _element("subsonic-response", body, root=True)).encode(), (
         "text/xml; charset=utf-8"
     )
+
+
+def _without_nulls(node: Any) -> Any:
+    """The tree without its None values: a field with no value is left out, as in XML (strict client decoders
+    read a ``null`` where they expect a number or a text as an error)."""
+    if isinstance(node, dict):
+        return {k: _without_nulls(v) for k, v in node.items() if v is not None}
+    if isinstance(node, list):
+        return [_without_nulls(v) for v in node if v is not None]
+    return node
 
 
 def _scalar(value: Any) -> str:

@@ -46,6 +46,18 @@ def ratings(db: Database, user: str) -> dict[str, int]:
     return {d["item"]: int(d["value"]) for d in db["annotations"].find({"user": user, "kind": "rating"})}
 
 
+def marks(db: Database, user: str) -> tuple[dict[str, datetime], dict[str, int]]:
+    """:func:`starred` and :func:`ratings` in one query."""
+    stars: dict[str, datetime] = {}
+    rated: dict[str, int] = {}
+    for d in db["annotations"].find({"user": user, "kind": {"$in": ["star", "rating"]}}):
+        if d["kind"] == "star":
+            stars[d["item"]] = d["at"]
+        else:
+            rated[d["item"]] = int(d["value"])
+    return stars, rated
+
+
 def save_queue(db: Database, user: str, *, entries: list[int], current: int | None, position_ms: int,
                client: str | None) -> None:  # fmt: skip
     doc = {"entries": entries, "current": current, "position_ms": position_ms, "changed": datetime.now(UTC),

@@ -263,6 +263,21 @@ def test_what_players_ask_besides_the_core_answers_in_the_protocol(api):
     starred = answer(api, "getStarred", auth=bob)["starred"]
     assert [a["id"] for a in starred["album"]] == [by_name[3]["id"]] and starred["album"][0]["isDir"] is True
     assert [s["id"] for s in starred["song"]] == [str(song["_id"])] and starred["song"][0]["starred"]
+    # Every entry carries the caller's own stars and ratings (a player's hearts), and only theirs.
+    answer(api, "setRating", auth=bob, id=str(song["_id"]), rating="4")
+    mine = answer(api, "getSong", auth=bob, id=str(song["_id"]))["song"]
+    assert mine["starred"] == starred["song"][0]["starred"] and mine["userRating"] == 4
+    assert "starred" not in answer(api, "getSong", id=str(song["_id"]))["song"], "alice did not star it"
+    listed = {a["id"]: a for a in answer(api, "getAlbumList2", auth=bob, type="alphabeticalByName", size=500)
+              ["albumList2"]["album"]}  # fmt: skip
+    assert listed[by_name[1]["id"]]["userRating"] == 5 and listed[by_name[3]["id"]]["starred"]
+    assert "userRating" not in listed[by_name[2]["id"]] and "starred" not in listed[by_name[0]["id"]]
+    answer(api, "unstar", auth=bob, id=str(song["_id"]))
+    assert "starred" not in answer(api, "getSong", auth=bob, id=str(song["_id"]))["song"]
+    # What is playing now: a "now playing" scrobble, until the song would have ended.
+    assert answer(api, "scrobble", auth=bob, id=str(song["_id"]), submission="false")["status"] == "ok"
+    playing = answer(api, "getNowPlaying")["nowPlaying"]["entry"]
+    assert [(e["username"], e["id"], e["minutesAgo"]) for e in playing] == [("bob", str(song["_id"]), 0)]
     assert answer(api, "tokenInfo")["tokenInfo"] == {"username": "alice"}
     assert answer(api, "tokenInfo", auth={"apiKey": "not-a-key"})["error"]["code"] == 44
     assert answer(api, "getUsers", auth=bob)["users"]["user"][0]["username"] == "bob"

@@ -27,6 +27,7 @@ def test_one_reply_encodes_as_subsonic_xml_and_json():
     body, kind = encode(envelope(payload), "json", None)
     doc = json.loads(body)["subsonic-response"]
     assert doc["openSubsonic"] is True and doc["genres"]["genre"][0] == {"value": "Rock & Roll", "songCount": 3}
+    assert "year" not in doc["song"] and doc["song"]["isDir"] is False, "no value is left out, as in XML"
     wrapped, kind = encode(envelope(payload), "jsonp", "cb_1")
     assert wrapped.startswith(b"cb_1(") and kind.startswith("application/javascript")
     unsafe, kind = encode(envelope(payload), "jsonp", "alert(1)//")
@@ -78,3 +79,19 @@ def test_the_listening_rule():
     assert listening.from_rating("a", 5, rating=1, at_ms=start).type == "dislike"
     assert listening.from_rating("a", 5, rating=3, at_ms=start) is None
     assert listening.from_star("a", 5, at_ms=start).type == "like"
+
+
+def test_marks_go_on_songs_albums_and_artists_only():
+    from api.marks import View, has_entries, mark
+
+    song = {"id": "12", "isDir": False, "mediaType": "song", "title": "a"}
+    folder = {"id": "al-1", "isDir": True, "title": "an album"}
+    payload = {"playlist": {"id": "12", "name": "same id as the song, not a song",
+                            "entry": [song, {"id": "13", "isDir": False, "mediaType": "song"}]},
+               "artist": [{"id": "ar-9", "name": "x", "album": [folder]}]}  # fmt: skip
+    assert has_entries(payload) and not has_entries({"playlists": {"playlist": [{"id": "12", "name": "p"}]}})
+    mark(payload, View(starred={"12": "2026-01-01T00:00:00Z", "ar-9": "2026-01-02T00:00:00Z"},
+                       ratings={"12": 4, "al-1": 5}))  # fmt: skip
+    assert song["starred"] == "2026-01-01T00:00:00Z" and song["userRating"] == 4
+    assert "starred" not in payload["playlist"] and "userRating" not in payload["playlist"]["entry"][1]
+    assert payload["artist"][0]["starred"] == "2026-01-02T00:00:00Z" and folder["userRating"] == 5
