@@ -73,6 +73,8 @@ HANDLERS: dict[str, Handler] = {
     "getSonicSimilarTracks": discover.get_sonic_similar_tracks,
     "findSonicPath": discover.find_sonic_path,
     "getTopSongs": discover.get_top_songs,
+    "getArtistInfo": discover.get_artist_info,
+    "getArtistInfo2": discover.get_artist_info2,
     "getPlaylists": playlists.get_playlists,
     "getPlaylist": playlists.get_playlist,
     "createPlaylist": playlists.create_playlist,
@@ -85,7 +87,7 @@ OPEN = {"getOpenSubsonicExtensions"}  # the spec: no authentication
 IN_MEMORY = {"ping", "getLicense", "getOpenSubsonicExtensions", "getMusicFolders", "getIndexes", "getArtists",
              "getArtist", "getAlbum", "getMusicDirectory", "getSong", "getGenres", "getSongsByGenre",
              "getRandomSongs", "search3", "search2", "getScanStatus", "startScan", "getAlbumInfo", "getAlbumInfo2",
-             "getArtistInfo", "getArtistInfo2", *empty.NOTHING}  # fmt: skip
+             *empty.NOTHING}  # fmt: skip
 
 
 async def parameters(request: Request) -> dict[str, list[str]]:

@@ -1,4 +1,4 @@
-"""Answers from the audio and the live taste: similar songs, sonic matches and paths, top songs.
+"""Answers from the audio and the live taste: similar songs and artists, sonic matches and paths, top songs.
 
 Similar songs start from the seed's neighbours in the published index (a song,
 or up to :data:`SEEDS` songs of an album or artist), then follow the caller's
@@ -15,12 +15,13 @@ from __future__ import annotations
 from api.browse import entries, song_of
 from api.call import Call
 from api.context import Context
-from api.library import Song
+from api.library import Artist, Song
 from api.respond import NOT_FOUND, ApiError, Reply
 from connectors import mongo_io
 
 SEEDS = 5
 TASTE_WEIGHT = 0.5
+NEIGHBOURS = 50  # each seed song's nearest tracks that similar artists are drawn from
 
 
 def _seeds(ctx: Context, raw: str) -> list[Song]:
@@ -109,3 +110,44 @@ def get_top_songs(ctx: Context, call: Call) -> Reply:
     scores, _ = _live(ctx, call.user)
     songs.sort(key=lambda s: -scores.get(s.id, 0.0))
     return Reply({"topSongs": {"song": entries(ctx, songs[:count])}})
+
+
+def get_artist_info2(ctx: Context, call: Call) -> Reply:
+    return Reply({"artistInfo2": _artist_info(ctx, call)})
+
+
+def get_artist_info(ctx: Context, call: Call) -> Reply:
+    return Reply({"artistInfo": _artist_info(ctx, call)})
+
+
+def _artist_info(ctx: Context, call: Call) -> dict:
+    """No biography or pictures (the server reaches no outside service); ``similarArtist``: the artists whose
+    songs sound nearest to this artist's (up to :data:`SEEDS` of them) in the published index, nearest first.
+    ``id`` may be an artist's, an album's or a song's (its artist); ``includeNotPresent`` changes nothing (every
+    artist Earshot knows is in the library)."""
+    lib = ctx.library.fresh()
+    artist = _artist_of(ctx, call.need("id"))
+    count = call.integer("count", 20, lo=0, hi=100)
+    try:
+        index = ctx.index()
+    except ApiError:  # no index published yet: the artist is known, nothing is similar yet
+        return {}
+    best: dict[str, float] = {}
+    for seed in [s for a in artist.albums for s in a.songs][:SEEDS]:
+        if seed.id not in index:
+            continue
+        for n in index.similar(seed.id, k=NEIGHBOURS, reasons=False):
+            song = lib.songs.get(n.track_id)
+            if song is not None and song.artist_id != artist.id and song.artist_id in lib.artists:
+                best[song.artist_id] = max(best.get(song.artist_id, 0.0), n.score)
+    ranked = sorted(best, key=lambda a: (-best[a], lib.artists[a].name))[:count]
+    return {"similarArtist": [lib.artists[a].entry() for a in ranked]}
+
+
+def _artist_of(ctx: Context, raw: str) -> Artist:
+    lib = ctx.library.fresh()
+    if raw in lib.artists:
+        return lib.artists[raw]
+    if raw in lib.albums:
+        return lib.artists[lib.albums[raw].artist_id]
+    return lib.artists[song_of(ctx, raw).artist_id]

@@ -1,5 +1,5 @@
 """Calls for what Earshot does not keep: podcasts, internet radio, bookmarks, shares, videos, chat, lyrics and
-artist or album notes from the web (the server reaches no outside service).
+album notes from the web (the server reaches no outside service).
 
 Players ask for these when they start or open a page (Symfonium, DSub, Tempo, Feishin...); an unknown call is
 error 70 and some show it as a failure. Each answers the way the spec allows for "nothing here": its element,
@@ -22,8 +22,7 @@ NOTHING = {  # call -> the element it answers with
     "getChatMessages": "chatMessages",
     "getLyrics": "lyrics",
 }
-INFO = {"getArtistInfo": "artistInfo", "getArtistInfo2": "artistInfo2", "getAlbumInfo": "albumInfo",
-        "getAlbumInfo2": "albumInfo"}  # fmt: skip
+INFO = {"getAlbumInfo": "albumInfo", "getAlbumInfo2": "albumInfo"}  # an artist's: api.discover, similar artists
 
 
 def nothing(element: str):
@@ -34,7 +33,7 @@ def nothing(element: str):
 
 
 def info(element: str):
-    """An artist's or album's notes: none, once the id (an artist, album or song) is known."""
+    """An album's notes: none, once the id (an artist, album or song) is known."""
 
     def handler(ctx: Context, call: Call) -> Reply:
         lib, item = ctx.library.fresh(), call.need("id")

@@ -289,6 +289,13 @@ def test_what_players_ask_besides_the_core_answers_in_the_protocol(api):
         for item in (by_name[0]["artistId"], by_name[0]["id"], str(song["_id"])):
             assert answer(api, call, id=item)[element] == {}, (call, item)
         assert answer(api, call, id="ar-nobody")["error"]["code"] == 70
+    # An artist's info: no biography, and the artists whose songs sound nearest to theirs.
+    artist = by_name[0]["artistId"]
+    similar = answer(api, "getArtistInfo2", id=artist, count="5")["artistInfo2"]["similarArtist"]
+    known = {a["id"] for g in answer(api, "getArtists")["artists"]["index"] for a in g["artist"]}
+    assert 0 < len(similar) <= 5 and artist not in {a["id"] for a in similar} and {a["id"] for a in similar} <= known
+    assert answer(api, "getArtistInfo", id=by_name[0]["id"], count="5")["artistInfo"]["similarArtist"] == similar
+    assert answer(api, "getArtistInfo2", id="ar-nobody")["error"]["code"] == 70
     _, _, body = get(api, "getPodcasts")
     root = ET.fromstring(body)
     assert root.get("status") == "ok" and root.find(NS + "podcasts") is not None
