@@ -18,6 +18,7 @@ from typing import Any
 from connectors import annotations
 
 MARKS_S = 60.0
+RETRY_S = 10.0  # after a failed read, what the listener had (or nothing) stands this long: no wait on every call
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,16 @@ class Marks:
         return hit[1] if hit is not None and time.monotonic() - hit[0] < MARKS_S else None
 
     def load(self, user: str) -> View:
-        """Read the listener's stars and ratings (a blocking database call)."""
-        stars, rated = annotations.marks(self._db_of(), user)
+        """Read the listener's stars and ratings (a blocking database call). When the database does not answer,
+        the error is raised, and for :data:`RETRY_S` the listener's last view (or none) is served as cached, so
+        a database outage costs one call its timeout, not every call."""
+        try:
+            stars, rated = annotations.marks(self._db_of(), user)
+        except Exception:
+            with self._lock:
+                old = self._views.get(user)
+                self._views[user] = (time.monotonic() - MARKS_S + RETRY_S, old[1] if old else View({}, {}))
+            raise
         view = View({item: when(at) for item, at in stars.items()}, rated)
         with self._lock:
             if len(self._views) > 10_000:

@@ -95,3 +95,34 @@ def test_marks_go_on_songs_albums_and_artists_only():
     assert song["starred"] == "2026-01-01T00:00:00Z" and song["userRating"] == 4
     assert "starred" not in payload["playlist"] and "userRating" not in payload["playlist"]["entry"][1]
     assert payload["artist"][0]["starred"] == "2026-01-02T00:00:00Z" and folder["userRating"] == 5
+
+
+def test_marks_are_read_once_forgotten_on_a_change_and_a_database_outage_is_not_waited_on_every_call():
+    from datetime import UTC, datetime
+
+    from api.marks import Marks, View
+
+    class Annotations:
+        def __init__(self):
+            self.docs, self.reads, self.down = [], 0, False
+
+        def find(self, query):
+            self.reads += 1
+            if self.down:
+                raise ConnectionError("no database")
+            return [d for d in self.docs if d["user"] == query["user"]]
+
+    store = Annotations()
+    marks = Marks(lambda: {"annotations": store})
+    store.docs.append({"user": "ann", "kind": "star", "item": "7", "at": datetime(2026, 1, 2, tzinfo=UTC)})
+    assert marks.cached("ann") is None
+    assert marks.load("ann") == View({"7": "2026-01-02T00:00:00Z"}, {}) and marks.cached("ann") is not None
+    store.docs.append({"user": "ann", "kind": "rating", "item": "al-1", "value": 4})
+    marks.forget("ann")
+    assert marks.cached("ann") is None and marks.load("ann").ratings == {"al-1": 4}
+    store.down = True
+    marks.forget("ann")
+    with pytest.raises(ConnectionError):
+        marks.load("bob")
+    assert marks.cached("bob") == View({}, {}), "after a failed read the next calls do not wait for the database"
+    assert store.reads == 3
