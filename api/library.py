@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from connectors.audio import AUDIO_TYPES
@@ -45,18 +46,19 @@ class Song:
     created: str | None
     location: str | None = None  # the catalogue's audio_path, as ingest wrote it
 
-    @property
+    @cached_property  # a song's names do not change: a reload makes new songs
     def artist_id(self) -> str:
         return "ar-" + short_hash(self.artist)
 
-    @property
+    @cached_property
     def album_id(self) -> str:
         return "al-" + short_hash(self.artist + "\x00" + self.album)
 
-    def entry(self, *, starred: str | None = None, rating: int | None = None) -> dict:
-        """The ``Child`` element a client reads for a song."""
+    def entry(self, *, starred: str | None = None) -> dict:
+        """The ``Child`` element a client reads for a song, without the fields it has no value for (the caller's
+        own stars and ratings are added by :mod:`api.marks`)."""
         bit_rate = round(self.size * 8 / self.duration / 1000) if self.size and self.duration else None
-        return {
+        out = {
             "id": str(self.id),
             "parent": self.album_id,
             "isDir": False,
@@ -80,8 +82,8 @@ class Song:
             "mediaType": "song",
             "created": self.created,
             "starred": starred,
-            "userRating": rating,
         }
+        return {k: v for k, v in out.items() if v is not None}
 
 
 @dataclass

@@ -68,28 +68,34 @@ class Marks:
 
 def has_entries(payload: Any) -> bool:
     """Whether a reply holds any song, album or artist for :func:`mark` to mark."""
-    if isinstance(payload, dict):
+    if type(payload) is dict:
         return _marked_id(payload) is not None or any(has_entries(v) for v in payload.values())
-    if isinstance(payload, list):
+    if type(payload) is list:
         return any(has_entries(v) for v in payload)
     return False
 
 
 def mark(payload: Any, view: View) -> None:
     """Add ``starred`` and ``userRating`` to every song, album and artist entry of a reply, in place."""
-    if isinstance(payload, dict):
-        item = _marked_id(payload)
-        if item is not None:
-            if item in view.starred:
-                payload["starred"] = view.starred[item]
-            if item in view.ratings:
-                payload["userRating"] = view.ratings[item]
-        for value in payload.values():
-            if isinstance(value, dict | list):
-                mark(value, view)
-    elif isinstance(payload, list):
+    if view.starred or view.ratings:  # most listeners have neither: nothing to walk
+        _mark(payload, view.starred, view.ratings)
+
+
+def _mark(payload: Any, starred: dict[str, str], ratings: dict[str, int]) -> None:
+    if type(payload) is list:
         for value in payload:
-            mark(value, view)
+            if type(value) is dict or type(value) is list:
+                _mark(value, starred, ratings)
+        return
+    item = _marked_id(payload)
+    if item is not None:
+        if item in starred:
+            payload["starred"] = starred[item]
+        if item in ratings:
+            payload["userRating"] = ratings[item]
+    for value in payload.values():
+        if type(value) is dict or type(value) is list:
+            _mark(value, starred, ratings)
 
 
 def _marked_id(entry: dict) -> str | None:

@@ -69,10 +69,14 @@ def encode(body: dict[str, Any], fmt: str, callback: str | None) -> tuple[bytes,
 
 def _without_nulls(node: Any) -> Any:
     """The tree without its None values: a field with no value is left out, as in XML (strict client decoders
-    read a ``null`` where they expect a number or a text as an error)."""
-    if isinstance(node, dict):
-        return {k: _without_nulls(v) for k, v in node.items() if v is not None}
-    if isinstance(node, list):
+    read a ``null`` where they expect a number or a text as an error). A dict with no None and nothing nested
+    (most entries: they leave out their empty fields themselves) is returned as it is."""
+    if type(node) is dict:
+        for value in node.values():
+            if value is None or type(value) is dict or type(value) is list:
+                return {k: _without_nulls(v) for k, v in node.items() if v is not None}
+        return node
+    if type(node) is list:
         return [_without_nulls(v) for v in node if v is not None]
     return node
 
