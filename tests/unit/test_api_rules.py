@@ -24,6 +24,10 @@ def test_one_reply_encodes_as_subsonic_xml_and_json():
     assert [g.text for g in root.find(NS + "genres")] == ["Rock & Roll", "<Jazz>"]
     song = root.find(NS + "song")
     assert song.get("isDir") == "false" and song.get("title") == 'say "hi"' and song.get("year") is None
+    tricky = "Rock 'n' \"Roll\" & <Blues>\n\ttwo lines"
+    xml, _ = encode(envelope({"song": {"title": tricky, "track": 3, "score": 0.5}}), "xml", None)
+    song = ET.fromstring(xml).find(NS + "song")
+    assert (song.get("title"), song.get("track"), song.get("score")) == (tricky, "3", "0.5")
     body, kind = encode(envelope(payload), "json", None)
     doc = json.loads(body)["subsonic-response"]
     assert doc["openSubsonic"] is True and doc["genres"]["genre"][0] == {"value": "Rock & Roll", "songCount": 3}
