@@ -4,12 +4,13 @@ and what a listener keeps: stars, ratings, the play queue."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 from api import listening
 from api.browse import album_child, song_of
 from api.call import Call
 from api.context import Context
+from api.marks import when
 from api.respond import MISSING, ApiError, Reply
 from connectors import annotations
 
@@ -136,14 +137,10 @@ def get_starred(ctx: Context, call: Call) -> Reply:
 
 def _starred(ctx: Context, call: Call) -> tuple[list[dict], list[dict], list[dict]]:
     lib = ctx.library.fresh()
-    stars = annotations.starred(ctx.db, call.user)
-
-    def when(item: str) -> str:
-        return stars[item].astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-    songs = [lib.songs[int(i)].entry(starred=when(i)) for i in stars if i.isdigit() and int(i) in lib.songs]
-    albums = [{**lib.albums[i].entry(), "starred": when(i)} for i in stars if i in lib.albums]
-    artists = [{**lib.artists[i].entry(), "starred": when(i)} for i in stars if i in lib.artists]
+    stars = {item: when(at) for item, at in annotations.starred(ctx.db, call.user).items()}
+    songs = [lib.songs[int(i)].entry(starred=stars[i]) for i in stars if i.isdigit() and int(i) in lib.songs]
+    albums = [{**lib.albums[i].entry(), "starred": stars[i]} for i in stars if i in lib.albums]
+    artists = [{**lib.artists[i].entry(), "starred": stars[i]} for i in stars if i in lib.artists]
     return artists, albums, songs
 
 
@@ -163,7 +160,7 @@ def get_play_queue(ctx: Context, call: Call) -> Reply:
     lib = ctx.library.fresh()
     changed = doc["changed"]
     if isinstance(changed, datetime):
-        changed = changed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        changed = when(changed)
     queue = {"username": call.user, "changed": changed, "changedBy": doc.get("changed_by", ""),
              "position": doc.get("position_ms", 0),
              "current": str(doc["current"]) if doc.get("current") is not None else None,

@@ -94,7 +94,7 @@ class Album:
     artist_id: str
     songs: list[Song] = field(default_factory=list)
 
-    def entry(self, *, with_songs: bool = False, starred_songs: dict | None = None) -> dict:
+    def entry(self) -> dict:
         years = [s.year for s in self.songs if s.year]
         genres = [s.genre for s in self.songs if s.genre]
         out = {
@@ -111,9 +111,6 @@ class Album:
             "genre": max(set(genres), key=genres.count) if genres else None,
             "isDir": True,
         }
-        if with_songs:
-            starred_songs = starred_songs or {}
-            out["song"] = [s.entry(starred=starred_songs.get(s.id)) for s in self.songs]
         return out
 
 

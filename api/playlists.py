@@ -4,11 +4,12 @@ keeps: "For you" (the live recommendations, read-only, changing as they listen) 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from api.browse import entries
 from api.call import Call, song_id
 from api.context import Context
+from api.marks import when
 from api.respond import MISSING, NOT_AUTHORISED, NOT_FOUND, ApiError, Reply
 from connectors import mongo_io
 from connectors import playlists as store
@@ -17,7 +18,7 @@ FOR_YOU = "for-you"
 
 
 def _when(value) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else None
+    return when(value) if isinstance(value, datetime) else None
 
 
 def _summary(ctx: Context, call: Call, doc: dict, *, read_only: bool = False) -> dict:
