@@ -17,10 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from index import kernels
 from index.query import SimilarityIndex
-
-CHUNK_CELLS = 4_000_000  # queries x shard tracks scored per matrix product (16 MB of float32)
-NONE = np.iinfo(np.int64).max  # the sort key of an empty or excluded slot
 
 
 @dataclass(frozen=True)
@@ -68,7 +66,7 @@ def nearest_flat(
     exclude: Sequence[set[int]] | None = None,
     probe: int | None = None,
 ) -> Hits:
-    """:func:`nearest_many` as flat arrays sorted by query: the work is per shard and per chunk, not per query.
+    """:func:`nearest_many` as flat arrays sorted by query: the work is per (query, shard) pair, compiled.
 
     The shards each query visits follow :meth:`SimilarityIndex.query_projected`'s rule in two rounds:
     every query's nearest shard first, then, up to ``probe`` shards in all, those whose lower bound
@@ -77,22 +75,23 @@ def nearest_flat(
     points = np.asarray(points, dtype=np.float32).reshape(-1, index.manifest.dims)
     n = len(points)
     shards = len(index.centroids)
+    if n == 0 or k < 1:
+        e = np.empty(0, np.int64)
+        return Hits(e, e, np.empty(0, np.float32), e)
     probe = index.manifest.probe if probe is None else probe
     cap = shards if not probe else max(1, min(probe, shards))
     bounds = index.shard_bounds(points)
     order = np.argsort(bounds, axis=1, kind="stable")[:, :cap]
-    # Every query's candidates in one row of sort keys: distance (float32 bits, which order like the
-    # non-negative floats they are) above the track id's rank, so ties go to the smaller id.
-    found = Found(np.full((n, cap * k), NONE, np.int64), np.zeros((n, cap * k), np.int64), np.zeros(n, np.int64))
-    excluded = _excluded(index, exclude, n)
+    search = _Search.of(index, points, exclude, k)
     everyone = np.arange(n, dtype=np.int64)
-    _score(index, points, everyone, order[:, 0], k, excluded, found)
+    search.score(everyone, order[:, 0])
     if cap > 1:
-        kth = _kth_distance(found.keys, k)
         rest = order[:, 1:]
+        kth = search.kth_distance()
         near = np.take_along_axis(bounds, rest, axis=1) ** 2 < (kth * kth)[:, None]
-        _score(index, points, np.repeat(everyone, near.sum(axis=1)), rest[near], k, excluded, found)
-    hits = _best(index, found.keys, found.flats, k)
+        search.score(np.repeat(everyone, near.sum(axis=1)), rest[near])
+    query, keys, flats = kernels.sorted_hits(search.keys, search.flats, search.size)
+    hits = Hits(query, index.ids_at(flats), (keys >> 32).astype(np.int32).view(np.float32), flats)
     if cap < shards:
         counts = np.bincount(hits.query, minlength=n)
         short = np.flatnonzero(counts < k)
@@ -102,68 +101,54 @@ def nearest_flat(
 
 
 @dataclass(frozen=True)
-class Found:
-    """Each query's candidates so far: sort keys, flat positions, and how many slots are filled."""
+class _Search:
+    """One batched search's inputs as the kernel takes them, and each query's heap of its best ``k`` so far."""
 
-    keys: np.ndarray
+    flat: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # points (tracks, dims), norms, id ranks, offsets
+    points64: np.ndarray
+    norms64: np.ndarray
+    ex_start: np.ndarray  # query q leaves out the flat positions ex_flat[ex_start[q]:ex_start[q + 1]]
+    ex_flat: np.ndarray
+    keys: np.ndarray  # (queries, k) max-heaps of sort keys (kernels.NONE: empty)
     flats: np.ndarray
-    filled: np.ndarray
+    size: np.ndarray
 
+    @classmethod
+    def of(cls, index: SimilarityIndex, points: np.ndarray, exclude: Sequence[set[int]] | None, k: int) -> _Search:
+        n = len(points)
+        points64, norms = index.flat_points64()
+        all_flat = np.arange(len(points64), dtype=np.int64)
+        offsets = np.append(index.flat_at(np.arange(len(index.centroids)), np.zeros(len(index.centroids), np.int64)),
+                            len(points64))  # fmt: skip
+        owner, shard, row = _excluded(index, exclude, n)
+        ex = index.flat_at(shard, row)
+        by_owner = np.lexsort((ex, owner))
+        p64 = points.astype(np.float64)
+        return cls(
+            (points64, norms, index.id_rank_at(all_flat), offsets.astype(np.int64)),
+            p64,
+            (p64 * p64).sum(axis=1),
+            np.searchsorted(owner[by_owner], np.arange(n + 1)).astype(np.int64),
+            ex[by_owner].astype(np.int64),
+            np.full((n, k), kernels.NONE, np.int64),
+            np.zeros((n, k), np.int64),
+            np.zeros(n, np.int64),
+        )
 
-def _score(
-    index: SimilarityIndex,
-    points: np.ndarray,
-    queries: np.ndarray,
-    visit: np.ndarray,
-    k: int,
-    excluded: tuple[np.ndarray, np.ndarray, np.ndarray],
-    found: Found,
-) -> None:
-    """Score query ``queries[i]`` against every track of shard ``visit[i]``, adding its k best to ``found``."""
-    ex_owner, ex_shard, ex_row = excluded
-    shards = len(index.centroids)
-    ex_bounds = np.searchsorted(ex_shard, np.arange(shards + 1))
-    offsets = index.flat_at(np.arange(shards), np.zeros(shards, np.int64))
-    at = np.full(len(points), -1, np.int64)  # a query's place in the chunk being scored
-    by_shard = np.argsort(visit, kind="stable")
-    for part in np.split(by_shard, np.flatnonzero(np.diff(visit[by_shard])) + 1) if len(visit) else []:
-        s = int(visit[part[0]])
-        shard_ids = index.shard_ids(s)
-        if not len(shard_ids):
-            continue
-        skip_q, skip_r = ex_owner[ex_bounds[s] : ex_bounds[s + 1]], ex_row[ex_bounds[s] : ex_bounds[s + 1]]
-        want = min(k, len(shard_ids))
-        rank = index.id_rank_at(offsets[s] + np.arange(len(shard_ids)))
-        step = max(1, CHUNK_CELLS // len(shard_ids))
-        mine = queries[part]
-        for start in range(0, len(mine), step):
-            chunk = mine[start : start + step]
-            dist = _squared(points[chunk], index.shard_points64(s), index.shard_norms(s))
-            at[chunk] = np.arange(len(chunk))
-            hit = at[skip_q] >= 0
-            dist[at[skip_q[hit]], skip_r[hit]] = np.inf
-            at[chunk] = -1
-            top = (
-                np.argpartition(dist, want - 1, axis=1)[:, :want]
-                if want < len(shard_ids)
-                else np.tile(np.arange(len(shard_ids)), (len(chunk), 1))
-            )
-            d = np.sqrt(np.take_along_axis(dist, top, axis=1)).astype(np.float32)
-            key = (d.view(np.int32).astype(np.int64) << 32) | rank[top]
-            key[~np.isfinite(d)] = NONE
-            cols = found.filled[chunk][:, None] + np.arange(want)
-            found.keys[chunk[:, None], cols] = key
-            found.flats[chunk[:, None], cols] = offsets[s] + top
-            found.filled[chunk] += want
+    def score(self, queries: np.ndarray, visit: np.ndarray) -> None:
+        """Score query ``queries[i]`` against every track of shard ``visit[i]`` (grouped by shard: cache-friendly)."""
+        by_shard = np.argsort(visit, kind="stable")
+        points, norms, rank, offsets = self.flat
+        kernels.score_pairs(
+            points, norms, rank, offsets, self.points64, self.norms64,
+            queries[by_shard].astype(np.int64), visit[by_shard].astype(np.int64),
+            self.ex_start, self.ex_flat, self.keys, self.flats, self.size,
+        )  # fmt: skip
 
-
-def _kth_distance(keys: np.ndarray, k: int) -> np.ndarray:
-    """Each row's k-th smallest distance among its keys (inf with fewer than k candidates)."""
-    if keys.shape[1] < k:
-        return np.full(len(keys), np.inf, np.float32)
-    kth = np.partition(keys, k - 1, axis=1)[:, k - 1]
-    out = (kth >> 32).astype(np.int32).view(np.float32)
-    return np.where(kth == NONE, np.inf, out).astype(np.float32)
+    def kth_distance(self) -> np.ndarray:
+        """Each query's k-th smallest distance so far (inf while it holds fewer than k)."""
+        root = (self.keys[:, 0] >> 32).astype(np.int32).view(np.float32)
+        return np.where(self.size == self.keys.shape[1], root, np.inf).astype(np.float32)
 
 
 def _excluded(
@@ -180,37 +165,6 @@ def _excluded(
     owner, shard, row = owner[found], shard[found], row[found]
     order = np.argsort(shard, kind="stable")
     return owner[order], shard[order], row[order]
-
-
-def _squared(a: np.ndarray, b: np.ndarray, b_norms: np.ndarray) -> np.ndarray:
-    """Squared euclidean distances between the rows of ``a`` and of ``b`` (float64; ``b_norms``: their squared lengths).
-
-    In double precision: a float32 product rounds a row's distances differently with the number of
-    rows beside it (BLAS takes another kernel for one query than for many), so the same listener
-    could get other scores, or another tie order, in a differently composed micro-batch, and a
-    restarted stream would not equal an undisturbed one. Rounded to float32 afterwards, the
-    double's jitter is gone.
-    """
-    a64 = a.astype(np.float64)
-    d = (a64 * a64).sum(axis=1)[:, None] - 2.0 * (a64 @ b.T) + b_norms[None, :]
-    return np.maximum(d, 0.0, out=d)
-
-
-def _best(index: SimilarityIndex, keys: np.ndarray, flats: np.ndarray, k: int) -> Hits:
-    """Each row's ``k`` smallest keys, in order, as flat hits (rows without candidates give none)."""
-    n, slots = keys.shape
-    want = min(k, slots)
-    if not n or not want:
-        e = np.empty(0, np.int64)
-        return Hits(e, e, np.empty(0, np.float32), e)
-    top = np.argpartition(keys, want - 1, axis=1)[:, :want] if want < slots else np.tile(np.arange(slots), (n, 1))
-    top = np.take_along_axis(top, np.take_along_axis(keys, top, axis=1).argsort(axis=1), axis=1)
-    key, flat = np.take_along_axis(keys, top, axis=1).ravel(), np.take_along_axis(flats, top, axis=1).ravel()
-    found = key != NONE
-    key, flat = key[found], flat[found]
-    query = np.repeat(np.arange(n, dtype=np.int64), want)[found]
-    distances = (key >> 32).astype(np.int32).view(np.float32)
-    return Hits(query, index.ids_at(flat), distances, flat)
 
 
 def _with_widened(index: SimilarityIndex, hits: Hits, points: np.ndarray, short: np.ndarray, k: int, exclude) -> Hits:

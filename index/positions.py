@@ -85,7 +85,10 @@ class Positions:
         return shard, items - offsets[shard]
 
     def points_of(self, items: np.ndarray) -> np.ndarray:
-        """The index-space points of the tracks at these flat positions, one row each."""
+        """The index-space points of the tracks at these flat positions, one row each: one gather from the
+        batched search's flat copy once it is made (the points are float32 values, so exact), else per shard."""
+        if self._flat64 is not None:
+            return self._flat64[0][np.asarray(items, np.int64)].astype(np.float32)
         return self.points_at(*self.shard_rows(items))
 
     def vectors_of(self, items: np.ndarray) -> np.ndarray:

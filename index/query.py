@@ -52,7 +52,7 @@ class SimilarityIndex(ShardPoints, Positions, Reasons):
         self._annoy: list[AnnoyIndex | None] = [None] * len(m.shards)
         self._z: list[np.ndarray | None] = [None] * len(m.shards)
         self._points: dict[int, np.ndarray] = {}
-        self._points64: dict[int, np.ndarray] = {}
+        self._flat64: tuple[np.ndarray, np.ndarray] | None = None
         if self.projection.shape != (len(m.columns), m.dims):
             raise IndexError_(
                 f"index version {self.folder.name!r} is corrupt: projection shape {self.projection.shape}"

@@ -147,7 +147,13 @@ def _letter(reason: str, value: Any, key: str | None, partition: int, offset: in
 
 
 def fold_listener(
-    user_id: str, taste: Taste | None, events: list[dict], index: Index | None, *, half_life_ms: float
+    user_id: str,
+    taste: Taste | None,
+    events: list[dict],
+    index: Index | None,
+    *,
+    half_life_ms: float,
+    known: Mapping[int, np.ndarray] | None = None,
 ) -> Folded:
     """Apply one listener's valid events (offset order) to their taste; repeated event ids are dropped.
 
@@ -156,10 +162,13 @@ def fold_listener(
 
     A track the index cannot place (none yet, or one catalogued after it was built) is counted and
     kept pending; a later version that can place it folds it in at the listener's next event.
+    ``known``: raw vectors already read for some of the tracks (:func:`raw_vectors`), by track id.
     """
     folded = Folded(user_id, taste)
 
     def vector_of(track_id: int):
+        if known is not None and track_id in known:
+            return known[track_id]
         item = index.items([track_id]) if index is not None else None
         return index.vectors(item, raw=True)[0] if item is not None and item[0] >= 0 else None
 
@@ -218,4 +227,18 @@ def fold_batch(
         return [], dead
     users = sorted(by_user)
     stored = tastes(users) if callable(tastes) else tastes
-    return [fold_listener(u, stored.get(u), by_user[u], index, half_life_ms=half_life_ms) for u in users], dead
+    tracks = {e["track_id"] for events in by_user.values() for e in events if e["type"] != HISTORY}
+    known = raw_vectors(index, sorted(tracks))
+    return [
+        fold_listener(u, stored.get(u), by_user[u], index, half_life_ms=half_life_ms, known=known) for u in users
+    ], dead
+
+
+def raw_vectors(index: Index | None, track_ids: list[int]) -> dict[int, np.ndarray]:
+    """The raw vector of each of ``track_ids`` that ``index`` places, read in one gather (not one per event)."""
+    if index is None or not track_ids:
+        return {}
+    items = index.items(np.asarray(track_ids, np.int64))
+    found = np.flatnonzero(items >= 0)
+    rows = index.vectors(items[found], raw=True) if len(found) else []
+    return {track_ids[n]: row for n, row in zip(found.tolist(), rows, strict=True)}

@@ -181,7 +181,7 @@ def test_radio_stays_near_without_repeats_or_one_artist(tmp_path: Path):
 
 
 def test_batched_search_equals_each_query_on_its_own(tmp_path: Path):
-    """nearest (one matrix product per shard for many queries) = per-query Annoy search at these budgets."""
+    """nearest (the compiled scoring of many queries, index.kernels) = per-query Annoy search at these budgets."""
     index = Index(build(tmp_path))
     ids, raw, _ = clustered()
     queries = [0, 17, 123, 399, 250]
@@ -197,6 +197,31 @@ def test_batched_search_equals_each_query_on_its_own(tmp_path: Path):
             assert index.points(pool.items) == pytest.approx(
                 np.stack([point_of(index, t) for t in pool.track_ids.tolist()])
             )
+
+
+def test_a_batched_answer_does_not_depend_on_the_other_queries_and_leaves_out_the_excluded(tmp_path: Path):
+    """Alone, among many, in another order: the same tracks and the same float32 distances, bit for bit; an
+    excluded track never comes back; with every shard probed the answer is the exact top k of what is left."""
+    index = Index(build(tmp_path))
+    ids, raw, _ = clustered()
+    rng = np.random.default_rng(4)
+    queries = rng.integers(0, len(ids), 60)
+    points = np.stack([index.project(index.standardize(raw[q])) for q in queries])
+    points += rng.normal(0, 0.05, points.shape).astype(np.float32)
+    exclude = [set(rng.choice(ids, 25).tolist()) | {int(ids[q])} for q in queries]
+    together = index.nearest(points, k=15, exclude=exclude).split(len(points))
+    backwards = index.nearest(points[::-1], k=15, exclude=exclude[::-1]).split(len(points))[::-1]
+    all_points = np.stack([point_of(index, int(t)) for t in ids]).astype(np.float64)
+    for i in (0, 7, 31, 59):
+        alone = index.nearest(points[i : i + 1], k=15, exclude=[exclude[i]])
+        for other in (together[i], backwards[i]):
+            assert other.track_ids.tolist() == alone.track_ids.tolist()
+            assert other.distances.tobytes() == alone.distances.tobytes()
+        assert not set(alone.track_ids.tolist()) & exclude[i]
+        exact = index.nearest(points[i : i + 1], k=15, exclude=[exclude[i]], probe=0)
+        d = np.sqrt(((all_points - points[i].astype(np.float64)) ** 2).sum(axis=1))
+        d[np.isin(ids, list(exclude[i]))] = np.inf
+        assert exact.track_ids.tolist() == ids[np.lexsort((ids, d))[:15]].tolist()
 
 
 def test_batched_search_widens_when_the_probed_shard_runs_out(tmp_path: Path):
