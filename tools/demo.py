@@ -9,7 +9,7 @@ is still published (``--rebuild`` runs it anyway). After the pipeline it starts,
 ``stream``, ``simulate`` (a few listeners at a few events per second) and the
 Streamlit dashboard on 127.0.0.1, prints the address, and stops all three
 (and the stack, if it started it) on Ctrl-C. ``--no-serve`` stops after the
-pipeline. Their logs go to ``<state_root>/logs``.
+pipeline, and stops the stack too if it started it. Their logs go to ``<state_root>/logs``.
 """
 
 from __future__ import annotations
@@ -248,7 +248,10 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         stamp.write_text(pipeline_stamp(settings) or "")
         print(f"demo: pipeline done in {seconds:.0f} s")  # noqa: T201
     sys.stdout.flush()
-    if args.no_serve:
+    if args.no_serve:  # the pipeline's results stay (lake, database files, index); a stack it started stops
+        if not services_were_up:
+            for line in stack.down(settings):
+                print(line)  # noqa: T201
         return 0
     password, api_key = fresh_credentials(settings, DEMO_USER)
     started: list[tuple[str, subprocess.Popen]] = []

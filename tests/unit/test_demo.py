@@ -165,3 +165,22 @@ def test_the_batch_steps_run_with_the_quick_jit_unless_the_settings_name_jvm_opt
     assert demo.batch_environ(load_settings({}))["EARSHOT__SPARK__JVM_OPTIONS"] == QUICK_JIT
     own = load_settings({"EARSHOT__SPARK__JVM_OPTIONS": "-Xss4m"})
     assert demo.batch_environ(own)["EARSHOT__SPARK__JVM_OPTIONS"] == "-Xss4m"
+
+
+@pytest.mark.parametrize("were_up", [False, True])
+def test_no_serve_stops_a_stack_the_demo_started_and_leaves_one_it_found(tmp_path, monkeypatch, were_up):
+    """Regression: ``demo --no-serve`` returned after the pipeline and left the broker and FerretDB it had
+    started running in the background."""
+    settings = load_settings({"EARSHOT_LAKE_ROOT": str(tmp_path / "lake")})
+    (tmp_path / "lake").mkdir()
+    calls: list[str] = []
+    monkeypatch.setattr(demo, "stop_on_signals", lambda: None)  # the test process keeps its own handlers
+    monkeypatch.setattr(demo, "choose_music", lambda args: None)
+    monkeypatch.setattr(demo, "pipeline_is_current", lambda settings, stamp: True)
+    monkeypatch.setattr(demo.stack, "kafka_healthy", lambda settings: were_up)
+    monkeypatch.setattr(demo.stack, "mongo_healthy", lambda settings: were_up)
+    monkeypatch.setattr(demo.stack, "up", lambda settings: calls.append("up") or [])
+    monkeypatch.setattr(demo.stack, "down", lambda settings: calls.append("down") or [])
+    args = argparse.Namespace(no_serve=True, rebuild=False, master="local[2]")
+    assert demo.main(settings, args) == 0
+    assert calls == (["up"] if were_up else ["up", "down"])
