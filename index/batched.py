@@ -82,6 +82,7 @@ def nearest_flat(
     cap = shards if not probe else max(1, min(probe, shards))
     bounds = index.shard_bounds(points)
     order = np.argsort(bounds, axis=1, kind="stable")[:, :cap]
+    kernels.ready()
     search = _Search.of(index, points, exclude, k)
     everyone = np.arange(n, dtype=np.int64)
     search.score(everyone, order[:, 0])
@@ -90,8 +91,12 @@ def nearest_flat(
         kth = search.kth_distance()
         near = np.take_along_axis(bounds, rest, axis=1) ** 2 < (kth * kth)[:, None]
         search.score(np.repeat(everyone, near.sum(axis=1)), rest[near])
-    query, keys, flats = kernels.sorted_hits(search.keys, search.flats, search.size)
-    hits = Hits(query, index.ids_at(flats), (keys >> 32).astype(np.int32).view(np.float32), flats)
+    order = np.argsort(search.keys, axis=1)  # nearest first; empty slots (kernels.NONE) last
+    keys = np.take_along_axis(search.keys, order, axis=1)
+    filled = keys != kernels.NONE
+    flats = np.take_along_axis(search.flats, order, axis=1)[filled]
+    query = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], keys.shape)[filled]
+    hits = Hits(query, index.ids_at(flats), (keys[filled] >> 32).astype(np.int32).view(np.float32), flats)
     if cap < shards:
         counts = np.bincount(hits.query, minlength=n)
         short = np.flatnonzero(counts < k)
@@ -123,7 +128,7 @@ class _Search:
         owner, shard, row = _excluded(index, exclude, n)
         ex = index.flat_at(shard, row)
         by_owner = np.lexsort((ex, owner))
-        p64 = points.astype(np.float64)
+        p64 = np.ascontiguousarray(points, np.float64)
         return cls(
             (points64, norms, index.id_rank_at(all_flat), offsets.astype(np.int64)),
             p64,

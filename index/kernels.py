@@ -11,19 +11,59 @@ whichever other queries share the call (a listener's answer must not depend on h
 composed). One compiled pass per (query, shard) pair replaces a matrix product, a partition and a dozen
 array operations per shard and group: the stream's groups are small (a few listeners per shard).
 
-Compiled on first use in each process (about a second), not cached on disk: processes that compile the
-same cache entries at once can leave them inconsistent (``udfs.numba_cache``).
+Compiled once and kept in numba's cache (``NUMBA_CACHE_DIR`` where set, else beside this file), so a new
+process loads them in a fraction of a second instead of compiling for about a second and a half.
+Processes that compile and write the same cache entries at once can leave them inconsistent
+(``udfs.numba_cache``), so :func:`ready` loads or compiles them under a lock on the host, once per process.
 """
 
 from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+import threading
 
 import numba
 import numpy as np
 
 NONE = np.iinfo(np.int64).max  # the sort key of an empty slot
+LOCK_FILE = os.path.join(tempfile.gettempdir(), f"earshot-index-kernels-{os.getuid()}.lock")
+_ready = threading.Event()
 
 
-@numba.njit(nogil=True, cache=False)
+def ready() -> None:
+    """Load (or compile and cache) every kernel in this process, one process at a time on this host.
+
+    Without a lock file (an unwritable temporary folder) they are compiled unserialised, as numba would.
+    """
+    if _ready.is_set():
+        return
+    try:
+        lock = open(LOCK_FILE, "a")  # noqa: SIM115 - held across the calls below
+    except OSError:
+        _call_each()
+    else:
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                _call_each()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    _ready.set()
+
+
+def _call_each() -> None:
+    """Each kernel once, on tiny inputs of the types the callers pass: compiled or loaded now, not mid-batch."""
+    z, i64 = np.zeros, np.int64
+    score_pairs(
+        z((2, 3)), z(2), z(2, i64), np.array([0, 2], i64), z((1, 3)), z(1), z(1, i64), z(1, i64), z(2, i64),
+        z(0, i64), np.full((1, 1), NONE, i64), z((1, 1), i64), z(1, i64),
+    )  # fmt: skip
+    nearest_among(z((1, 3), np.float32), z((2, 3), np.float32), np.array([[0, -1]], i64))
+
+
+@numba.njit(nogil=True, cache=True)
 def _push(keys: np.ndarray, flats: np.ndarray, size: int, key: int, flat: int) -> int:
     """Insert (key, flat) into the max-heap ``keys[:size]`` of capacity ``len(keys)``; returns the new size."""
     k = len(keys)
@@ -54,7 +94,7 @@ def _push(keys: np.ndarray, flats: np.ndarray, size: int, key: int, flat: int) -
     return size
 
 
-@numba.njit(nogil=True, cache=False, fastmath={"reassoc", "contract"})
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
 def _dot(a: np.ndarray, b: np.ndarray) -> float:
     """One dot product; the compiled loop's summation order is fixed, whatever else is being scored."""
     total = 0.0
@@ -63,7 +103,7 @@ def _dot(a: np.ndarray, b: np.ndarray) -> float:
     return total
 
 
-@numba.njit(nogil=True, cache=False)
+@numba.njit(nogil=True, cache=True)
 def score_pairs(
     points: np.ndarray,
     norms: np.ndarray,
@@ -114,20 +154,22 @@ def score_pairs(
         heap_size[q] = size
 
 
-@numba.njit(nogil=True, cache=False)
-def sorted_hits(heap_keys: np.ndarray, heap_flats: np.ndarray, heap_size: np.ndarray):
-    """Every query's heap, nearest first, as flat (query, key, flat position) arrays sorted by query."""
-    total = heap_size.sum()
-    query = np.empty(total, np.int64)
-    keys = np.empty(total, np.int64)
-    flats = np.empty(total, np.int64)
-    at = 0
-    for q in range(len(heap_size)):
-        size = heap_size[q]
-        order = np.argsort(heap_keys[q, :size])
-        for j in range(size):
-            query[at] = q
-            keys[at] = heap_keys[q, order[j]]
-            flats[at] = heap_flats[q, order[j]]
-            at += 1
-    return query, keys, flats
+@numba.njit(nogil=True, cache=True)
+def nearest_among(points: np.ndarray, candidates: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """For each row a of ``points`` (float32), the column of ``table[a]`` (rows of ``candidates``; -1 pads,
+    never first) whose candidate is nearest: squared euclidean distance in float32, the first of equals."""
+    out = np.empty(len(points), np.int64)
+    for a in range(len(points)):
+        best, arg = np.inf, 0
+        for c in range(table.shape[1]):
+            j = table[a, c]
+            if j < 0:
+                continue
+            d = np.float32(0.0)
+            for k in range(points.shape[1]):
+                x = points[a, k] - candidates[j, k]
+                d += x * x
+            if d < best:
+                best, arg = d, c
+        out[a] = arg
+    return out

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index import store
+from index import kernels, store
 from index.batched import Hits, nearest_flat
 from index.catalogue import Catalogue
 from index.manifest import IndexError_, Manifest
@@ -89,6 +89,17 @@ class Index:
     def points(self, items: np.ndarray) -> np.ndarray:
         """(n, dims) float32: the items' points in the index space."""
         return self._engine.points_of(self._checked(items))
+
+    def nearest_among(self, items: np.ndarray, candidates: np.ndarray, table: np.ndarray) -> np.ndarray:
+        """(n,) int64: for item ``items[a]``, the entry of ``table[a]`` (places in ``candidates``, which are items;
+        -1 pads, never first) whose candidate's point is nearest its own (squared distance in float32; the first
+        of equals), in one compiled pass (``index.kernels``)."""
+        table = np.ascontiguousarray(table, np.int64)
+        if not len(table):
+            return np.empty(0, np.int64)
+        kernels.ready()
+        column = kernels.nearest_among(self.points(items), self.points(candidates), table)
+        return table[np.arange(len(table)), column]
 
     def vectors(self, items: np.ndarray, *, raw: bool = False) -> np.ndarray:
         """(n, columns): the items' standardized vectors (float32), or in raw units (float64, the same in every

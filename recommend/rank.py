@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from index.reader import Hits, Index, IndexError_
@@ -194,35 +193,13 @@ def _because(index: Index, tastes: list[Taste], queries: list[_Query], chosen: H
     positives, owner, liked, column = positives[keep], owner[keep], liked[keep], (place - skip)[keep]
     table = np.full((len(tastes), LIKED), -1, np.int64)
     table[owner, column] = np.arange(len(owner))
-    liked_p = index.points(liked)
     mine = table[chosen.query]  # (items, LIKED)
     has = np.flatnonzero(mine[:, 0] >= 0)
-    nearest = _nearest_liked(index.points(chosen.items[has]), liked_p, mine[has])
+    nearest = index.nearest_among(chosen.items[has], liked, mine[has])
     tracks, which = np.unique(positives[nearest], return_inverse=True)
     phrases = np.asarray([f"sounds like {_title(index, t)}, which you liked; " for t in tracks.tolist()], object)
     because[has] = phrases[which.reshape(-1)]
     return because
-
-
-@numba.njit(nogil=True, cache=False)
-def _nearest_liked(points: np.ndarray, liked: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """For each row of ``points``, the entry of its ``table`` row (places in ``liked``; -1 pads, never first)
-    whose liked point is nearest (squared distance, float32; the first of equals). Compiled on first use."""
-    out = np.empty(len(points), np.int64)
-    for a in range(len(points)):
-        best, arg = np.inf, table[a, 0]
-        for c in range(table.shape[1]):
-            j = table[a, c]
-            if j < 0:
-                continue
-            d = np.float32(0.0)
-            for k in range(points.shape[1]):
-                x = points[a, k] - liked[j, k]
-                d += x * x
-            if d < best:
-                best, arg = d, j
-        out[a] = arg
-    return out
 
 
 def _title(index: Index, track_id: int) -> str:
