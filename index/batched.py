@@ -1,10 +1,12 @@
 """Nearest tracks for many query points at once: exact scoring inside each query's probed shards.
 
 The stream asks for the neighbours of every listener touched in a micro-batch
-together. Instead of one Annoy query per listener, each shard's points (read
-once per process from its Annoy file) are scored against all the queries that
-probe it with one matrix product, and the k smallest are kept per query. The
-result is exact within the probed shards (at least as good as Annoy's answer
+together. Instead of one Annoy query per listener, this module decides which
+shards each query visits (the similarity index's rule, in two rounds) and hands
+the (query, shard) pairs, grouped by shard, to a compiled kernel
+(``index.kernels``) that scores each query against every track of the shard
+from one flat copy of the points (read once per process) and keeps its k best.
+The result is exact within the probed shards (at least as good as Annoy's answer
 there); a query left with fewer than k tracks (small shards, most of them
 excluded) falls back to :meth:`SimilarityIndex.query_projected`, which visits
 further shards.
