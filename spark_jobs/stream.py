@@ -44,7 +44,7 @@ from connectors.services import require_kafka, require_mongo
 from index import store
 from index.manifest import IndexError_
 from spark_jobs.session import build_spark
-from spark_jobs.streaming.archive import start_archive
+from spark_jobs.streaming.archive import ARCHIVE_NAME, start_archive
 from spark_jobs.streaming.catalogue import CatalogueLookup
 from spark_jobs.streaming.index_delivery import IndexShipper, executor_root
 from spark_jobs.streaming.layout import check_layout
@@ -57,6 +57,7 @@ from spark_jobs.streaming.state import TasteBuckets
 
 log = logging.getLogger("earshot.stream")
 ARCHIVE_POOL = "archive"  # the events archive's scheduler pool: the recommender's jobs take turns with its MERGE
+STOP_WAIT_S = 15.0  # how long a stop lets a running archive batch (its MERGE) finish before stopping the query
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -217,13 +218,32 @@ def poison_batch(checkpoint: str, settings: Settings):
 
 
 def stop(spark: SparkSession, queries: list, sink: BatchSink) -> None:
-    """Stop the queries, detach the progress listener, and close the sink's clients."""
+    """Stop the queries (the archive between its batches, :func:`between_batches`), detach the progress
+    listener, and close the sink's clients."""
     for q in queries:
         if q.isActive:
+            if q.name == ARCHIVE_NAME:
+                between_batches(q, STOP_WAIT_S)
             q.stop()
     if sink.progress is not None:
         spark.streams.removeListener(sink.progress)
     sink.close()
+
+
+def between_batches(query, wait_s: float, *, poll_s: float = 0.2) -> bool:
+    """Wait up to ``wait_s`` for ``query``'s running batch to end; True when it is between batches.
+
+    Stopping the archive inside its foreachBatch interrupts a Py4J call, and Spark matches the interrupted
+    call's long message with a regex that recurses per character (StreamExecution's PROXY_ERROR): a
+    ``java.lang.StackOverflowError`` in the log. Nothing is lost (the batch replays; its MERGE is
+    idempotent), but it reads like a crash. The recommender's batches are short and stop cleanly.
+    """
+    deadline = time.monotonic() + wait_s
+    while query.isActive and query.status.get("isTriggerActive"):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+    return True
 
 
 def list_index_versions(settings: Settings) -> list[str]:
