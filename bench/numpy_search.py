@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.batched import Hits, _excluded, _with_widened
+from index.batched import Hits, _excluded, _second_round, _visits, _widen_short
 from index.query import SimilarityIndex
 
 CHUNK_CELLS = 4_000_000  # queries x shard tracks scored per matrix product (16 MB of float32)
@@ -44,29 +44,16 @@ def numpy_nearest_flat(
     """
     points = np.asarray(points, dtype=np.float32).reshape(-1, index.manifest.dims)
     n = len(points)
-    shards = len(index.centroids)
-    probe = index.manifest.probe if probe is None else probe
-    cap = shards if not probe else max(1, min(probe, shards))
-    bounds = index.shard_bounds(points)
-    order = np.argsort(bounds, axis=1, kind="stable")[:, :cap]
+    bounds, order = _visits(index, points, probe)
+    cap = order.shape[1]
     # Every query's candidates in one row of sort keys: distance (float32 bits, which order like the
     # non-negative floats they are) above the track id's rank, so ties go to the smaller id.
     found = Found(np.full((n, cap * k), NONE, np.int64), np.zeros((n, cap * k), np.int64), np.zeros(n, np.int64))
     excluded = _excluded(index, exclude, n)
-    everyone = np.arange(n, dtype=np.int64)
-    _score(index, points, everyone, order[:, 0], k, excluded, found)
+    _score(index, points, np.arange(n, dtype=np.int64), order[:, 0], k, excluded, found)
     if cap > 1:
-        kth = _kth_distance(found.keys, k)
-        rest = order[:, 1:]
-        near = np.take_along_axis(bounds, rest, axis=1) ** 2 < (kth * kth)[:, None]
-        _score(index, points, np.repeat(everyone, near.sum(axis=1)), rest[near], k, excluded, found)
-    hits = _best(index, found.keys, found.flats, k)
-    if cap < shards:
-        counts = np.bincount(hits.query, minlength=n)
-        short = np.flatnonzero(counts < k)
-        if len(short):
-            hits = _with_widened(index, hits, points, short, k, exclude)
-    return hits
+        _score(index, points, *_second_round(bounds, order, _kth_distance(found.keys, k)), k, excluded, found)
+    return _widen_short(index, _best(index, found.keys, found.flats, k), points, k, exclude, visited=cap)
 
 
 @dataclass(frozen=True)

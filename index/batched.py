@@ -76,35 +76,46 @@ def nearest_flat(
     """
     points = np.asarray(points, dtype=np.float32).reshape(-1, index.manifest.dims)
     n = len(points)
-    shards = len(index.centroids)
     if n == 0 or k < 1:
         e = np.empty(0, np.int64)
         return Hits(e, e, np.empty(0, np.float32), e)
+    bounds, order = _visits(index, points, probe)
+    kernels.ready()
+    search = _Search.of(index, points, exclude, k)
+    search.score(np.arange(n, dtype=np.int64), order[:, 0])
+    if order.shape[1] > 1:
+        search.score(*_second_round(bounds, order, search.kth_distance()))
+    ranked = np.argsort(search.keys, axis=1)  # nearest first; empty slots (kernels.NONE) last
+    keys = np.take_along_axis(search.keys, ranked, axis=1)
+    filled = keys != kernels.NONE
+    flats = np.take_along_axis(search.flats, ranked, axis=1)[filled]
+    query = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], keys.shape)[filled]
+    hits = Hits(query, index.ids_at(flats), (keys[filled] >> 32).astype(np.int32).view(np.float32), flats)
+    return _widen_short(index, hits, points, k, exclude, visited=order.shape[1])
+
+
+def _visits(index: SimilarityIndex, points: np.ndarray, probe: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(each query's lower bound to every shard, the shards it may visit: nearest bound first, at most ``probe``)."""
+    shards = len(index.centroids)
     probe = index.manifest.probe if probe is None else probe
     cap = shards if not probe else max(1, min(probe, shards))
     bounds = index.shard_bounds(points)
-    order = np.argsort(bounds, axis=1, kind="stable")[:, :cap]
-    kernels.ready()
-    search = _Search.of(index, points, exclude, k)
-    everyone = np.arange(n, dtype=np.int64)
-    search.score(everyone, order[:, 0])
-    if cap > 1:
-        rest = order[:, 1:]
-        kth = search.kth_distance()
-        near = np.take_along_axis(bounds, rest, axis=1) ** 2 < (kth * kth)[:, None]
-        search.score(np.repeat(everyone, near.sum(axis=1)), rest[near])
-    order = np.argsort(search.keys, axis=1)  # nearest first; empty slots (kernels.NONE) last
-    keys = np.take_along_axis(search.keys, order, axis=1)
-    filled = keys != kernels.NONE
-    flats = np.take_along_axis(search.flats, order, axis=1)[filled]
-    query = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], keys.shape)[filled]
-    hits = Hits(query, index.ids_at(flats), (keys[filled] >> 32).astype(np.int32).view(np.float32), flats)
-    if cap < shards:
-        counts = np.bincount(hits.query, minlength=n)
-        short = np.flatnonzero(counts < k)
-        if len(short):
-            hits = _with_widened(index, hits, points, short, k, exclude)
-    return hits
+    return bounds, np.argsort(bounds, axis=1, kind="stable")[:, :cap]
+
+
+def _second_round(bounds: np.ndarray, order: np.ndarray, kth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(query, shard) pairs of the second round: the further shards whose bound is nearer than the k-th found."""
+    rest = order[:, 1:]
+    near = np.take_along_axis(bounds, rest, axis=1) ** 2 < (kth * kth)[:, None]
+    return np.repeat(np.arange(len(order), dtype=np.int64), near.sum(axis=1)), rest[near]
+
+
+def _widen_short(index: SimilarityIndex, hits: Hits, points: np.ndarray, k: int, exclude, *, visited: int) -> Hits:
+    """``hits``, with the queries left with fewer than ``k`` answered again over further shards."""
+    if visited >= len(index.centroids):
+        return hits
+    short = np.flatnonzero(np.bincount(hits.query, minlength=len(points)) < k)
+    return _with_widened(index, hits, points, short, k, exclude) if len(short) else hits
 
 
 @dataclass(frozen=True)
