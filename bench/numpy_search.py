@@ -36,12 +36,8 @@ def numpy_nearest_flat(
     exclude: Sequence[set[int]] | None = None,
     probe: int | None = None,
 ) -> Hits:
-    """``index.batched.nearest_flat`` as it was before the compiled kernels: per shard and chunk, in numpy.
-
-    The shards each query visits follow :meth:`SimilarityIndex.query_projected`'s rule in two rounds:
-    every query's nearest shard first, then, up to ``probe`` shards in all, those whose lower bound
-    is nearer than the k-th track the first round found.
-    """
+    """``index.batched.nearest_flat`` as it was before the compiled kernels (the same shards visited, the same
+    answers): each shard scored per group of queries and chunk, in numpy."""
     points = np.asarray(points, dtype=np.float32).reshape(-1, index.manifest.dims)
     n = len(points)
     bounds, order = _visits(index, points, probe)

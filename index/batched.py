@@ -135,15 +135,13 @@ class _Search:
     def of(cls, index: SimilarityIndex, points: np.ndarray, exclude: Sequence[set[int]] | None, k: int) -> _Search:
         n = len(points)
         points64, norms = index.flat_points64()
-        all_flat = np.arange(len(points64), dtype=np.int64)
-        offsets = np.append(index.flat_at(np.arange(len(index.centroids)), np.zeros(len(index.centroids), np.int64)),
-                            len(points64))  # fmt: skip
+        offsets, rank = index.flat_layout()
         owner, shard, row = _excluded(index, exclude, n)
         ex = index.flat_at(shard, row)
         by_owner = np.lexsort((ex, owner))
         p64 = np.ascontiguousarray(points, np.float64)
         return cls(
-            (points64, norms, index.id_rank_at(all_flat), offsets.astype(np.int64)),
+            (points64, norms, rank, offsets),
             p64,
             (p64 * p64).sum(axis=1),
             np.searchsorted(owner[by_owner], np.arange(n + 1)).astype(np.int64),

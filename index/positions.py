@@ -65,6 +65,12 @@ class Positions:
         shard = np.searchsorted(offsets, flat, side="right") - 1
         return found, shard, flat - offsets[shard]
 
+    def flat_layout(self) -> tuple[np.ndarray, np.ndarray]:
+        """(each shard's first flat position and, last, the number of tracks; each flat position's id rank),
+        built once: what the batched search's kernel (``index.kernels``) walks."""
+        offsets, _, _, rank = self._flat_positions()
+        return offsets, rank
+
     def flat_at(self, shards: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """One number per (shard, row): its place in :meth:`track_ids`."""
         return self._flat_positions()[0][np.asarray(shards, np.int64)] + np.asarray(rows, np.int64)
