@@ -44,6 +44,7 @@ from recommend.rank import recommend_many
 from recommend.taste import Taste
 from spark_jobs.streaming.catalogue import CatalogueLookup
 from spark_jobs.streaming.index_delivery import SHIPPED, shipped_folder
+from spark_jobs.streaming.pipelined import get_many, put_many
 from spark_jobs.streaming.poison import Quarantine
 from spark_jobs.streaming.rows import dead_rows, listener_document, output_frame, output_rows
 from spark_jobs.streaming.serving import Serving
@@ -153,27 +154,24 @@ class TasteBuckets(StatefulProcessor):
                 (self.query_key, bucket), bytes(epoch[0]) if epoch is not None else None, users
             )
         self._hits = len(known)
-        out = {}
-        for user in users:
-            blob = known.get(user)
-            if blob is None:
-                value = self.tastes.getValue((user,))
-                if value is None:
-                    continue
-                blob = self._read_now[user] = bytes(value[0])
-            out[user] = Taste.from_bytes(blob)
-        return out
+        missing = [user for user in users if user not in known]
+        for user, value in zip(missing, get_many(self.tastes, [(user,) for user in missing]), strict=True):
+            if value is not None:
+                known[user] = self._read_now[user] = bytes(value[0])
+        return {user: Taste.from_bytes(known[user]) for user in users if user in known}
 
     def _write(self, bucket: int, changed: list[Folded]) -> None:
         """Store the changed tastes, and a new epoch for the bucket under which the host's copy is true."""
         fresh = dict(self._read_now)
-        for f in changed:
-            blob = fresh[f.user_id] = f.taste.to_bytes()
-            self.tastes.updateValue((f.user_id,), (blob,))
+        blobs = [(f.user_id, f.taste.to_bytes()) for f in changed]
+        fresh.update(blobs)
+        writes = [((user,), (blob,)) for user, blob in blobs]
         cache = host_cache(self.cache_listeners)
-        if cache is not None and changed:
-            epoch = new_epoch()
-            self.tastes.updateValue((EPOCH_KEY,), (epoch,))
+        epoch = new_epoch() if cache is not None and changed else None
+        if epoch is not None:
+            writes.append(((EPOCH_KEY,), (epoch,)))
+        put_many(self.tastes, writes)
+        if epoch is not None:
             cache.store((self.query_key, bucket), epoch, self._generation, fresh)
 
     def _rules(self) -> Rules:
@@ -246,10 +244,11 @@ class TasteBuckets(StatefulProcessor):
 
     def handleInitialState(self, key, initialState, timerValues) -> None:  # noqa: N802 - Spark's API
         """Seed the bucket's tastes (``stream --initial-tastes``): one (user_id, taste) row per listener."""
-        for user, blob in zip(initialState["user_id"], initialState["taste"], strict=True):
-            self.tastes.updateValue((user,), (bytes(blob),))
+        users, blobs = initialState["user_id"], initialState["taste"]
+        seeds = [((user,), (bytes(blob),)) for user, blob in zip(users, blobs, strict=True)]
         if self.cache_listeners:  # whatever a worker held for this bucket is not the state any more
-            self.tastes.updateValue((EPOCH_KEY,), (new_epoch(),))
+            seeds.append(((EPOCH_KEY,), (new_epoch(),)))
+        put_many(self.tastes, seeds)
 
     def close(self) -> None:
         pass
