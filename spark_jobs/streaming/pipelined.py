@@ -23,6 +23,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyspark.sql.streaming.proto.StateMessage_pb2 as sm
+from pyspark.errors import PySparkRuntimeError
+from pyspark.serializers import write_int
+
 WINDOW = 128  # values written per wait
 READ_WINDOW = 64  # keys asked per wait
 
@@ -39,9 +43,6 @@ def _client(map_state) -> tuple[Any, Any] | None:
 
 def _send(api, call) -> None:
     """Write one MapStateCall request (not flushed)."""
-    import pyspark.sql.streaming.proto.StateMessage_pb2 as sm
-    from pyspark.serializers import write_int
-
     message = sm.StateRequest(stateVariableRequest=sm.StateVariableRequest(mapStateCall=call)).SerializeToString()
     write_int(0, api.sockfile)  # the message format's version, as the client writes it
     write_int(len(message), api.sockfile)
@@ -49,8 +50,6 @@ def _send(api, call) -> None:
 
 
 def _answers(api, count: int, what: str) -> list[bytes]:
-    from pyspark.errors import PySparkRuntimeError
-
     values = []
     for _ in range(count):
         status, error, value = api._receive_proto_message()
@@ -67,8 +66,6 @@ def put_many(map_state, pairs: list[tuple[tuple, tuple]]) -> None:
         for key, value in pairs:
             map_state.updateValue(key, value)
         return
-    import pyspark.sql.streaming.proto.StateMessage_pb2 as sm
-
     client, api = found
     name, dump = map_state._stateName, api.pickleSer.dumps
     key_schema, value_schema = client.user_key_schema, client.value_schema
@@ -87,8 +84,6 @@ def get_many(map_state, keys: list[tuple]) -> list[tuple | None]:
     found = _client(map_state)
     if found is None:
         return [map_state.getValue(key) for key in keys]
-    import pyspark.sql.streaming.proto.StateMessage_pb2 as sm
-
     client, api = found
     name, dump, schema = map_state._stateName, api.pickleSer.dumps, client.user_key_schema
     out: list[tuple | None] = []
