@@ -63,7 +63,9 @@ from index.synthetic import COLUMNS, synthetic_catalogue
 from spark_jobs.streaming.sink import STAGES
 from tools.simulate import Simulator
 
-TARGET = {"p50_ms": 1000.0, "p99_ms": 2000.0, "events_per_s": 1950.0}
+# The design's targets: at scale it keeps up (sustained >= 1,950 of 2,000 events/s) with p99 <= 5 s; at home
+# (the light row) p50 <= 0.8 s, p99 <= 1.5 s.
+TARGET = {"p99_ms": 5000.0, "events_per_s": 1950.0}
 LIGHT_TARGET = {"p50_ms": 800.0, "p99_ms": 1500.0}
 DASHBOARD_POLL_S = 1.0  # the player's "For you" fragment (dashboard/player.py, run_every)
 OPERATOR_POLL_S = 5.0
@@ -304,6 +306,14 @@ def run_row(
     }
 
 
+def target_words(target: dict) -> str:
+    """A row's target as the table prints it: the latencies in ms, then the sustained rate where there is one."""
+    parts = [f"{k.removesuffix('_ms')} <= {v:.0f} ms" for k, v in target.items() if k.endswith("_ms")]
+    if "events_per_s" in target:
+        parts.append(f">= {target['events_per_s']:.0f}/s")
+    return ", ".join(parts)
+
+
 def spark_overhead(phases: dict) -> str:
     """latestOffset / queryPlanning + getBatch / walCommit + commitOffsets, medians in ms."""
     parts = (("latestOffset",), ("queryPlanning", "getBatch"), ("walCommit", "commitOffsets"))
@@ -323,7 +333,7 @@ def print_table(rows: list[dict]) -> None:
         ("  stateful step with Mongo writes ms", lambda r: r["sink_ms_median"]["state_and_query_ms"]),
         ("  dead letters ms", lambda r: r["sink_ms_median"]["dlq_ms"]),
         *[(f"    {s.removesuffix('_ms')} ms (all buckets)", lambda r, s=s: r["stage_ms_median"][s]) for s in STAGES],
-        ("  target p50 / p99 ms", lambda r: "{p50_ms:.0f} / {p99_ms:.0f}".format(**r["target"])),
+        ("  target", lambda r: target_words(r["target"])),
         ("produced = applied+dlq+dup", lambda r: f"{r['produced']} = {r['applied']}+{r['dlq']}+{r['duplicates']}"),
         ("top-10 in taste (chance)", lambda r: f"{r['quality_top10_in_taste']} ({r['quality_chance']})"),
         ("state seed write / stream ready s", lambda r: f"{r['seed_write_s']} / {r['stream_ready_s']}"),
