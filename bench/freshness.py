@@ -160,6 +160,7 @@ def run_row(
     archive: bool = False,
     dashboard: bool = False,
     spark_conf: tuple[str, ...] = (),
+    master: str = "local[2]",
 ) -> dict:
     root = Path(tempfile.mkdtemp(prefix="earshot-bench-freshness-"))
     env = environ(root)
@@ -196,7 +197,7 @@ def run_row(
         settings, catalogue, listeners=listeners, seed=5, from_recommendations=0.6 if listeners <= 100 else 0.0
     )
     confs = [arg for kv in spark_conf for arg in ("--conf", kv)]
-    command = [str(REPO_ROOT / "spark-submit.sh"), "--master", "local[2]", *confs, "stream"]
+    command = [str(REPO_ROOT / "spark-submit.sh"), "--master", master, *confs, "stream"]
     if not archive:
         command.append("--no-archive")
     seeded_s = 0.0
@@ -367,6 +368,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="a Spark setting for the stream (repeatable), e.g. spark.eventLog.enabled=true to profile its batches",
     )
+    parser.add_argument(
+        "--master",
+        default="local[2]",
+        help="the stream's Spark master (local[2]: one task slot per core; its stateful tasks follow "
+        "stream.partitions, e.g. EARSHOT__STREAM__PARTITIONS=3 with local[3])",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the 100-listener row")
     parser.add_argument("--keep", action="store_true", help="keep each row's folder (index, seed, checkpoint, log)")
     args = parser.parse_args(argv)
@@ -374,7 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds or (60.0 if args.full else 20.0)
     listeners = args.listeners or (20_000 if args.full else 5_000)
     state = args.state_listeners if args.state_listeners is not None else (1_000_000 if args.full else 50_000)
-    common = dict(tracks=args.tracks, warmup=args.warmup, keep=args.keep, spark_conf=tuple(args.spark_conf))
+    common = dict(
+        tracks=args.tracks, warmup=args.warmup, keep=args.keep, spark_conf=tuple(args.spark_conf), master=args.master
+    )
     plans = {
         "light": lambda: run_row("light", listeners=10, rate=3.0, seconds=args.light_seconds, state=0,
                                  archive=True, dashboard=True, **common),  # fmt: skip
