@@ -81,10 +81,16 @@ def recommend_many(
 
 
 def _radio_seed(index: Index, taste: Taste) -> int | None:
-    heard = {t for t in taste.recent if t in index}
-    if len(heard) == 1 and taste.positives and taste.neg_w == 0 and taste.positives[-1] in index:
-        return taste.positives[-1]
-    return None
+    """The liked track a radio starts from when it is the one indexed track the listener has heard, else None."""
+    if not taste.positives or taste.neg_w != 0 or taste.positives[-1] not in index:
+        return None
+    heard: set[int] = set()
+    for t in taste.recent:  # stops at a second indexed track: most listeners have heard many
+        if t in index:
+            heard.add(t)
+            if len(heard) > 1:
+                return None
+    return taste.positives[-1] if heard else None
 
 
 def _radios(index: Index, seeds: list[int], *, k: int) -> list[Recommendation]:
