@@ -21,11 +21,11 @@ This uses the internals of pyspark 4.2's state client (pinned in
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import pyspark.sql.streaming.proto.StateMessage_pb2 as sm
 from pyspark.errors import PySparkRuntimeError
-from pyspark.serializers import write_int
 
 WINDOW = 128  # values written per wait
 READ_WINDOW = 64  # keys asked per wait
@@ -41,17 +41,22 @@ def _client(map_state) -> tuple[Any, Any] | None:
     return client, api
 
 
-def _send(api, call) -> None:
-    """Write one MapStateCall request (not flushed)."""
+def _request(call) -> bytes:
+    """One MapStateCall request as the client frames it: the format's version (0), the length, the message."""
     message = sm.StateRequest(stateVariableRequest=sm.StateVariableRequest(mapStateCall=call)).SerializeToString()
-    write_int(0, api.sockfile)  # the message format's version, as the client writes it
-    write_int(len(message), api.sockfile)
-    api.sockfile.write(message)
+    return struct.pack("!ii", 0, len(message)) + message
 
 
-def _answers(api, count: int, what: str) -> list[bytes]:
+def _exchange(api, requests: list[bytes], what: str) -> list[bytes]:
+    """Send a window of requests in one write and read their answers in order; the first error raises.
+
+    Every request of the window is built before any byte is written, so a value that cannot be serialized
+    fails the call with nothing of it sent.
+    """
+    api.sockfile.write(b"".join(requests))
+    api.sockfile.flush()
     values = []
-    for _ in range(count):
+    for _ in requests:
         status, error, value = api._receive_proto_message()
         if status != 0:
             raise PySparkRuntimeError(f"Error {what}: {error}")
@@ -70,13 +75,13 @@ def put_many(map_state, pairs: list[tuple[tuple, tuple]]) -> None:
     name, dump = map_state._stateName, api.pickleSer.dumps
     key_schema, value_schema = client.user_key_schema, client.value_schema
     for start in range(0, len(pairs), WINDOW):
-        window = pairs[start : start + WINDOW]
-        for key, value in window:
-            key_bytes, value_bytes = dump(key_schema.toInternal(key)), dump(value_schema.toInternal(value))
-            update = sm.UpdateValue(userKey=key_bytes, value=value_bytes)
-            _send(api, sm.MapStateCall(stateName=name, updateValue=update))
-        api.sockfile.flush()
-        _answers(api, len(window), "updating map state value")
+        requests = [
+            _request(sm.MapStateCall(stateName=name, updateValue=sm.UpdateValue(
+                userKey=dump(key_schema.toInternal(key)), value=dump(value_schema.toInternal(value))
+            )))
+            for key, value in pairs[start : start + WINDOW]
+        ]  # fmt: skip
+        _exchange(api, requests, "updating map state value")
 
 
 def get_many(map_state, keys: list[tuple]) -> list[tuple | None]:
@@ -88,9 +93,9 @@ def get_many(map_state, keys: list[tuple]) -> list[tuple | None]:
     name, dump, schema = map_state._stateName, api.pickleSer.dumps, client.user_key_schema
     out: list[tuple | None] = []
     for start in range(0, len(keys), READ_WINDOW):
-        window = keys[start : start + READ_WINDOW]
-        for key in window:
-            _send(api, sm.MapStateCall(stateName=name, getValue=sm.GetValue(userKey=dump(schema.toInternal(key)))))
-        api.sockfile.flush()
-        out.extend(api._deserialize_from_bytes(v) if v else None for v in _answers(api, len(window), "getting value"))
+        requests = [
+            _request(sm.MapStateCall(stateName=name, getValue=sm.GetValue(userKey=dump(schema.toInternal(key)))))
+            for key in keys[start : start + READ_WINDOW]
+        ]
+        out.extend(api._deserialize_from_bytes(v) if v else None for v in _exchange(api, requests, "getting value"))
     return out

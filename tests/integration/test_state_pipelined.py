@@ -28,6 +28,7 @@ def test_pipelined_writes_and_reads_match_the_plain_calls(spark, tmp_path):
 
         def handleInputRows(self, key, rows, timerValues):  # noqa: N802 - Spark's API
             import hashlib
+            import threading
 
             from spark_jobs.streaming.pipelined import WINDOW, _client, get_many, put_many
 
@@ -46,7 +47,17 @@ def test_pipelined_writes_and_reads_match_the_plain_calls(spark, tmp_path):
             asked = [*users, "nobody", f"{key[0]}-600"]
             one_by_one = [self.values.getValue((user,)) for user in asked]
             many = get_many(self.values, [(user,) for user in asked])
+            try:  # a value that cannot be serialized: the call fails with nothing of its window sent
+                put_many(self.values, [((f"{key[0]}-first",), (b"sent?",)), ((f"{key[0]}-bad",), (threading.Lock(),))])
+                refused = False
+            except Exception:  # noqa: BLE001 - pickle's error type is the pickler's
+                refused = True
+            after = self.values.getValue((users[0],))  # the next call gets its own answer, not a stray one
             report = {
+                "refused_whole": refused
+                and after is not None
+                and bytes(after[0]) == blobs[users[0]]
+                and self.values.getValue((f"{key[0]}-first",)) is None,
                 "pipelined": _client(self.values) is not None,  # pyspark 4.2's client, not the fallback
                 "same": [None if v is None else bytes(v[0]) for v in one_by_one]
                 == [None if v is None else bytes(v[0]) for v in many],
@@ -81,5 +92,12 @@ def test_pipelined_writes_and_reads_match_the_plain_calls(spark, tmp_path):
     reports = {r["bucket"]: json.loads(r["report"]) for r in spark.sql("select * from pipelined_state").collect()}
     assert set(reports) == {"0", "1"}
     for report in reports.values():
-        assert report == {"pipelined": True, "same": True, "right": True, "absent": True, "largest": report["largest"]}
+        assert report == {
+            "refused_whole": True,  # and the state client still answers afterwards
+            "pipelined": True,
+            "same": True,
+            "right": True,
+            "absent": True,
+            "largest": report["largest"],
+        }
         assert report["largest"] > 128 * 1024
