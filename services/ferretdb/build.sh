@@ -22,11 +22,22 @@
 #   arguments (the whole document, quoted) even at log level warn; a quarter of
 #   the CPU of an upsert. The patched copy builds it only when debug is on.
 #
+#   sjson-append.patch: storing a document (sjson.Marshal: its values and their
+#   type schema as JSON) made a buffer and an encoding/json call per value and
+#   per schema entry; a quarter of the CPU of an upsert in a profile of the
+#   stream's writes. The patched Marshal appends the same bytes into one buffer
+#   (4.3x faster on a serving document); its test, run here at every build,
+#   compares it byte for byte with FerretDB's own Marshal (kept) on FerretDB's
+#   test documents and 20,000 random ones.
+#
+#   prepared-upserts.patch: the upserts' UPDATE is prepared once per command
+#   instead of once per document (SQLite's parser was 5% of an upsert's CPU).
+#
 # The module is copied from Go's module cache into a build folder and patched
 # there; nothing outside that folder and the output path is touched.
 #   services/ferretdb/build.sh OUT_BINARY
 set -euo pipefail
-out=${1:?usage: build.sh OUT_BINARY}
+out=$(realpath -m "${1:?usage: build.sh OUT_BINARY}")  # absolute: the build runs in another folder
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/earshot-ferretdb-build.XXXXXX")
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
@@ -39,10 +50,13 @@ meta="$work/ferretdb/internal/backends/sqlite/metadata/metadata.go"
 grep -q "IDColumn = DefaultColumn + \"->'\$._id'\"" "$meta" \
   || { echo "build.sh: FerretDB's IDColumn is not the expected one; review the patch" >&2; exit 1; }
 sed -i "s|IDColumn = DefaultColumn + \"->'\$._id'\"|IDColumn = DefaultColumn + \`->\"_id\"\`|" "$meta"
-for patch in upserts.patch postgresql-upserts.patch lazy-sql-log.patch; do
+for patch in upserts.patch postgresql-upserts.patch lazy-sql-log.patch sjson-append.patch prepared-upserts.patch; do
   (cd "$work/ferretdb" && git apply -p1 "$here/$patch") \
     || { echo "build.sh: $patch does not apply to this FerretDB; review it" >&2; exit 1; }
 done
+touch "$work/ferretdb/.git"  # FerretDB's test helpers look for the root of a checkout
+(cd "$work/ferretdb" && go test -count=1 -run 'TestAppendMatchesUpstream|TestDocument|TestArray' ./internal/handler/sjson/ >&2) \
+  || { echo "build.sh: the patched sjson.Marshal does not write FerretDB's bytes; review sjson-append.patch" >&2; exit 1; }
 
 mkdir "$work/main" && cp main.go go.mod go.sum "$work/main/"
 cd "$work/main"

@@ -12,6 +12,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // -pprof serves Go's profiles
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -30,7 +32,16 @@ func main() {
 	heapMiB := flag.Int64("heap-mib", 1024,
 		"collect garbage only when the heap nears this many MiB (0: Go's default, a collection each time the heap doubles)")
 	pgURL := flag.String("postgresql-url", "", "a PostgreSQL URL: the postgresql backend instead of SQLite")
+	pprofAddr := flag.String("pprof", "", "a loopback address (127.0.0.1:6060) to serve Go's profiles at /debug/pprof/; off when empty")
 	flag.Parse()
+
+	if *pprofAddr != "" {
+		go func() {
+			if err := http.ListenAndServe(*pprofAddr, nil); err != nil {
+				fmt.Fprintf(os.Stderr, "ferretdb: -pprof %s: %v\n", *pprofAddr, err)
+			}
+		}()
+	}
 
 	// The serving store's upserts allocate a few KiB of short-lived garbage per
 	// document; at Go's default pace the collector took a sixth of the server's
