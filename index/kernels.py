@@ -61,6 +61,9 @@ def _call_each() -> None:
         z(0, i64), np.full((1, 1), NONE, i64), z((1, 1), i64), z(1, i64),
     )  # fmt: skip
     nearest_among(z((1, 3), np.float32), z((2, 3), np.float32), np.array([[0, -1]], i64))
+    f32 = np.float32
+    reason_codes(z((1, 3), f32), z((1, 3), f32), z(1, i64), np.array([0, 1, 2], i64), np.array([0, 1], i64),
+                 np.ones(2), np.array([2], i64), np.ones(2), 0.6)  # fmt: skip
 
 
 @numba.njit(nogil=True, cache=True)
@@ -173,3 +176,79 @@ def nearest_among(points: np.ndarray, candidates: np.ndarray, table: np.ndarray)
                 best, arg = d, c
         out[a] = arg
     return out
+
+
+@numba.njit(nogil=True, cache=True)
+def reason_codes(
+    others: np.ndarray,
+    references: np.ndarray,
+    ref_of: np.ndarray,
+    starts: np.ndarray,
+    columns: np.ndarray,
+    weights: np.ndarray,
+    rest: np.ndarray,
+    scale: np.ndarray,
+    close: float,
+) -> np.ndarray:
+    """For each row i of ``others`` (float32), against ``references[ref_of[i]]``: the reason code of its two
+    closest feature groups (:meth:`index.reasons.Reasons._reason_codes` says the codes).
+
+    Group g holds ``columns[starts[g]:starts[g + 1]]``; its distance is the square root of the sum of each
+    column's float32 squared difference, in double precision, times the column's weight (1 / the group's
+    size), over ``scale[g]``. Summed per row in a fixed order, so a row's code does not depend on the rows
+    beside it; no (rows, width) difference matrix is built. A row with a difference that is not finite in
+    any column, ``rest`` (the columns of no group) included, is close in nothing (code 0), as it was when
+    every group's distance came from one product over all the columns.
+    """
+    n, g = len(others), len(scale)
+    out = np.zeros(n, np.int64)
+    ratio = np.empty(g)
+    for i in range(n):
+        r = ref_of[i]
+        finite = True
+        for k in range(g):
+            acc = 0.0
+            for at in range(starts[k], starts[k + 1]):
+                c = columns[at]
+                d = np.float32(others[i, c] - references[r, c])
+                square = d * d
+                finite &= np.isfinite(square)
+                acc += np.float64(square) * weights[at]
+            ratio[k] = np.sqrt(acc) / scale[k]
+        for c in rest:
+            d = np.float32(others[i, c] - references[r, c])
+            finite &= np.isfinite(d * d)
+        if g == 0 or not finite:
+            continue
+        if g == 1:
+            out[i] = 1 if ratio[0] < close else 0
+            continue
+        a, b = _two_smallest(ratio)
+        if not ratio[a] < close:
+            out[i] = 0
+        elif not ratio[b] < close:
+            out[i] = 1 + a
+        else:
+            out[i] = 1 + g + a * g + b
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _two_smallest(values: np.ndarray) -> tuple[int, int]:
+    """The places of the smallest and the next smallest of ``values`` (len >= 2), the first of equals first,
+    NaN after every number: the first two places of a stable argsort."""
+    a, b = -1, -1
+    for k in range(len(values)):
+        if a < 0 or _before(values[k], values[a]):
+            a, b = k, a
+        elif b < 0 or _before(values[k], values[b]):
+            b = k
+    return a, b
+
+
+@numba.njit(nogil=True, cache=True)
+def _before(x: float, y: float) -> bool:
+    """x sorts strictly before y (NaN last)."""
+    if np.isnan(x):
+        return False
+    return np.isnan(y) or x < y

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+CLOSE = 0.6  # a feature group is "close" within this share of its typical distance (index.groups)
 GROUP_WORDS = {
     "timbre": "timbre",
     "harmony": "harmony",
@@ -22,13 +23,18 @@ class Reasons:
     """Reason codes and words for pairs of standardized vectors."""
 
     def _init_reasons(self, slices: dict[str, list[int]], group_scale: dict[str, float], width: int) -> None:
-        # Per-group RMS distance as one matrix product: row g averages the squared differences of group g.
+        # Per-group RMS distance: group g averages the squared differences of its columns, as (starts,
+        # columns, weights) for the compiled codes (index.kernels.reason_codes).
         self._group_names = list(slices)
-        group_mean = np.zeros((len(slices), width))
-        for i, idx in enumerate(slices.values()):
-            group_mean[i, idx] = 1.0 / len(idx)
         self._group_scale = np.asarray([group_scale.get(g, 1.0) for g in self._group_names])
-        self._group_mean_t = np.ascontiguousarray(group_mean.T)
+        self._reason_width = width
+        columns = [np.unique(np.asarray(idx, np.int64)) for idx in slices.values()]
+        self._group_starts = np.concatenate([[0], np.cumsum([len(c) for c in columns])]).astype(np.int64)
+        self._group_columns = np.concatenate([np.empty(0, np.int64), *columns])
+        self._group_weights = np.concatenate(
+            [np.empty(0), *(np.full(len(c), 1.0 / len(idx)) for c, idx in zip(columns, slices.values(), strict=True))]
+        )
+        self._ungrouped = np.setdiff1d(np.arange(width, dtype=np.int64), self._group_columns)
         names = [GROUP_WORDS[g] for g in self._group_names]
         # The reasons by code (:meth:`_reason_codes`): none close, one group, then two.
         self._reason_words = ["similar overall", *(f"close in {a}" for a in names)]
@@ -60,7 +66,7 @@ class Reasons:
         order = np.argsort(shards, kind="stable")
         for a in range(0, len(order), chunk):
             part = order[a : a + chunk]
-            codes[part] = self._reason_codes(self.standardized_at(shards[part], rows[part]), references[ref_of[part]])
+            codes[part] = self._reason_codes(self.standardized_at(shards[part], rows[part]), references, ref_of[part])
         return codes
 
     def explain_items(self, references: np.ndarray, ref_of: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -74,17 +80,22 @@ class Reasons:
     def reason_words(self, codes: np.ndarray) -> list[str]:
         return [self._reason_words[c] for c in np.asarray(codes).tolist()]
 
-    def _reason_codes(self, others: np.ndarray, references: np.ndarray) -> np.ndarray:
-        """0: no group close; 1 + a: group a; 1 + G + a * G + b: groups a then b (G groups)."""
-        diff = np.subtract(others, references, dtype=np.float32)
-        np.square(diff, out=diff)
-        # In double precision: a float32 product rounds a row differently with the rows beside it, and a
-        # reason must not change with how a micro-batch was composed (a restart equals an undisturbed run).
-        ratio = np.sqrt(diff.astype(np.float64) @ self._group_mean_t) / self._group_scale[None, :]
-        g = len(self._group_names)
-        if g < 2:  # a single group: "close in it" or not
-            return np.where(ratio[:, 0] < 0.6, 1, 0) if g else np.zeros(len(ratio), np.int64)
-        order = np.argsort(ratio, axis=1, kind="stable")[:, :2]
-        close = np.take_along_axis(ratio, order, axis=1) < 0.6
-        a, b = order[:, 0], order[:, 1]
-        return np.where(~close[:, 0], 0, np.where(~close[:, 1], 1 + a, 1 + g + a * g + b))
+    def _reason_codes(self, others: np.ndarray, references: np.ndarray, ref_of: np.ndarray | None = None) -> np.ndarray:
+        """0: no group close; 1 + a: group a; 1 + G + a * G + b: groups a then b (G groups).
+
+        Row i of ``others`` (standardized) against ``references[ref_of[i]]`` (row i without ``ref_of``; one
+        vector for every row). Compiled (:func:`index.kernels.reason_codes`): each row's group distances are
+        summed in double precision in a fixed order, so a reason does not change with how a micro-batch was
+        composed (a restart equals an undisturbed run).
+        """
+        from index import kernels
+
+        others = np.ascontiguousarray(others, np.float32).reshape(-1, self._reason_width)
+        references = np.ascontiguousarray(references, np.float32).reshape(-1, others.shape[1])
+        if ref_of is None:
+            ref_of = np.zeros(len(others), np.int64) if len(references) == 1 else np.arange(len(others))
+        kernels.ready()
+        return kernels.reason_codes(
+            others, references, np.asarray(ref_of, np.int64), self._group_starts, self._group_columns,
+            self._group_weights, self._ungrouped, self._group_scale, CLOSE,
+        )  # fmt: skip
