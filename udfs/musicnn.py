@@ -196,16 +196,19 @@ def load_weights(wheel: Path, model: str = MODEL) -> Weights:
 # ---------------------------------------------------------------- the forward pass
 
 
-def _windows(x: np.ndarray, frames: int, bands: int) -> np.ndarray:
-    """(T', F', frames*bands) rows of every valid (frames, bands) window of a 2-D map."""
-    view = np.lib.stride_tricks.sliding_window_view(x, (frames, bands))
-    return view.reshape(view.shape[0], view.shape[1], frames * bands)
+ROWS_PER_PRODUCT = 32  # output frames per matrix product of a pooled convolution: its rows stay in cache
 
 
 def _conv(layer: Conv, x: np.ndarray) -> np.ndarray:
-    """A valid single-channel convolution, then ReLU, then the layer's batch norm: (T', F', filters)."""
+    """A valid single-channel convolution, then ReLU, then the layer's batch norm: (T', F', filters).
+
+    Summed over the window's frames, one matrix product per frame: no copy of every window.
+    """
     frames, bands = layer.size
-    out = _windows(x, frames, bands) @ layer.kernel
+    kernel = layer.kernel.reshape(frames, bands, -1)
+    steps = x.shape[0] - frames + 1
+    out = sum(np.lib.stride_tricks.sliding_window_view(x[d : d + steps], bands, axis=1) @ kernel[d]
+              for d in range(frames))  # fmt: skip
     out += layer.bias
     np.maximum(out, 0, out=out)
     return layer.norm(out)
@@ -215,12 +218,25 @@ def _conv_pooled(layer: Conv, x: np.ndarray) -> np.ndarray:
     """``_conv(layer, x).max(axis=1)``, with the bias, ReLU and batch norm applied after the pooling.
 
     They are monotonic per filter, so the maximum over bands commutes with them, except that a
-    batch norm with a negative scale turns the maximum into the minimum: both are kept.
+    batch norm with a negative scale turns the maximum into the minimum: that filter's kernel is
+    negated (exactly), its maximum taken, and the sign put back. The windows are copied into one
+    matrix ``ROWS_PER_PRODUCT`` frames at a time and pooled straight after each product, so
+    neither the windows nor the products of a whole patch pass through memory (1.5x faster).
     """
     frames, bands = layer.size
-    raw = _windows(x, frames, bands) @ layer.kernel  # (T', F', filters)
-    top, bottom = raw.max(axis=1), raw.min(axis=1)
-    pooled = np.where(layer.norm.scale >= 0, top, bottom) + layer.bias
+    sign = np.where(layer.norm.scale >= 0, 1, -1).astype(np.float32)
+    kernel = layer.kernel * sign
+    view = np.lib.stride_tricks.sliding_window_view(x, (frames, bands))  # (T', F', frames, bands): no copy
+    steps, places = view.shape[:2]
+    rows = np.empty((ROWS_PER_PRODUCT * places, frames * bands), np.float32)
+    products = np.empty((ROWS_PER_PRODUCT * places, kernel.shape[1]), np.float32)
+    top = np.empty((steps, kernel.shape[1]), np.float32)
+    for start in range(0, steps, ROWS_PER_PRODUCT):
+        n = min(ROWS_PER_PRODUCT, steps - start)
+        rows[: n * places].reshape(n, places, frames, bands)[...] = view[start : start + n]
+        np.matmul(rows[: n * places], kernel, out=products[: n * places])
+        products[: n * places].reshape(n, places, -1).max(axis=1, out=top[start : start + n])
+    pooled = top * sign + layer.bias
     np.maximum(pooled, 0, out=pooled)
     return layer.norm(pooled)
 
