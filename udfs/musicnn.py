@@ -18,8 +18,12 @@ statistics):
   (187 frames of a 96-band log-mel spectrogram at 16 kHz), averaged over the
   clip's patches.
 
-The tag layers (the dense back end) are not needed and not computed. The
-forward pass was checked against TensorFlow 2.21 running the checkpoint's own
+The tag layers (the dense back end) are not needed and not computed. The two
+timbral convolutions, 80% of the multiply-adds, run in Winograd's minimal
+filtering form over time (:func:`toom_cook`, :func:`_tiled_maxima`): 2.5x fewer
+multiply-adds, within about 1e-5 of the direct form's values (a 30 s clip took
+0.53 s of a core in the direct form as first written, 0.39 s with its products
+kept in cache, 0.24 s now). The forward pass was checked against TensorFlow 2.21 running the checkpoint's own
 graph (``tests/golden/musicnn_*``): the same embedding to float32 rounding.
 """
 
@@ -148,11 +152,34 @@ class Norm:
 
 
 @dataclass(frozen=True)
+class Tiled:
+    """A pooled convolution's kernel in Winograd's form over time: ``TILE`` output frames per tile.
+
+    ``kernel`` is ``G`` applied to the kernel along its frames, with each negative-scale filter
+    negated (see :func:`_conv_pooled`): (tile inputs, bands, filters). ``inputs`` (``B^T``) and
+    ``outputs`` (``A^T``) take a tile of input frames in and the tile's output frames out.
+    """
+
+    kernel: np.ndarray
+    inputs: np.ndarray
+    outputs: np.ndarray
+
+    @classmethod
+    def of(cls, kernel: np.ndarray, size: tuple[int, int], sign: np.ndarray) -> Tiled:
+        frames, bands = size
+        at, g, bt = toom_cook(TILE, frames)
+        taps = (kernel.astype(np.float64) * sign).reshape(frames, bands, -1)
+        transformed = np.einsum("xd,dbo->xbo", g, taps)
+        return cls(*(a.astype(np.float32) for a in (transformed, bt, at)))
+
+
+@dataclass(frozen=True)
 class Conv:
     kernel: np.ndarray  # (rows, out): the (time, band) window flattened
     bias: np.ndarray
     size: tuple[int, int]  # (frames, bands)
     norm: Norm
+    tiled: Tiled | None = None  # the same convolution in Winograd's form over time (the timbral layers)
 
 
 @dataclass(frozen=True)
@@ -166,18 +193,16 @@ class Weights:
 def weights_from(tensors: dict[str, np.ndarray]) -> Weights:
     """musicnn's layers in creation order: conv2d .. conv2d_7, batch_normalization .. _8."""
 
-    def conv(i: int) -> Conv:
+    def conv(i: int, *, tiled: bool = False) -> Conv:
         k = tensors["conv2d" + (f"_{i}" if i else "") + "/kernel"]  # (frames, bands, 1, filters)
-        return Conv(
-            np.ascontiguousarray(k.reshape(-1, k.shape[-1]), dtype=np.float32),
-            tensors["conv2d" + (f"_{i}" if i else "") + "/bias"].astype(np.float32),
-            (k.shape[0], k.shape[1]),
-            Norm.of(tensors, f"batch_normalization_{i + 1}"),
-        )
+        kernel, size = np.ascontiguousarray(k.reshape(-1, k.shape[-1]), dtype=np.float32), (k.shape[0], k.shape[1])
+        norm = Norm.of(tensors, f"batch_normalization_{i + 1}")
+        bias = tensors["conv2d" + (f"_{i}" if i else "") + "/bias"].astype(np.float32)
+        return Conv(kernel, bias, size, norm, Tiled.of(kernel, size, _pool_sign(norm)) if tiled else None)
 
     return Weights(
         Norm.of(tensors, "batch_normalization"),
-        (conv(0), conv(1)),
+        (conv(0, tiled=True), conv(1, tiled=True)),
         (conv(2), conv(3), conv(4)),
         (conv(5), conv(6), conv(7)),
     )
@@ -197,6 +222,9 @@ def load_weights(wheel: Path, model: str = MODEL) -> Weights:
 
 
 ROWS_PER_PRODUCT = 32  # output frames per matrix product of a pooled convolution: its rows stay in cache
+TILE = 6  # output frames per Winograd tile (the timbral layers: 7 frames, so 12 input frames a tile)
+TILES_PER_PRODUCT = 2
+POINTS = (0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 2 / 3, -2 / 3, 1.5, -1.5)  # Winograd's, see toom_cook
 
 
 def _conv(layer: Conv, x: np.ndarray) -> np.ndarray:
@@ -214,17 +242,29 @@ def _conv(layer: Conv, x: np.ndarray) -> np.ndarray:
     return layer.norm(out)
 
 
+def _pool_sign(norm: Norm) -> np.ndarray:
+    return np.where(norm.scale >= 0, 1, -1).astype(np.float32)
+
+
 def _conv_pooled(layer: Conv, x: np.ndarray) -> np.ndarray:
     """``_conv(layer, x).max(axis=1)``, with the bias, ReLU and batch norm applied after the pooling.
 
     They are monotonic per filter, so the maximum over bands commutes with them, except that a
     batch norm with a negative scale turns the maximum into the minimum: that filter's kernel is
-    negated (exactly), its maximum taken, and the sign put back. The windows are copied into one
-    matrix ``ROWS_PER_PRODUCT`` frames at a time and pooled straight after each product, so
-    neither the windows nor the products of a whole patch pass through memory (1.5x faster).
+    negated (exactly), its maximum taken, and the sign put back. A layer with a ``tiled`` form goes
+    through :func:`_tiled_maxima`; otherwise the windows are copied into one matrix
+    ``ROWS_PER_PRODUCT`` frames at a time and pooled straight after each product, so neither the
+    windows nor the products of a whole patch pass through memory.
     """
+    sign = _pool_sign(layer.norm)
+    top = _tiled_maxima(layer, x) if layer.tiled is not None else _direct_maxima(layer, x, sign)
+    pooled = top * sign + layer.bias
+    np.maximum(pooled, 0, out=pooled)
+    return layer.norm(pooled)
+
+
+def _direct_maxima(layer: Conv, x: np.ndarray, sign: np.ndarray) -> np.ndarray:
     frames, bands = layer.size
-    sign = np.where(layer.norm.scale >= 0, 1, -1).astype(np.float32)
     kernel = layer.kernel * sign
     view = np.lib.stride_tricks.sliding_window_view(x, (frames, bands))  # (T', F', frames, bands): no copy
     steps, places = view.shape[:2]
@@ -236,9 +276,62 @@ def _conv_pooled(layer: Conv, x: np.ndarray) -> np.ndarray:
         rows[: n * places].reshape(n, places, frames, bands)[...] = view[start : start + n]
         np.matmul(rows[: n * places], kernel, out=products[: n * places])
         products[: n * places].reshape(n, places, -1).max(axis=1, out=top[start : start + n])
-    pooled = top * sign + layer.bias
-    np.maximum(pooled, 0, out=pooled)
-    return layer.norm(pooled)
+    return top
+
+
+def _tiled_maxima(layer: Conv, x: np.ndarray) -> np.ndarray:
+    """Each filter's maximum over bands per output frame, by Winograd's minimal filtering over time.
+
+    Output frames go ``TILE`` at a time: a tile's ``TILE + frames - 1`` input frames are mixed by
+    ``B^T`` (over time only, so the band windows are taken after), each of the mixes multiplied by
+    its transformed kernel (one matrix product each, over bands), and ``A^T`` mixes the products back
+    into the tile's frames. That is 12 products for 6 frames where the direct form does 6 x 7: 2.5x
+    fewer multiply-adds, for a float32 rounding difference of about 1e-5 of the layer's values.
+    """
+    tiled = layer.tiled
+    assert tiled is not None
+    frames, bands = layer.size
+    width, filters = tiled.inputs.shape[0], tiled.kernel.shape[2]
+    steps = x.shape[0] - frames + 1
+    count = -(-steps // TILE)
+    x = np.pad(x, ((0, count * TILE + frames - 1 - x.shape[0]), (0, 0)))
+    tiles = np.lib.stride_tricks.sliding_window_view(x, width, axis=0)[::TILE].transpose(0, 2, 1)
+    mixed = np.matmul(tiled.inputs, tiles)  # (tiles, width, input bands)
+    windows = np.lib.stride_tricks.sliding_window_view(mixed, bands, axis=2).transpose(1, 0, 2, 3)
+    places = windows.shape[2]  # (width, tiles, places, bands)
+    rows = np.empty((width, TILES_PER_PRODUCT * places, bands), np.float32)
+    products = np.empty((width, TILES_PER_PRODUCT * places, filters), np.float32)
+    top = np.empty((count, TILE, filters), np.float32)
+    for start in range(0, count, TILES_PER_PRODUCT):
+        n = min(TILES_PER_PRODUCT, count - start)
+        rows[:, : n * places].reshape(width, n, places, bands)[...] = windows[:, start : start + n]
+        np.matmul(rows[:, : n * places], tiled.kernel, out=products[:, : n * places])
+        frames_out = (tiled.outputs @ products[:, : n * places].reshape(width, -1)).reshape(TILE, n, places, filters)
+        top[start : start + n] = frames_out.max(axis=2).transpose(1, 0, 2)
+    return top.reshape(count * TILE, filters)[:steps]
+
+
+def toom_cook(outputs: int, taps: int, points: tuple[float, ...] = POINTS):
+    """Winograd's minimal filtering F(outputs, taps) as the matrices ``(A^T, G, B^T)`` (float64).
+
+    ``A^T @ ((G @ g) * (B^T @ d))`` is the correlation ``y[i] = sum_k d[i + k] * g[k]`` for
+    ``i < outputs``, of ``d`` (``outputs + taps - 1`` values) with ``g`` (``taps``): the transpose
+    of Toom-Cook's linear convolution, evaluated at ``points`` and at infinity. Each row of ``B^T``
+    is scaled to a largest entry of 1 and its row of ``G`` by the inverse, which keeps float32
+    rounding small; the points (small fractions, in pairs of opposite sign) were chosen by it.
+    """
+    size = outputs + taps - 1
+    if len(points) < size - 1:
+        raise ValueError(f"F({outputs}, {taps}) needs {size - 1} finite points, {len(points)} given")
+
+    def evaluation(n: int) -> np.ndarray:  # rows: each point's powers, then infinity's
+        rows = np.array([[p**k for k in range(n)] for p in points[: size - 1]], dtype=np.float64)
+        return np.vstack([rows, np.eye(n)[-1]])
+
+    bt = np.linalg.inv(evaluation(size)).T
+    g = evaluation(taps)
+    scale = np.abs(bt).max(axis=1)
+    return evaluation(outputs).T, g * scale[:, None], bt / scale[:, None]
 
 
 def _same_in_time(x: np.ndarray, frames: int) -> np.ndarray:

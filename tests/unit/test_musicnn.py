@@ -9,6 +9,7 @@ scratch environment with ``tensorflow-cpu``; nothing here needs TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -51,15 +52,44 @@ def test_the_forward_pass_gives_tensorflows_answer(weights):
 
 
 def test_pooling_before_the_bias_relu_and_norm_equals_pooling_after_even_with_negative_scales(weights):
-    layer = weights.timbral[1]
-    flipped = musicnn.Conv(
-        layer.kernel, layer.bias, layer.size, musicnn.Norm(-np.abs(layer.norm.scale), layer.norm.shift)
-    )
+    layer = dataclasses.replace(weights.timbral[1], tiled=None)  # the direct form; the tiled one is below
+    flipped = dataclasses.replace(layer, norm=musicnn.Norm(-np.abs(layer.norm.scale), layer.norm.shift))
     x = np.random.default_rng(3).standard_normal((193, 96)).astype(np.float32)
     for conv in (layer, flipped):
         np.testing.assert_allclose(
             musicnn._conv_pooled(conv, x), musicnn._conv(conv, x).max(axis=1), rtol=1e-5, atol=1e-5
         )
+
+
+@pytest.mark.parametrize("outputs,taps", [(2, 3), (4, 7), (6, 7)])
+def test_toom_cook_matrices_compute_the_correlation(outputs, taps):
+    at, g, bt = musicnn.toom_cook(outputs, taps)
+    rng = np.random.default_rng(outputs * taps)
+    for _ in range(5):
+        d, k = rng.standard_normal(outputs + taps - 1), rng.standard_normal(taps)
+        want = [d[i : i + taps] @ k for i in range(outputs)]
+        np.testing.assert_allclose(at @ ((g @ k) * (bt @ d)), want, rtol=0, atol=1e-11)
+    with pytest.raises(ValueError, match="finite points"):
+        musicnn.toom_cook(8, 7)
+
+
+def test_winograds_form_over_time_gives_the_direct_answer_to_float32_rounding(weights):
+    """Every frame, filter and band pooling of both timbral layers, a negative-scale filter set
+    included, on seeded noise and on a chirp's log-mel: within 2e-5 of the layer's largest value."""
+    inputs = [np.random.default_rng(5).standard_normal((193, 96)).astype(np.float32) * 3]
+    inputs.append(np.pad(weights.input_norm(patches()[1]), ((3, 3), (0, 0))))
+    for layer in weights.timbral:
+        norm = musicnn.Norm(-np.abs(layer.norm.scale), layer.norm.shift)
+        flipped = dataclasses.replace(
+            layer, norm=norm, tiled=musicnn.Tiled.of(layer.kernel, layer.size, musicnn._pool_sign(norm))
+        )
+        for conv in (layer, flipped):
+            assert conv.tiled is not None
+            for x in inputs:
+                want = musicnn._conv_pooled(dataclasses.replace(conv, tiled=None), x)
+                got = musicnn._conv_pooled(conv, x)
+                assert got.shape == want.shape == (187, 204)
+                np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max())
 
 
 def test_a_clip_is_the_mean_of_its_patches_and_a_short_one_is_padded(weights):
