@@ -31,10 +31,7 @@ from connectors import delta_io, files
 from connectors.services import require_mongo
 from spark_jobs.extract_chunk import (
     analyse_chunk,
-    embedding_rows,
     embedding_weights,
-    error_rows,
-    feature_rows,
     write_outcomes,
 )
 from spark_jobs.progress import Progress
@@ -180,12 +177,14 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         for i in range(0, total, args.chunk_tracks):
             rows = todo_rows[i : i + args.chunk_tracks]
             chunk = spark.createDataFrame(rows, schema=todo.schema)
-            analysed = analyse_chunk(spark, settings, chunk, version=version, weights=weights).persist()
-            feats, errs = feature_rows(analysed), error_rows(analysed)
-            embeddings = embedding_rows(analysed, settings.extract.embedding) if weights is not None else None
-            n_chunk, n_err = analysed.count(), errs.count()
+            analysed, n_chunk = analyse_chunk(spark, settings, chunk, version=version, weights=weights)
+            # The analysis wants small partitions (a slow track holds up only its own); the writes want
+            # few: a Parquet file and a Mongo connection per partition cost more than their rows here.
+            outcome = analysed.coalesce(spark.sparkContext.defaultParallelism)
+            n_err = outcome.filter(F.col("error").isNotNull()).count()
             fresh = not any(r.track_id in seen for r in rows)
-            write_outcomes(spark, settings, feats, errs, version=version, fresh=fresh, embeddings=embeddings)
+            model = settings.extract.embedding if weights is not None else None
+            write_outcomes(spark, settings, outcome, version=version, fresh=fresh, model=model)
             analysed.unpersist()
             done, n_errors = done + n_chunk, n_errors + n_err
             progress.advance(n_chunk, errors=n_errors)

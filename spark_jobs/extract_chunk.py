@@ -7,6 +7,9 @@ document's ``features``; failures become ``extract_errors`` rows with a readable
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,19 +22,20 @@ from connectors import delta_io, mongo_io
 from udfs.pandas_udfs import make_analyse_udf
 from udfs.schema import FEATURE_COLUMNS, MOOD_AXES, vector_to_bytes
 
+OPEN_COST = 1 << 40  # bytes a file "costs" in scan planning: far above any audio file, so files are counted
+
 
 def analyse_chunk(
     spark: SparkSession, settings: Settings, chunk: DataFrame, *, version: str, weights=None
-) -> DataFrame:
-    """Read the chunk's audio and run the UDF; one row per track with its outcome."""
+) -> tuple[DataFrame, int]:
+    """Read the chunk's audio and run the UDF: one row per track with its outcome, cached, and their count.
+
+    The files are read in about ``defaultParallelism * 4`` scan partitions of equal file counts
+    (:func:`file_count_partitions`) and each is analysed where it is read: a slow track holds up
+    only its own partition, and the audio's bytes are never shuffled.
+    """
     paths = [r.audio_path for r in chunk.select("audio_path").collect()]
     parts = max(1, min(len(paths), spark.sparkContext.defaultParallelism * 4))
-    audio = (
-        spark.read.format("binaryFile")
-        .load(paths)
-        .select(F.col("path").alias("audio_path"), "content")
-        .repartition(parts)  # files are small: one file split would leave cores idle
-    )
     analyse_audio = make_analyse_udf(
         sample_rate=settings.extract.sample_rate,
         clip_seconds=settings.extract.clip_seconds,
@@ -39,36 +43,66 @@ def analyse_chunk(
         time_limit_s=settings.extract.track_time_limit_s,
         weights=weights,
     )
-    return (
-        audio.join(F.broadcast(chunk), "audio_path")
-        .withColumn("a", analyse_audio("content"))
-        .drop("content")
-        .select(
-            "track_id",
-            "audio_path",
-            "source_size",
-            "source_mtime",
-            F.lit(version).alias("feature_version"),
-            "a.*",
+    with file_count_partitions(spark, files=len(paths), parts=parts):
+        audio = spark.read.format("binaryFile").load(paths).select(F.col("path").alias("audio_path"), "content")
+        analysed = (
+            audio.join(F.broadcast(chunk), "audio_path")
+            .withColumn("a", analyse_audio("content"))
+            .drop("content")
+            .select(
+                "track_id",
+                "audio_path",
+                "source_size",
+                "source_mtime",
+                F.lit(version).alias("feature_version"),
+                "a.*",
+            )
+            .persist()
         )
-    )
+        return analysed, analysed.count()
+
+
+@contextlib.contextmanager
+def file_count_partitions(spark: SparkSession, *, files: int, parts: int) -> Iterator[None]:
+    """Scans planned inside split their files into ``parts`` partitions of equal counts, whatever their sizes.
+
+    Spark packs files into a scan's partitions by bytes (``spark.sql.files.maxPartitionBytes``, each file
+    counted as its length plus ``openCostInBytes``): a 4 MB open cost and a 128 MB split would put a
+    chunk of a thousand 1 MB clips in eight partitions on any cluster, or a chunk of long FLAC files in
+    one each. With an open cost far above any file's size and a split of ``files / parts`` open costs,
+    every partition gets the same number of files. In local mode the files are also listed on the driver
+    (Spark would otherwise run a job of one task per path to list more than 32 of them). The session's
+    settings are put back on the way out.
+    """
+    per_part = -(-files // parts)
+    settings = {
+        "spark.sql.files.openCostInBytes": str(OPEN_COST),
+        "spark.sql.files.maxPartitionBytes": str(per_part * OPEN_COST - OPEN_COST // 2),
+        "spark.sql.files.minPartitionNum": "1",
+    }
+    if spark.sparkContext.master.startswith("local"):
+        settings["spark.sql.sources.parallelPartitionDiscovery.threshold"] = str(max(32, files))
+    before = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def feature_rows(analysed: DataFrame) -> DataFrame:
-    values = F.col("values")
-    return analysed.filter(F.col("error").isNull()).select(
-        "track_id",
-        "feature_version",
-        *[values[i].alias(name) for i, name in enumerate(FEATURE_COLUMNS)],
-        "tempo",
-        F.col("audio_path").alias("source_path"),
-        "source_size",
-        "source_mtime",
-        "source_rate",
-        "channels",
-        "clip_s",
-        F.current_timestamp().alias("extracted_at"),
-    )
+    # One expression list for the JVM to parse: 518 ``values[i].alias(name)`` columns built through py4j
+    # one call at a time took about a second a chunk.
+    items = [f"`values`[{i}] AS `{name}`" for i, name in enumerate(FEATURE_COLUMNS)]
+    return analysed.filter(F.col("error").isNull()).selectExpr(
+        "track_id", "feature_version", *items, "tempo", "audio_path AS source_path", "source_size", "source_mtime",
+        "source_rate", "channels", "clip_s", "current_timestamp() AS extracted_at",
+    )  # fmt: skip
 
 
 def embedding_rows(analysed: DataFrame, model: str) -> DataFrame:
@@ -109,40 +143,48 @@ def error_rows(analysed: DataFrame) -> DataFrame:
 
 
 def write_outcomes(
-    spark: SparkSession,
-    settings: Settings,
-    feats: DataFrame,
-    errs: DataFrame,
-    *,
-    version: str,
-    fresh: bool,
-    embeddings: DataFrame | None = None,
+    spark: SparkSession, settings: Settings, analysed: DataFrame, *, version: str, fresh: bool, model: str | None = None
 ) -> None:
-    """Commit a chunk's outcomes. ``fresh``: no track of the chunk has an earlier outcome, so
+    """Commit a chunk's outcomes (``analysed``: :func:`analyse_chunk`'s rows; ``model``: the embedding's
+    name, when the chunk has one). ``fresh``: no track of the chunk has an earlier outcome, so
     appending is enough; otherwise MERGE, and drop each track's row from the other tables
     (the latest outcome wins)."""
+    feats, errs = feature_rows(analysed), error_rows(analysed)
+    embeddings = embedding_rows(analysed, model) if model is not None else None
+    analysed_ok = analysed.filter(F.col("error").isNull()).select("track_id", "values", "tempo")
     keys = ["track_id", "feature_version"]
     feats_loc, errs_loc = settings.lake_table("features"), settings.lake_table("extract_errors")
     emb_loc = settings.lake_table("embeddings")
-    if fresh:
-        delta_io.write_table(feats, feats_loc, mode="append")
-        delta_io.write_table(errs, errs_loc, mode="append")
-        if embeddings is not None:
-            delta_io.write_table(embeddings, emb_loc, mode="append")
-    else:
-        delta_io.merge_upsert(spark, feats, feats_loc, keys=keys)
-        delta_io.merge_upsert(spark, errs, errs_loc, keys=keys)
-        delta_io.delete_matching(spark, errs_loc, feats.select(*keys), keys=keys)
-        delta_io.delete_matching(spark, feats_loc, errs.select(*keys), keys=keys)
-        if embeddings is not None:
-            delta_io.merge_upsert(spark, embeddings, emb_loc, keys=keys)
-        delta_io.delete_matching(spark, emb_loc, errs.select(*keys), keys=keys)
     uri, database, timeout = settings.mongo.uri, settings.mongo.database, settings.mongo.timeout_ms
-    feats.foreachPartition(lambda rows: _mongo_features(rows, uri, database, timeout, version))
+    # One write per table (and one for Mongo), run at once: each is a small Spark job and a commit
+    # on the driver, and none reads what another writes.
+    writes: list[Callable[[], object]] = [
+        lambda: analysed_ok.foreachPartition(lambda rows: _mongo_features(rows, uri, database, timeout, version))
+    ]
+    if fresh:
+        writes += [lambda: delta_io.write_table(feats, feats_loc, mode="append"),
+                   lambda: delta_io.write_table(errs, errs_loc, mode="append")]  # fmt: skip
+        if embeddings is not None:
+            writes.append(lambda: delta_io.write_table(embeddings, emb_loc, mode="append"))
+    else:
+
+        def replace(rows: DataFrame, location: str, others: DataFrame) -> None:
+            delta_io.merge_upsert(spark, rows, location, keys=keys)
+            delta_io.delete_matching(spark, location, others.select(*keys), keys=keys)
+
+        writes += [lambda: replace(feats, feats_loc, errs), lambda: replace(errs, errs_loc, feats)]
+        if embeddings is not None:
+            writes.append(lambda: replace(embeddings, emb_loc, errs))
+        else:
+            writes.append(lambda: delta_io.delete_matching(spark, emb_loc, errs.select(*keys), keys=keys))
+    with ThreadPoolExecutor(max_workers=len(writes), thread_name_prefix="extract-write") as pool:
+        for done in [pool.submit(write) for write in writes]:
+            done.result()  # the first failure is raised, after every write has ended
 
 
 def _mongo_features(rows, uri: str, database: str, timeout_ms: int, version: str) -> None:
-    """Executor side: ``$set`` the features of a partition's tracks on their Mongo documents.
+    """Executor side: ``$set`` the features of a partition's tracks (``track_id``, ``values``, ``tempo``)
+    on their Mongo documents.
 
     The 518 values travel as one float32 blob (``udfs.schema.vector_to_bytes``): FerretDB
     writes a document of 518 named numbers about 18x slower. A few named summaries
@@ -152,8 +194,8 @@ def _mongo_features(rows, uri: str, database: str, timeout_ms: int, version: str
 
     docs = []
     for r in rows:
-        d = r.asDict()
-        docs.append({"_id": int(d["track_id"]), "features": mongo_features(d, version=version, binary=Binary)})
+        named = {**dict(zip(FEATURE_COLUMNS, r["values"], strict=True)), "tempo": r["tempo"]}
+        docs.append({"_id": int(r["track_id"]), "features": mongo_features(named, version=version, binary=Binary)})
     if docs:
         with mongo_io.connect_uri(uri, timeout_ms=timeout_ms) as client:
             mongo_io.set_fields_many(client[database], "tracks", docs)

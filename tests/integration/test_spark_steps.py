@@ -102,6 +102,28 @@ def test_extract_writes_features_of_the_analysed_and_errors_of_the_broken(spark)
     )
 
 
+def test_extract_reads_a_chunk_in_partitions_of_equal_file_counts_and_puts_the_settings_back(spark, tmp_path):
+    """Files of 8 MB and of 1 KB alike: 10 of them in 5 scan partitions of 2, the audio never shuffled."""
+    sizes = [8 << 20, 1024, 1024, 3 << 20, 1024, 1024, 5 << 20, 1024, 1024, 1024]
+    paths = []
+    for i, size in enumerate(sizes):
+        path = tmp_path / f"{i}.mp3"
+        path.write_bytes(b"\0" * size)
+        paths.append(str(path))
+    key = "spark.sql.files.maxPartitionBytes"
+    before = spark.conf.get(key)
+    with extract_chunk.file_count_partitions(spark, files=len(paths), parts=5):
+        audio = spark.read.format("binaryFile").load(paths)
+        counts = audio.rdd.glom().map(len).collect()
+    assert sorted(counts) == [2] * 5
+    assert spark.conf.get(key) == before and spark.conf.get("spark.sql.files.openCostInBytes") != str(
+        extract_chunk.OPEN_COST
+    )
+    with extract_chunk.file_count_partitions(spark, files=7, parts=3):  # 3, 3 and 1: never more than parts
+        counts = spark.read.format("binaryFile").load(paths[:7]).rdd.glom().map(len).collect()
+    assert sorted(counts) == [1, 3, 3]
+
+
 def test_build_index_fits_over_partitions_what_index_fit_fits_in_one_go(spark):
     rng = np.random.default_rng(5)
     raw = rng.normal(loc=[0, 100, -3, 7, 2000], scale=[1, 20, 0.1, 3, 500], size=(60, 5))
