@@ -151,15 +151,17 @@ def write_outcomes(
     (the latest outcome wins)."""
     feats, errs = feature_rows(analysed), error_rows(analysed)
     embeddings = embedding_rows(analysed, model) if model is not None else None
-    analysed_ok = analysed.filter(F.col("error").isNull()).select("track_id", "values", "tempo")
+    good = analysed.filter(F.col("error").isNull()).select("track_id", "values", "tempo")
     keys = ["track_id", "feature_version"]
     feats_loc, errs_loc = settings.lake_table("features"), settings.lake_table("extract_errors")
     emb_loc = settings.lake_table("embeddings")
     uri, database, timeout = settings.mongo.uri, settings.mongo.database, settings.mongo.timeout_ms
     # One write per table (and one for Mongo), run at once: each is a small Spark job and a commit
-    # on the driver, and none reads what another writes.
+    # on the driver, and none reads what another writes. A chunk's features are few (its tracks, 518
+    # numbers each): the driver writes them to Mongo itself, in one connection, where a task per
+    # partition took longer to start than to write.
     writes: list[Callable[[], object]] = [
-        lambda: analysed_ok.foreachPartition(lambda rows: _mongo_features(rows, uri, database, timeout, version))
+        lambda: _mongo_features(good.collect(), uri, database, timeout, version)
     ]
     if fresh:
         writes += [lambda: delta_io.write_table(feats, feats_loc, mode="append"),
@@ -183,8 +185,8 @@ def write_outcomes(
 
 
 def _mongo_features(rows, uri: str, database: str, timeout_ms: int, version: str) -> None:
-    """Executor side: ``$set`` the features of a partition's tracks (``track_id``, ``values``, ``tempo``)
-    on their Mongo documents.
+    """``$set`` the features of a chunk's tracks (rows of ``track_id``, ``values``, ``tempo``) on their Mongo
+    documents.
 
     The 518 values travel as one float32 blob (``udfs.schema.vector_to_bytes``): FerretDB
     writes a document of 518 named numbers about 18x slower. A few named summaries
