@@ -107,14 +107,11 @@ def resolve_connectors(settings: Settings) -> list[str]:
 
 
 def local_master_conf(settings: Settings) -> dict[str, str]:
-    """What a local master adds: Python workers forked from a daemon that has loaded the audio analysis
-    (``spark_jobs.python_daemon``; the project's venv is the workers' Python here), and the java.nio local file
-    system, when setup has built it (else Hadoop's own)."""
-    conf = {"spark.python.daemon.module": "spark_jobs.python_daemon"}
+    """What a local master adds: the java.nio local file system, when setup has built it (else Hadoop's own)."""
     jar = localfs_jar(settings)
     if not jar.is_file():
-        return conf
-    return {**conf, "spark.driver.extraClassPath": str(jar), **LOCALFS_CONF}
+        return {}
+    return {"spark.driver.extraClassPath": str(jar), **LOCALFS_CONF}
 
 
 def class_archive(settings: Settings) -> Path:
