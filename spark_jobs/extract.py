@@ -162,7 +162,6 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     require_mongo(settings)
     version = args.feature_version or settings.extract.feature_version
     spark = build_spark(settings, app_name="extract")
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.extract.batch_size))
     todo, unusable = pending(spark, settings, version, retry_errors=args.retry_errors)
     n_missing = record_unusable(spark, settings, unusable, version=version)
     todo_rows = todo.orderBy("track_id").collect()

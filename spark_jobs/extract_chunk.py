@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from conf.errors import JobInputError
 from conf.settings import Settings
 from connectors import delta_io, mongo_io
+from spark_jobs.session import session_settings
 from udfs.pandas_udfs import make_analyse_udf
 from udfs.schema import FEATURE_COLUMNS, MOOD_AXES, vector_to_bytes
 
@@ -32,7 +33,9 @@ def analyse_chunk(
 
     The files are read in about ``defaultParallelism * 4`` scan partitions of equal file counts
     (:func:`file_count_partitions`) and each is analysed where it is read: a slow track holds up
-    only its own partition, and the audio's bytes are never shuffled.
+    only its own partition, and the audio's bytes are never shuffled. These settings, and the UDF's
+    ``extract.batch_size`` tracks per Arrow batch, hold for this chunk's analysis only: a ``pipeline``'s
+    later steps (build-index's pandas UDFs) keep Spark's own.
     """
     paths = [r.audio_path for r in chunk.select("audio_path").collect()]
     parts = max(1, min(len(paths), spark.sparkContext.defaultParallelism * 4))
@@ -43,7 +46,8 @@ def analyse_chunk(
         time_limit_s=settings.extract.track_time_limit_s,
         weights=weights,
     )
-    with file_count_partitions(spark, files=len(paths), parts=parts):
+    batch = {"spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.extract.batch_size)}  # tracks per UDF call
+    with file_count_partitions(spark, files=len(paths), parts=parts), session_settings(spark, batch):
         audio = spark.read.format("binaryFile").load(paths).select(F.col("path").alias("audio_path"), "content")
         analysed = (
             audio.join(F.broadcast(chunk), "audio_path")
@@ -71,8 +75,7 @@ def file_count_partitions(spark: SparkSession, *, files: int, parts: int) -> Ite
     chunk of a thousand 1 MB clips in eight partitions on any cluster, or a chunk of long FLAC files in
     one each. With an open cost far above any file's size and a split of ``files / parts`` open costs,
     every partition gets the same number of files. In local mode the files are also listed on the driver
-    (Spark would otherwise run a job of one task per path to list more than 32 of them). The session's
-    settings are put back on the way out.
+    (Spark would otherwise run a job of one task per path to list more than 32 of them).
     """
     per_part = -(-files // parts)
     settings = {
@@ -82,17 +85,8 @@ def file_count_partitions(spark: SparkSession, *, files: int, parts: int) -> Ite
     }
     if spark.sparkContext.master.startswith("local"):
         settings["spark.sql.sources.parallelPartitionDiscovery.threshold"] = str(max(32, files))
-    before = {key: spark.conf.get(key, None) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, value)
-    try:
+    with session_settings(spark, settings):
         yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
 
 
 def feature_rows(analysed: DataFrame) -> DataFrame:

@@ -252,6 +252,23 @@ def build_spark(settings: Settings, *, app_name: str, master: str | None = None,
 
 
 @contextlib.contextmanager
+def session_settings(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
+    """``settings`` in the session's runtime configuration for the duration, then as they were (unset if
+    they were): a job's tuning does not leak into the later steps of a ``pipeline`` sharing its session."""
+    before = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
+@contextlib.contextmanager
 def _environ(extra: Mapping[str, str]) -> Iterator[None]:
     """``extra`` in this process's environment for the duration, then as it was."""
     before = {k: os.environ.get(k) for k in extra}

@@ -19,6 +19,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from index import fit
 from spark_jobs import build_index, extract, extract_chunk, ingest
+from spark_jobs.session import session_settings
 from udfs.schema import FEATURE_COLUMNS, N_FEATURES
 
 pytestmark = pytest.mark.spark
@@ -122,6 +123,18 @@ def test_extract_reads_a_chunk_in_partitions_of_equal_file_counts_and_puts_the_s
     with extract_chunk.file_count_partitions(spark, files=7, parts=3):  # 3, 3 and 1: never more than parts
         counts = spark.read.format("binaryFile").load(paths[:7]).rdd.glom().map(len).collect()
     assert sorted(counts) == [1, 3, 3]
+
+
+def test_a_jobs_session_settings_hold_inside_and_are_put_back_after_even_on_failure(spark):
+    """extract's tuning (8 tracks per Arrow batch) must not reach a pipeline's later steps."""
+    unset, kept = "spark.sql.execution.arrow.maxRecordsPerBatch", "spark.sql.shuffle.partitions"
+    before = spark.conf.get(kept)
+    spark.conf.unset(unset)
+    default = spark.conf.get(unset)
+    with pytest.raises(RuntimeError), session_settings(spark, {unset: "8", kept: "7"}):
+        assert (spark.conf.get(unset), spark.conf.get(kept)) == ("8", "7")
+        raise RuntimeError("a failed chunk")
+    assert (spark.conf.get(unset), spark.conf.get(kept)) == (default, before)
 
 
 def test_build_index_fits_over_partitions_what_index_fit_fits_in_one_go(spark):
