@@ -44,6 +44,7 @@ need python3.11 "install Python 3.11" 2>/dev/null || need python3 "install Pytho
 need java "install OpenJDK 17 (apt-get install openjdk-17-jre-headless)"
 need mvn "install Maven (apt-get install maven)"
 need go "install Go 1.22 or newer"
+need cc "install a C compiler (apt-get install gcc): annoy and FerretDB's SQLite are built from C"
 
 # 1. Python environment, reinstalled when pyproject.toml changes. Resolving Spark's connectors (4) needs only
 #    pyspark and PyYAML (spark_jobs.session and conf.settings), so those two go in first, at pyproject.toml's
