@@ -95,10 +95,14 @@ class SimilarityIndex(ShardPoints, Positions, Reasons):
         return index
 
     def shard_vectors(self, shard: int) -> np.ndarray:
-        """``shard``'s standardized vectors (rows as in its id map), memory-mapped on first use."""
+        """``shard``'s standardized vectors (rows as in its id map), memory-mapped on first use.
+
+        Held as a plain array over the mapping (``np.asarray``): the same pages, without ``np.memmap``'s
+        Python-level indexing on every gather (the stream gathers from many shards per micro-batch).
+        """
         z = self._z[shard]
         if z is None:
-            z = np.load(self.folder / self.manifest.shards[shard].vectors_file, mmap_mode="r")
+            z = np.asarray(np.load(self.folder / self.manifest.shards[shard].vectors_file, mmap_mode="r"))
             with self._lock:
                 self._z[shard] = z
         return z

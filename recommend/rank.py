@@ -18,12 +18,13 @@ candidates come from one batched search (:meth:`index.reader.Index.nearest`);
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from index.reader import Hits, Index, IndexError_
+from index.reader import Hits, Index
 from recommend.items import Recommendation
 from recommend.taste import Taste
 
@@ -31,6 +32,9 @@ AWAY = 1.0  # how far past the pulled centre the query moves, at a fully negativ
 PUSH = 1.5  # weight of the distance from the pushed centre in the ranking, at a fully negative history
 POOL = 3  # candidates per item asked for, before exclusions, re-ranking and the artist cap
 LIKED = 10  # the latest liked tracks an item's reason may name
+# Each index version's "sounds like 'Title', which you liked; " by track id, made once per process and version
+# (the stream names the same liked tracks batch after batch); forgotten with the version.
+_liked_phrases: weakref.WeakKeyDictionary[Index, dict[int, str]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -50,17 +54,16 @@ def recommend_many(
 ) -> list[Recommendation]:
     """One :class:`Recommendation` per taste, in order."""
     out: list[Recommendation | None] = [None] * len(tastes)
-    queries: dict[int, _Query] = {}
     seeds: dict[int, int] = {}
+    asked: list[int] = []
     for i, taste in enumerate(tastes):
         seed = _radio_seed(index, taste)
         if seed is not None:
             seeds[i] = seed
-            continue
-        try:
-            query = _query(index, taste)
-        except IndexError_:  # a taste that cannot be a query (NaN from a broken track): nothing to offer yet
-            query = None
+        else:
+            asked.append(i)
+    queries: dict[int, _Query] = {}
+    for i, query in zip(asked, _queries(index, [tastes[i] for i in asked]), strict=True):
         if query is None:
             out[i] = Recommendation("taste", [])
         else:
@@ -106,20 +109,53 @@ def _radios(index: Index, seeds: list[int], *, k: int) -> list[Recommendation]:
     return out
 
 
-def _query(index: Index, taste: Taste) -> _Query | None:
-    pos, neg = taste.centre("pos"), taste.centre("neg")
+def _queries(index: Index, tastes: Sequence[Taste]) -> list[_Query | None]:
+    """Each taste's query, standardized all at once (None: nothing to ask yet).
+
+    The same values, bit for bit, as one taste at a time: standardizing and moving away are element-wise
+    (each row's weight a float32, as a float times a float32 vector gives), and the pushed centre is
+    projected one row at a time, so an answer does not depend on the batch it was asked in. A taste whose
+    centre is not finite (NaN from a broken track) or was folded in another index space (``index.space``
+    changed: it starts again with its next event) has no query.
+    """
     width = len(index.manifest.columns)
-    # A taste folded in another index space (index.space changed) starts again with its next event.
-    pos = pos if pos is not None and len(pos) == width else None
-    neg = neg if neg is not None and len(neg) == width else None
-    if pos is None and neg is None:
-        return None
-    share = taste.negative_share()
-    z_pos = index.standardize(pos) if pos is not None else np.zeros(width, np.float32)
-    z_neg = index.standardize(neg) if neg is not None else None
-    z = z_pos if z_neg is None else z_pos + AWAY * share * (z_pos - z_neg)
-    p_neg = index.project(z_neg) if z_neg is not None else None
-    return _Query(z.astype(np.float32), p_neg, share, set(taste.recent) | set(taste.disliked))
+    pos = [_centre(t, "pos", width) for t in tastes]
+    neg = [_centre(t, "neg", width) for t in tastes]
+    z_pos, pos_ok = _standardized(index, pos, width)
+    z_neg, neg_ok = _standardized(index, neg, width)
+    has_pos = np.asarray([c is not None for c in pos], bool)
+    pushed = np.asarray([c is not None for c in neg], bool)
+    z_pos[~has_pos] = 0.0  # nothing pulled: the query starts at the middle of the space
+    shares = np.asarray([t.negative_share() for t in tastes], np.float64)
+    away = (AWAY * shares).astype(np.float32)[:, None]
+    z = np.where(pushed[:, None], z_pos + away * (z_pos - z_neg), z_pos)
+    out: list[_Query | None] = []
+    for i, taste in enumerate(tastes):
+        if not (has_pos[i] or pushed[i]) or not (pos_ok[i] and neg_ok[i]):
+            out.append(None)
+            continue
+        p_neg = index.project(z_neg[i]) if pushed[i] else None
+        out.append(_Query(z[i], p_neg, float(shares[i]), set(taste.recent) | set(taste.disliked)))
+    return out
+
+
+def _centre(taste: Taste, which: str, width: int) -> np.ndarray | None:
+    """The taste's pulled or pushed centre in raw units when it has one of the index's width, else None."""
+    centre = taste.centre(which)
+    return centre if centre is not None and len(centre) == width else None
+
+
+def _standardized(index: Index, centres: list[np.ndarray | None], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the centres standardized as float32 rows, which rows are usable): one array operation for them all,
+    element by element as one at a time. Rows without a centre, or with one that is not finite, hold the
+    middle of the space's raw units standardized (unused) and are marked False where not finite."""
+    raw = np.zeros((len(centres), width), np.float64)
+    for i, c in enumerate(centres):
+        if c is not None:
+            raw[i] = c
+    finite = np.isfinite(raw).all(axis=1)
+    raw[~finite] = 0.0
+    return index.standardize(raw), finite
 
 
 def _choose(index: Index, queries: list[_Query], hits: Hits, *, k: int, max_per_artist: int) -> Hits:
@@ -203,9 +239,15 @@ def _because(index: Index, tastes: list[Taste], queries: list[_Query], chosen: H
     has = np.flatnonzero(mine[:, 0] >= 0)
     nearest = index.nearest_among(chosen.items[has], liked, mine[has])
     tracks, which = np.unique(positives[nearest], return_inverse=True)
-    phrases = np.asarray([f"sounds like {_title(index, t)}, which you liked; " for t in tracks.tolist()], object)
+    said = _liked_phrases.setdefault(index, {})
+    phrases = np.asarray([said.get(t) or _liked_phrase(index, said, t) for t in tracks.tolist()], object)
     because[has] = phrases[which.reshape(-1)]
     return because
+
+
+def _liked_phrase(index: Index, said: dict[int, str], track_id: int) -> str:
+    phrase = said[track_id] = f"sounds like {_title(index, track_id)}, which you liked; "
+    return phrase
 
 
 def _title(index: Index, track_id: int) -> str:

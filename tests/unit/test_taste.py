@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -209,10 +210,17 @@ def test_a_recommendation_reads_the_same_as_items_or_as_columns():
 
 def _plain_recommendation(index: Index, taste: Taste, *, k: int, max_per_artist: int) -> list[int]:
     """The ranking rules read one listener at a time over every track: the oracle of the array version."""
-    from recommend.rank import POOL, PUSH, _query
+    from recommend.rank import AWAY, POOL, PUSH
 
-    query = _query(index, taste)
-    p = index.project(query.z).astype(np.float64)
+    pos, neg, share = taste.centre("pos"), taste.centre("neg"), taste.negative_share()
+    z_pos = index.standardize(pos) if pos is not None else np.zeros(len(index.manifest.columns), np.float32)
+    z_neg = index.standardize(neg) if neg is not None else None
+    z = z_pos if z_neg is None else z_pos + AWAY * share * (z_pos - z_neg)
+    query = SimpleNamespace(
+        p_neg=index.project(z_neg) if z_neg is not None else None, share=share,
+        excluded=set(taste.recent) | set(taste.disliked),
+    )  # fmt: skip
+    p = index.project(z).astype(np.float64)
     ids = [int(t) for t in index.track_ids() if int(t) not in query.excluded]
     points = {t: point_of(index, t).astype(np.float64) for t in ids}
     pool = sorted(ids, key=lambda t: (np.linalg.norm(points[t] - p), t))[: POOL * k]
@@ -247,3 +255,31 @@ def test_the_batched_ranking_equals_the_rules_read_one_listener_at_a_time(index:
         got = [item["track_id"] for item in rec.items]
         assert got == _plain_recommendation(index, taste, k=8, max_per_artist=2)
         assert not set(got) & (set(taste.recent) | set(taste.disliked))
+
+
+def test_a_listeners_answer_is_the_same_alone_or_in_any_batch(index: Index):
+    """The queries are standardized together: each listener's answer equals the one it gets alone, bit for bit,
+    whichever listeners share its call; a taste that cannot be a query yet gets nothing, beside the others."""
+    rng = np.random.default_rng(11)
+    ids = [int(t) for t in index.track_ids()]
+    width = len(index.manifest.columns)
+    tastes = []
+    for i in range(12):
+        t = Taste()
+        for track in rng.choice(ids, size=2 + i % 3, replace=False).tolist():
+            kind = ["like", "skip", "complete", "dislike"][(i + track) % (4 if i % 2 else 1)]
+            t.apply(kind, track, 1_000 * track, raw_of(index, track), genre=None, half_life_ms=HOUR_MS)
+        tastes.append(t)
+    only_pushed = Taste()
+    only_pushed.apply("dislike", ids[0], 5_000, raw_of(index, ids[0]), genre=None, half_life_ms=HOUR_MS)
+    broken = Taste(dims=width, pos=np.full(width, np.nan, np.float32), pos_w=1.0, neg=np.zeros(width, np.float32))
+    other_space = Taste(dims=3, pos=np.ones(3, np.float32), pos_w=1.0, neg=np.zeros(3, np.float32))
+    tastes[3:3] = [only_pushed, broken, other_space, Taste()]
+    together = recommend_many(index, tastes, k=6)
+    alone = [recommend_many(index, [t], k=6)[0] for t in tastes]
+    shuffled = [tastes[i] for i in rng.permutation(len(tastes))]
+    by_taste = {id(t): r for t, r in zip(shuffled, recommend_many(index, shuffled, k=6), strict=True)}
+    for taste, a, b in zip(tastes, together, alone, strict=True):
+        assert a.items == b.items == by_taste[id(taste)].items
+    assert together[3].items, "a listener who only pushed away is answered"
+    assert [r.items for r in together[4:7]] == [[], [], []], "NaN, another index space, nothing yet: no answer"
