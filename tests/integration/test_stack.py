@@ -43,6 +43,23 @@ def test_lookups_and_upserts_by_id_use_the_id_index(mongo_db, stack):
     assert mongo_db.by_id.find_one({"_id": "u47"}) == {"_id": "u47", "n": -47}
 
 
+def test_a_nan_value_is_refused_with_a_reply_and_a_duplicate_id_as_one(mongo_db, stack):
+    """Our build refuses NaN (FerretDB stores JSON) in its conversion of the request, as an error reply on a
+    connection that stays open, and SQLite's unique-constraint code still says "duplicate key"."""
+    from pymongo.errors import AutoReconnect, DuplicateKeyError, OperationFailure
+
+    if "ferretdbVersion" not in mongo_db.client.admin.command("buildInfo"):
+        pytest.skip("not our FerretDB build (MongoDB itself stores NaN)")
+    mongo_db.nan.insert_one({"_id": 1, "x": 1.5})
+    for doc in ({"_id": 2, "x": float("nan")}, {"_id": 3, "deep": {"list": [1.0, float("nan")]}}):
+        with pytest.raises(OperationFailure, match="NaN is not supported") as refused:
+            mongo_db.nan.insert_one(doc)
+        assert not isinstance(refused.value, AutoReconnect)
+    with pytest.raises(DuplicateKeyError):
+        mongo_db.nan.insert_one({"_id": 1, "x": 2.5})
+    assert list(mongo_db.nan.find({}, {"_id": 1, "x": 1})) == [{"_id": 1, "x": 1.5}]
+
+
 def test_plain_kafka_python_round_trips_a_message(stack):
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
