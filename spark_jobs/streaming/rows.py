@@ -1,9 +1,8 @@
-"""The stateful step's output, pure: the rows its sinks get (listeners, dead letters, timings) and a
+"""The stateful step's output, pure: the rows its sinks get (dead letters, one summary per bucket call) and a
 listener's ``recommendations`` document."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 import pandas as pd
@@ -16,9 +15,9 @@ from recommend.items import Recommendation
 
 OUTPUT_SCHEMA = T.StructType(
     [
-        T.StructField("kind", T.StringType()),  # listener | dlq | timing
+        T.StructField("kind", T.StringType()),  # dlq | bucket
         T.StructField("user_id", T.StringType()),
-        T.StructField("stats", T.StringType()),  # listener: applied, duplicates, ts_ms, written_ms; timing: costs
+        T.StructField("stats", T.StringType()),  # bucket: bucket_summary and each stage's cost (JSON)
         T.StructField("reason", T.StringType()),
         T.StructField("raw", T.BinaryType()),
         T.StructField("kafka_partition", T.IntegerType()),
@@ -57,18 +56,27 @@ def listener_document(folded: Folded, rec: Recommendation, index: Index) -> dict
     }
 
 
-def output_rows(folded: list[Folded], written_ms: Mapping[str, float]) -> list[dict]:
-    """One ``listener`` row per listener touched: what was applied and when its document was written."""
-    rows = []
+def bucket_summary(folded: list[Folded], written_ms: Mapping[str, float]) -> dict:
+    """What one bucket call did, for the batch's metrics: events applied, duplicates dropped, listeners whose
+    document was written, and each applied event's latency (its document's write less its event time, ms).
+
+    One summary per call instead of a row per listener: the batch's output to the driver stays a few rows
+    however many listeners it touched.
+    """
+    latencies: list[float] = []
+    users = 0
     for f in folded:
-        stats = {
-            "applied": len(f.applied),
-            "duplicates": f.duplicates,
-            "ts_ms": [a["ts_ms"] for a in f.applied],
-            "written_ms": written_ms.get(f.user_id) if f.changed else None,
-        }
-        rows.append({"kind": "listener", "user_id": f.user_id, "stats": json.dumps(stats)})
-    return rows
+        written = written_ms.get(f.user_id) if f.changed else None
+        if written is None:
+            continue
+        users += 1
+        latencies.extend(round(written - a["ts_ms"], 1) for a in f.applied)
+    return {
+        "applied": sum(len(f.applied) for f in folded),
+        "duplicates": sum(f.duplicates for f in folded),
+        "users": users,
+        "latency_ms": latencies,
+    }
 
 
 def output_frame(rows: list[dict]) -> pd.DataFrame:

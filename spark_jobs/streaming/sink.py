@@ -2,9 +2,9 @@
 
 :class:`BatchSink` is the ``foreachBatch`` of the recommender. The listeners'
 ``recommendations`` documents are written by the stateful step itself, on the
-executors (``stream_serving.Serving``); what reaches the driver is small: per
-listener the count of events applied and their times, the dead letters, and
-each bucket call's stage costs. The sink sends the dead letters, then records
+executors (``stream_serving.Serving``); what reaches the driver is small: the
+dead letters, and one summary per bucket call (events applied, duplicates,
+each applied event's latency, the stage costs: ``rows.bucket_summary``). The sink sends the dead letters, then records
 the batch in ``stream_batches`` with Spark's own progress
 (:class:`ProgressRecorder`).
 """
@@ -112,20 +112,12 @@ class BatchSink:
         out = batch.toPandas()
         collected = time.time()
         kinds = out["kind"]
-        listeners, dlq = out[kinds == "listener"], out[kinds == "dlq"]
-        stats = [json.loads(s) for s in listeners["stats"]]
-        timings = [json.loads(s) for s in out.loc[kinds == "timing", "stats"]]
-        applied = sum(s["applied"] for s in stats)
-        duplicates = sum(s["duplicates"] for s in stats)
-        event_ms = np.asarray([t for s in stats for t in s["ts_ms"]], dtype=np.float64)
+        dlq = out[kinds == "dlq"]
+        buckets = [json.loads(s) for s in out.loc[kinds == "bucket", "stats"]]
+        applied = sum(b["applied"] for b in buckets)
+        duplicates = sum(b["duplicates"] for b in buckets)
         now = datetime.now(UTC)
-        written_ms = np.asarray(
-            [s["written_ms"] for s in stats for _ in s["ts_ms"] if s.get("written_ms") is not None], dtype=np.float64
-        )
-        event_ms = np.asarray(
-            [t for s in stats if s.get("written_ms") is not None for t in s["ts_ms"]], dtype=np.float64
-        )
-        latencies = written_ms - event_ms
+        latencies = np.asarray([x for b in buckets for x in b["latency_ms"]], dtype=np.float64)
         dlq_started = time.time()
         self.send_dead_letters(dlq, now)
         dlq_done = time.time()
@@ -138,15 +130,15 @@ class BatchSink:
             "applied": applied,
             "dlq": len(dlq),
             "duplicates": duplicates,
-            "users": sum(1 for s in stats if s.get("written_ms") is not None),
-            "buckets": len(timings),
+            "users": sum(b["users"] for b in buckets),
+            "buckets": len(buckets),
             # Listeners whose taste came from the Python worker's copy, not a state-store read.
-            "tastes_cached": sum(t.get("cached", 0) for t in timings),
+            "tastes_cached": sum(b.get("cached", 0) for b in buckets),
             "state_and_query_ms": round((collected - started) * 1000, 1),
             "dlq_ms": round((dlq_done - dlq_started) * 1000, 1),
             "total_ms": round((dlq_done - started) * 1000, 1),
             # Summed over the bucket calls (which run in parallel, one task per shuffle partition).
-            "stage_ms": {k: round(sum(t.get(k, 0.0) for t in timings), 1) for k in STAGES},
+            "stage_ms": {k: round(sum(b.get(k, 0.0) for b in buckets), 1) for k in STAGES},
             "latency_ms": _summary(latencies),
             "latency_events": len(latencies),  # what the sample below stands for (it keeps at most 2,000)
             "latency_sample_ms": [round(float(x), 1) for x in _sample(latencies, 2000)],

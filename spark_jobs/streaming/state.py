@@ -46,7 +46,7 @@ from spark_jobs.streaming.catalogue import CatalogueLookup
 from spark_jobs.streaming.index_delivery import SHIPPED, shipped_folder
 from spark_jobs.streaming.pipelined import get_many, put_many
 from spark_jobs.streaming.poison import Quarantine
-from spark_jobs.streaming.rows import dead_rows, listener_document, output_frame, output_rows
+from spark_jobs.streaming.rows import bucket_summary, dead_rows, listener_document, output_frame
 from spark_jobs.streaming.serving import Serving
 from spark_jobs.streaming.taste_cache import EPOCH_KEY, TasteCache, default_path, new_epoch
 
@@ -225,7 +225,8 @@ class TasteBuckets(StatefulProcessor):
             busy_ms += took_ms
             written_ms.update((f.user_id, done_ms) for f in part)
         t5 = time.perf_counter()
-        rows = output_rows(folded, written_ms) + dead_rows(dead)
+        rows = dead_rows(dead)
+        summary = bucket_summary(folded, written_ms)
         timing = {
             "messages": len(frame),
             "listeners": len(changed),
@@ -239,7 +240,7 @@ class TasteBuckets(StatefulProcessor):
             "serve_wait_ms": (t5 - t4) * 1000,
             "output_ms": (time.perf_counter() - t5) * 1000,
         }
-        rows.append({"kind": "timing", "stats": json.dumps(timing)})
+        rows.append({"kind": "bucket", "stats": json.dumps({**summary, **timing})})
         yield output_frame(rows)
 
     def handleInitialState(self, key, initialState, timerValues) -> None:  # noqa: N802 - Spark's API

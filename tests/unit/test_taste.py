@@ -122,7 +122,7 @@ def messages_frame(messages: list[bytes], users: list[str] | None = None) -> pd.
 
 
 def test_fold_sorts_out_bad_duplicate_and_good_messages(index: Index):
-    from spark_jobs.streaming.rows import dead_rows, listener_document, output_frame, output_rows
+    from spark_jobs.streaming.rows import bucket_summary, dead_rows, listener_document, output_frame
 
     track = index.catalogue.ids_of_genre("Pop")[0]
     good = new_event(user_id="u1", track_id=track, type="like")
@@ -141,9 +141,10 @@ def test_fold_sorts_out_bad_duplicate_and_good_messages(index: Index):
     assert reasons[0].startswith("not JSON") and "not in the catalogue" in reasons[1] and "future" in reasons[2]
     (rec,) = recommend_many(index, [u1.taste], k=5)
     assert rec.source == "radio"
-    rows = output_rows(folded, {"u1": 1234.0}) + dead_rows(dead)
-    assert json.loads(rows[0]["stats"]) == {"applied": 1, "duplicates": 1, "ts_ms": [u1.applied[0]["ts_ms"]],
-                                            "written_ms": 1234.0}  # fmt: skip
+    written = u1.applied[0]["ts_ms"] + 250.5
+    assert bucket_summary(folded, {"u1": written}) == {"applied": 1, "duplicates": 1, "users": 1, "latency_ms": [250.5]}
+    assert bucket_summary(folded, {}) == {"applied": 1, "duplicates": 1, "users": 0, "latency_ms": []}, "not written"
+    rows = dead_rows(dead) + [{"kind": "bucket", "stats": json.dumps(bucket_summary(folded, {"u1": written}))}]
     doc = json.loads(json.dumps(listener_document(u1, rec, index)))
     assert (
         doc["events_total"] == 1
@@ -151,8 +152,8 @@ def test_fold_sorts_out_bad_duplicate_and_good_messages(index: Index):
         and doc["trigger_event_id"] == good["event_id"]
     )
     frame = output_frame(rows)  # converts to the processor's Arrow schema with missing values
-    assert list(frame["kind"]) == ["listener", "dlq", "dlq", "dlq"]
-    assert str(frame["kafka_offset"].dtype) == "Int64" and frame["stats"].iloc[1] is None
+    assert list(frame["kind"]) == ["dlq", "dlq", "dlq", "bucket"]
+    assert str(frame["kafka_offset"].dtype) == "Int64" and frame["stats"].iloc[0] is None
 
 
 def test_one_call_folds_many_listeners_and_reads_only_their_tastes(index: Index):
