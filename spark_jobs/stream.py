@@ -52,7 +52,7 @@ from spark_jobs.streaming.poison import Quarantine, check_files, has_started, pe
 from spark_jobs.streaming.rows import OUTPUT_SCHEMA
 from spark_jobs.streaming.serving import Serving
 from spark_jobs.streaming.sink import QUERY_NAME, BatchSink, ProgressRecorder
-from spark_jobs.streaming.source import listen_messages
+from spark_jobs.streaming.source import bucket_of, listen_messages
 from spark_jobs.streaming.state import TasteBuckets
 
 log = logging.getLogger("earshot.stream")
@@ -93,13 +93,14 @@ def build_query(
     starting_offsets: str = "earliest",
     quarantine: Quarantine | None = None,
     initial_tastes: str | None = None,
+    bucket_keys: list[int] | None = None,
 ):
-    """The streaming DataFrame of processor output (not started)."""
-    from pyspark.sql import functions as F
-
+    """The streaming DataFrame of processor output (not started); ``bucket_keys``: the checkpoint's state key
+    of each listener bucket (``stream_layout.check_layout``; the bucket numbers without)."""
     messages = listen_messages(
-        spark, settings, starting_offsets=starting_offsets, max_offsets=settings.stream.max_offsets_per_trigger
-    )
+        spark, settings, starting_offsets=starting_offsets, max_offsets=settings.stream.max_offsets_per_trigger,
+        bucket_keys=bucket_keys,
+    )  # fmt: skip
     processor = TasteBuckets(
         index_root=executor_root(settings),
         max_future_s=float(settings.stream.max_future_seconds),
@@ -115,7 +116,7 @@ def build_query(
     initial = None
     if initial_tastes:
         seeds = spark.read.parquet(initial_tastes).select("user_id", "taste")
-        bucket = F.pmod(F.xxhash64("user_id"), F.lit(settings.stream.state_buckets)).cast("int")
+        bucket = bucket_of("user_id", bucket_keys or list(range(settings.stream.state_buckets)))
         initial = seeds.withColumn("bucket", bucket).groupBy("bucket")
     return messages.groupBy("bucket").transformWithStateInPandas(
         statefulProcessor=processor,
@@ -148,13 +149,12 @@ def start(
     prepare(spark, settings)
     checkpoint = settings.checkpoint(QUERY_NAME)
     check_files(checkpoint)
-    check_layout(checkpoint, settings.stream.state_buckets)
+    bucket_keys = check_layout(checkpoint, settings.stream.state_buckets)
     fresh = not has_started(checkpoint)
     if initial_tastes and not fresh:
         log.warning("--initial-tastes is ignored: the checkpoint %s already holds state", checkpoint)
     app_id = app_id_for(checkpoint)
     progress = ProgressRecorder()
-    spark.streams.addListener(progress)
     sink = BatchSink(settings, app_id, progress)
     if settings.stream.index_delivery == "spark":
         sink.after_batch = IndexShipper(spark, settings)
@@ -167,6 +167,7 @@ def start(
             starting_offsets=starting_offsets,
             quarantine=quarantine,
             initial_tastes=initial_tastes if fresh else None,
+            bucket_keys=bucket_keys,
         )
         .writeStream.queryName(QUERY_NAME)
         .foreachBatch(sink)
@@ -174,6 +175,7 @@ def start(
         .trigger(processingTime=f"{settings.stream.trigger_seconds} seconds")
         .start()
     )
+    progress.attach(query)
     queries = [query]
     if archive:
         spark.sparkContext.setLocalProperty("spark.scheduler.pool", ARCHIVE_POOL)  # the query's thread inherits it
@@ -218,15 +220,13 @@ def poison_batch(checkpoint: str, settings: Settings):
 
 
 def stop(spark: SparkSession, queries: list, sink: BatchSink) -> None:
-    """Stop the queries (the archive between its batches, :func:`between_batches`), detach the progress
-    listener, and close the sink's clients."""
+    """Stop the queries (the archive between its batches, :func:`between_batches`) and close the sink's clients
+    (which store the last batches' progress)."""
     for q in queries:
         if q.isActive:
             if q.name == ARCHIVE_NAME:
                 between_batches(q, STOP_WAIT_S)
             q.stop()
-    if sink.progress is not None:
-        spark.streams.removeListener(sink.progress)
     sink.close()
 
 

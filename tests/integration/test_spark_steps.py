@@ -158,3 +158,21 @@ def test_build_index_fits_over_partitions_what_index_fit_fits_in_one_go(spark):
         [Row(track_id=int(t), z=a.tolist(), p=b.tolist()) for t, a, b in zip(ids, z, p, strict=True)],
         rtol=1e-6,
     )
+
+
+def test_spark_sends_the_balanced_bucket_keys_evenly_to_the_stateful_tasks(spark):
+    """The stateful step's shuffle (hash partitioning on the bucket key) gives each of two tasks 8 of the 16
+    buckets' listeners' keys: Spark's own partitioner, not our copy of its hash."""
+    from pyspark.sql import functions as F
+
+    from spark_jobs.streaming.layout import bucket_keys
+    from spark_jobs.streaming.source import bucket_of
+
+    users = spark.range(4000).select(F.concat(F.lit("listener-"), F.col("id").cast("string")).alias("user"))
+    keys = users.select(bucket_of("user", bucket_keys(16)).alias("bucket"))
+    per_task = keys.repartition(2, "bucket").groupBy(F.spark_partition_id().alias("task")).agg(
+        F.countDistinct("bucket").alias("buckets")
+    )
+    assert sorted(r["buckets"] for r in per_task.collect()) == [8, 8]
+    identity = users.select(bucket_of("user", list(range(16))).alias("bucket"))
+    assert {r["bucket"] for r in identity.distinct().collect()} == set(range(16)), "a v1 checkpoint's keys"
