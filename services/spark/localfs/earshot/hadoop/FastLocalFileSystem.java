@@ -5,6 +5,7 @@ import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.net.URI;
 import java.net.URISyntaxException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
@@ -32,6 +33,16 @@ import org.apache.hadoop.fs.permission.FsPermission;
  * such files (the offset and commit logs, each state store's changelog), and a Delta commit more.
  * This one does the same through java.nio: same files, same renames, no processes.
  *
+ * <p>A RocksDB table file ({@code .sst}) copied within the local disk ({@link #copyFromLocalFile},
+ * {@link #copyToLocalFile}) becomes a second name of the same file (a hard link) when both names are on
+ * one file system. The RocksDB state store copies these files into the checkpoint this way, about 2 GB in
+ * a minute's snapshots for a million listeners' tastes, read and written 4 KB at a time with a checksum
+ * file beside each, which took a core for seconds in the middle of the stream's batches. RocksDB never
+ * writes a table file again once it is written (it deletes it, which leaves the other name), its blocks
+ * carry their own checksums, and the store deletes a local file before it loads one of the same name.
+ * Every other file is copied as Hadoop copies it, and so is a table file where a link fails (another
+ * device, a file system without links).
+ *
  * <p>{@code fs.file.impl} = {@code earshot.hadoop.FastLocalFileSystem} (FileSystem API, checksummed
  * like Hadoop's LocalFileSystem), {@code fs.AbstractFileSystem.file.impl} =
  * {@code earshot.hadoop.FastLocalFileSystem$Fs} (the FileContext API, as Hadoop's LocalFs).
@@ -40,6 +51,47 @@ public class FastLocalFileSystem extends LocalFileSystem {
 
   public FastLocalFileSystem() {
     super(new Raw());
+  }
+
+  @Override
+  public void copyFromLocalFile(boolean delSrc, Path src, Path dst) throws IOException {
+    if (delSrc || !link(src, dst)) {
+      super.copyFromLocalFile(delSrc, src, dst);
+    }
+  }
+
+  @Override
+  public void copyToLocalFile(boolean delSrc, Path src, Path dst) throws IOException {
+    if (delSrc || !link(src, dst)) {
+      super.copyToLocalFile(delSrc, src, dst);
+    }
+  }
+
+  /**
+   * Gives the table file {@code src} the second name {@code dst} (replacing a file there, as the copy
+   * would, and its checksum file, which would no longer match); false where a copy must do it: another
+   * kind of file, a directory on either side, or a file system that cannot link the two.
+   */
+  private boolean link(Path src, Path dst) throws IOException {
+    java.nio.file.Path from = pathToFile(src).toPath();
+    java.nio.file.Path to = pathToFile(dst).toPath();
+    if (!src.getName().endsWith(".sst")
+        || !Files.isRegularFile(from, LinkOption.NOFOLLOW_LINKS)
+        || Files.isDirectory(to)) {
+      return false;
+    }
+    java.nio.file.Path parent = to.toAbsolutePath().getParent();
+    if (parent != null) {
+      Files.createDirectories(parent);
+    }
+    Files.deleteIfExists(pathToFile(getChecksumFile(dst)).toPath());
+    try {
+      Files.deleteIfExists(to);
+      Files.createLink(to, from);
+    } catch (FileSystemException | UnsupportedOperationException e) {
+      return false; // another device, or links not supported: the copy it falls back to reports real faults
+    }
+    return true;
   }
 
   /** RawLocalFileSystem with its permissions and statuses read and set through java.nio. */

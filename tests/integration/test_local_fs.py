@@ -1,0 +1,97 @@
+"""Hadoop's local file system as the local masters run it (``services/spark/localfs``), through Spark's own JVM.
+
+A RocksDB table file copied within one local disk becomes a hard link (the state store's SST files into the
+checkpoint and back), replacing what was there and its checksum file; any other file, a folder, or a copy
+across devices is still Hadoop's copy.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.spark
+
+FAST = "earshot.hadoop.FastLocalFileSystem"
+
+
+@pytest.fixture()
+def local_fs(spark):
+    jvm = spark._jvm
+    fs = jvm.org.apache.hadoop.fs.FileSystem.get(jvm.java.net.URI("file:///"), spark._jsc.hadoopConfiguration())
+    if fs.getClass().getName() != FAST:
+        pytest.skip("setup built no local file system here (no javac): Hadoop's own copies")
+    return fs, jvm.org.apache.hadoop.fs.Path
+
+
+def _read_through(spark, fs, path_class, path: Path) -> bytes:
+    """The file's bytes as Hadoop's checksummed reader returns them (it checks a .crc file where one exists)."""
+    stream = fs.open(path_class(str(path)))
+    try:
+        return bytes(spark._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+    finally:
+        stream.close()
+
+
+def test_a_copy_within_the_disk_is_a_second_name_of_the_same_file(spark, local_fs, tmp_path):
+    fs, P = local_fs
+    src = tmp_path / "local" / "000123.sst"
+    src.parent.mkdir()
+    src.write_bytes(os.urandom(70_000))
+    dst = tmp_path / "checkpoint" / "state" / "0" / "3" / "000123-uuid.sst"
+
+    fs.copyFromLocalFile(P(str(src)), P(str(dst)))
+
+    assert dst.stat().st_ino == src.stat().st_ino
+    assert dst.read_bytes() == src.read_bytes()
+    assert not (dst.parent / f".{dst.name}.crc").exists()
+    assert _read_through(spark, fs, P, dst) == src.read_bytes()
+
+    back = tmp_path / "reloaded" / "000123.sst"
+    fs.copyToLocalFile(P(str(dst)), P(str(back)))
+    assert back.stat().st_ino == src.stat().st_ino
+    src.unlink()  # RocksDB deleting its file after a compaction leaves the checkpoint's name
+    assert dst.read_bytes() == back.read_bytes() and len(dst.read_bytes()) == 70_000
+
+
+def test_a_link_replaces_the_file_there_and_its_stale_checksum(spark, local_fs, tmp_path):
+    fs, P = local_fs
+    dst = tmp_path / "x.sst"
+    fs.create(P(str(dst)), True).close()  # through Hadoop: an empty file and its .crc
+    crc = tmp_path / ".x.sst.crc"
+    assert crc.exists()
+    src = tmp_path / "new.sst"
+    src.write_bytes(b"fresh contents")
+
+    fs.copyFromLocalFile(P(str(src)), P(str(dst)))
+
+    assert dst.read_bytes() == b"fresh contents" and not crc.exists()
+    assert _read_through(spark, fs, P, dst) == b"fresh contents"
+
+
+def test_other_files_folders_and_copies_across_devices_are_still_copies(local_fs, tmp_path):
+    fs, P = local_fs
+    (tmp_path / "MANIFEST-000005").write_bytes(b"appended to by RocksDB")
+    fs.copyFromLocalFile(P(str(tmp_path / "MANIFEST-000005")), P(str(tmp_path / "up" / "MANIFEST-000005")))
+    assert (tmp_path / "up" / "MANIFEST-000005").read_bytes() == b"appended to by RocksDB"
+    assert (tmp_path / "up" / "MANIFEST-000005").stat().st_ino != (tmp_path / "MANIFEST-000005").stat().st_ino
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a").write_bytes(b"A")
+    fs.copyFromLocalFile(P(str(folder)), P(str(tmp_path / "copied")))
+    assert (tmp_path / "copied" / "a").read_bytes() == b"A"
+    assert (tmp_path / "copied" / "a").stat().st_ino != (folder / "a").stat().st_ino
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system here to copy across")
+    src = shm / f"earshot-test-{os.getpid()}.sst"
+    src.write_bytes(b"other device")
+    try:
+        fs.copyFromLocalFile(P(str(src)), P(str(tmp_path / "across.sst")))
+        assert (tmp_path / "across.sst").read_bytes() == b"other device"
+        assert (tmp_path / "across.sst").stat().st_dev != src.stat().st_dev
+    finally:
+        src.unlink()
