@@ -95,3 +95,38 @@ def test_other_files_folders_and_copies_across_devices_are_still_copies(local_fs
         assert (tmp_path / "across.sst").stat().st_dev != src.stat().st_dev
     finally:
         src.unlink()
+
+
+def test_a_stateful_query_commits_linked_table_files_and_restarts_from_them(spark, local_fs, tmp_path):
+    """The state store through the links end to end: without changelog checkpointing every commit uploads
+    the store's whole checkpoint (its table files by copyFromLocalFile), and a new run of the query loads
+    them back (copyToLocalFile) before it counts on."""
+    changelog = "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled"
+    before = spark.conf.get(changelog, None)
+    spark.conf.set(changelog, "false")
+    source, checkpoint = tmp_path / "in", tmp_path / "checkpoint"
+    source.mkdir()
+
+    def counts_after(lines: str, name: str) -> dict[str, int]:
+        (source / name).write_text(lines)
+        seen: dict[str, int] = {}
+        query = (
+            spark.readStream.schema("k string").json(str(source)).groupBy("k").count()
+            .writeStream.outputMode("update").option("checkpointLocation", str(checkpoint))
+            .foreachBatch(lambda batch, _: seen.update({r["k"]: r["count"] for r in batch.collect()}))
+            .trigger(availableNow=True).start()
+        )  # fmt: skip
+        assert query.awaitTermination(180), "the query did not finish its available input"
+        return seen
+
+    try:
+        assert counts_after('{"k": "a"}\n{"k": "b"}\n{"k": "a"}\n', "1.json") == {"a": 2, "b": 1}
+        tables = list((checkpoint / "state").rglob("*.sst"))
+        assert tables, "the commit uploaded no table file"
+        assert not list((checkpoint / "state").rglob(".*.sst.crc")), "a table file was copied, not linked"
+        assert counts_after('{"k": "a"}\n{"k": "c"}\n', "2.json") == {"a": 3, "c": 1}
+    finally:
+        if before is None:
+            spark.conf.unset(changelog)
+        else:
+            spark.conf.set(changelog, before)
