@@ -70,6 +70,10 @@ def test_a_link_replaces_the_file_there_and_its_stale_checksum(spark, local_fs, 
     assert dst.read_bytes() == b"fresh contents" and not crc.exists()
     assert _read_through(spark, fs, P, dst) == b"fresh contents"
 
+    fs.copyFromLocalFile(P(str(dst)), P(str(dst)))  # onto itself, or onto a name of the same file
+    fs.copyToLocalFile(P(str(src)), P(str(dst)))
+    assert dst.read_bytes() == b"fresh contents" == src.read_bytes()
+
 
 def test_other_files_folders_and_copies_across_devices_are_still_copies(local_fs, tmp_path):
     fs, P = local_fs

@@ -80,6 +80,9 @@ public class FastLocalFileSystem extends LocalFileSystem {
         || Files.isDirectory(to)) {
       return false;
     }
+    if (Files.exists(to, LinkOption.NOFOLLOW_LINKS) && Files.isSameFile(from, to)) {
+      return true; // already that file (a copy onto itself would have emptied it)
+    }
     java.nio.file.Path parent = to.toAbsolutePath().getParent();
     if (parent != null) {
       Files.createDirectories(parent);
