@@ -75,7 +75,7 @@ def test_a_link_replaces_the_file_there_and_its_stale_checksum(spark, local_fs, 
     assert dst.read_bytes() == b"fresh contents" == src.read_bytes()
 
 
-def test_other_files_folders_and_copies_across_devices_are_still_copies(local_fs, tmp_path):
+def test_other_files_and_folders_are_still_copies(local_fs, tmp_path):
     fs, P = local_fs
     (tmp_path / "MANIFEST-000005").write_bytes(b"appended to by RocksDB")
     fs.copyFromLocalFile(P(str(tmp_path / "MANIFEST-000005")), P(str(tmp_path / "up" / "MANIFEST-000005")))
@@ -88,6 +88,9 @@ def test_other_files_folders_and_copies_across_devices_are_still_copies(local_fs
     assert (tmp_path / "copied" / "a").read_bytes() == b"A"
     assert (tmp_path / "copied" / "a").stat().st_ino != (folder / "a").stat().st_ino
 
+
+def test_a_table_file_from_another_device_is_copied(local_fs, tmp_path):
+    fs, P = local_fs
     shm = Path("/dev/shm")
     if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
         pytest.skip("no second file system here to copy across")
