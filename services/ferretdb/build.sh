@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds Earshot's FerretDB (services/ferretdb/main.go around FerretDB v1.24.2's
 # embeddable package) into the path given, with one upstream defect fixed and
-# one fast path added:
+# the changes below:
 #
 #   FerretDB v1's SQLite backend creates the unique _id index on the expression
 #   _ferretdb_sjson->"_id" but filters by _ferretdb_sjson->'$._id'. SQLite only
@@ -51,6 +51,11 @@
 #   ("NaN is not supported") where the check closed the connection; a
 #   malformed first section is answered as an error too, not a panic.
 #
+#   end-sessions.patch: pymongo sends `endSessions` when a client closes. FerretDB
+#   keeps no server sessions and answered "no such command", and logged that
+#   reply (two lines, ~600 bytes) at warn for every client closed: nearly every
+#   line of the server's log. The patched build answers ok, as MongoDB does.
+#
 # The module is copied from Go's module cache into a build folder and patched
 # there; nothing outside that folder and the output path is touched.
 #   services/ferretdb/build.sh OUT_BINARY
@@ -69,7 +74,7 @@ grep -q "IDColumn = DefaultColumn + \"->'\$._id'\"" "$meta" \
   || { echo "build.sh: FerretDB's IDColumn is not the expected one; review the patch" >&2; exit 1; }
 sed -i "s|IDColumn = DefaultColumn + \"->'\$._id'\"|IDColumn = DefaultColumn + \`->\"_id\"\`|" "$meta"
 for patch in upserts.patch postgresql-upserts.patch lazy-sql-log.patch sjson-append.patch prepared-upserts.patch \
-    sqlite-cgo.patch nan-check.patch; do
+    sqlite-cgo.patch nan-check.patch end-sessions.patch; do
   (cd "$work/ferretdb" && git apply -p1 "$here/$patch") \
     || { echo "build.sh: $patch does not apply to this FerretDB; review it" >&2; exit 1; }
 done

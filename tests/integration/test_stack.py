@@ -60,6 +60,18 @@ def test_a_nan_value_is_refused_with_a_reply_and_a_duplicate_id_as_one(mongo_db,
     assert list(mongo_db.nan.find({}, {"_id": 1, "x": 1})) == [{"_id": 1, "x": 1.5}]
 
 
+def test_ending_sessions_is_answered_ok(mongo_db):
+    """pymongo ends its sessions when a client closes (``endSessions``). FerretDB keeps none and answered "no
+    such command", logged at warn for every client closed; our build answers ok, as MongoDB does."""
+    client = mongo_db.client
+    session = client.start_session()
+    try:
+        reply = client.admin.command("endSessions", [session.session_id])
+    finally:
+        session.end_session()
+    assert reply["ok"] == 1.0
+
+
 def test_plain_kafka_python_round_trips_a_message(stack):
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
