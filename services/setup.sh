@@ -7,6 +7,7 @@
 #   .earshot/ivy/               Spark's Kafka and Delta connector jars (Ivy, via Spark)
 #   .earshot/spark/             Hadoop's local file system through java.nio (javac, from services/spark/localfs),
 #                               and the class archive of Spark's driver JVM (a dynamic CDS archive)
+#   .earshot/numba-cache/       librosa's and the index's numba kernels, compiled once
 #   .earshot/models/            musicnn's pretrained weights: its wheel from PyPI, read in place
 #   Debian chromium             only with --browser (dashboard end-to-end tests)
 set -euo pipefail
@@ -166,15 +167,24 @@ spark_side() {
   class_archive
 }
 
-# 5. librosa's numba kernels, compiled once by one process into the kept cache.
+# 5. The numba kernels, compiled once by one process into the kept cache: librosa's (the extraction's), then
+#    the index's batched search (the stream's first batch would otherwise compile them, ~4 s on an idle
+#    machine). numba recompiles a kernel whose source changed; these checks only look for a first compile.
 numba_kernels() {
   numba_dir="$STATE/numba-cache"
-  if ! compgen -G "$numba_dir/*/*.nbi" >/dev/null; then
+  if [[ ! -f "$numba_dir/.earshot-numba.ready" ]]; then
     begin "compiling librosa's numba kernels into $numba_dir (once, about 30 s)"
     quietly numba env NUMBA_CACHE_DIR="$numba_dir" "$PY" -m udfs.numba_cache "$numba_dir"
     done_
   else
     have "librosa's compiled numba kernels"
+  fi
+  if ! compgen -G "$numba_dir/index_*/kernels.score_pairs-*.nbi" >/dev/null; then
+    begin "compiling the index's search kernels into $numba_dir (once, a few seconds)"
+    quietly index-kernels env NUMBA_CACHE_DIR="$numba_dir" "$PY" -c "from index import kernels; kernels.ready()"
+    done_
+  else
+    have "the index's compiled search kernels"
   fi
 }
 
