@@ -70,8 +70,10 @@ class Context:
     def producer(self):
         with self._lock:
             if self._producer is None:
+                from connectors import kafka_io
                 from events.producer import ListenProducer
 
+                kafka_io.ensure_topic_once(self.settings, self.settings.kafka.listens_topic)
                 self._producer = ListenProducer(self.settings.kafka.bootstrap_servers,
                                                 topic=self.settings.kafka.listens_topic,
                                                 max_block_ms=int(SEND_TIMEOUT_S * 1000))  # fmt: skip

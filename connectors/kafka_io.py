@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, SparkSession
+import logging
+import threading
+from typing import TYPE_CHECKING
 
 from conf.settings import Settings
+from connectors.services import any_reachable, kafka_hosts
+
+if TYPE_CHECKING:  # the OpenSubsonic server and the dashboard use this module's plain clients without Spark
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger("earshot.kafka")
+_ensured: set[tuple[str, str]] = set()  # (bootstrap servers, topic) this process has seen exist
+_ensured_lock = threading.Lock()
 
 
 def ensure_topic(settings: Settings, name: str, *, partitions: int | None = None) -> bool:
@@ -25,6 +35,34 @@ def ensure_topic(settings: Settings, name: str, *, partitions: int | None = None
         return True
     finally:
         admin.close()
+
+
+def ensure_topic_once(settings: Settings, name: str) -> bool:
+    """Create topic ``name`` if it is missing, once per process: for the event producers outside Spark (the
+    OpenSubsonic server, the dashboard, the simulator), which may send before the stream has ever run and created
+    it. A broker without automatic topic creation would otherwise hold every send for its metadata timeout and
+    then fail it as if the broker did not answer.
+
+    Best effort: False (and asked again at the next call) when no bootstrap server accepts a connection or the
+    broker refuses; the send that follows then fails with the broker's own reason.
+    """
+    key = (settings.kafka.bootstrap_servers, name)
+    if key in _ensured:
+        return True
+    if not any_reachable(kafka_hosts(settings.kafka.bootstrap_servers), 2.0):
+        return False
+    with _ensured_lock:
+        if key in _ensured:
+            return True
+        try:
+            if ensure_topic(settings, name):
+                log.warning("created topic %s (%d partitions): nothing had created it yet", name,
+                            settings.kafka.partitions)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - the send that follows says what is wrong with the broker
+            log.warning("could not check or create topic %s: %s", name, exc)
+            return False
+        _ensured.add(key)
+        return True
 
 
 def producer(settings: Settings):

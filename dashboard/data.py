@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from conf.settings import Settings, load_settings
-from connectors import lake_reader, mongo_io
+from connectors import kafka_io, lake_reader, mongo_io
 from connectors.audio import AUDIO_TYPES, AudioRefused, audio_path  # noqa: F401 - the pages' names
 from connectors.services import any_reachable, kafka_hosts, mongo_hosts
 from index import store
@@ -175,6 +175,7 @@ def send_event(
 
     if not kafka_up(s):
         return Sent(False, f"the broker at {s.kafka.bootstrap_servers} does not answer; your {kind} was not sent")
+    kafka_io.ensure_topic_once(s, s.kafka.listens_topic)
     try:
         with ListenProducer(s.kafka.bootstrap_servers, topic=s.kafka.listens_topic) as producer:
             event = new_event(

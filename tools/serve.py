@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from conf.settings import Settings
+from connectors import kafka_io
 from connectors.services import require_mongo
 
 log = logging.getLogger("earshot.api")
@@ -23,6 +24,9 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     from api.context import Context
 
     require_mongo(settings)
+    if not kafka_io.ensure_topic_once(settings, settings.kafka.listens_topic):
+        log.warning("Kafka at %s does not answer: browsing and playback work; plays, stars and skips fail (the "
+                    "player is told to retry) until it does", settings.kafka.bootstrap_servers)  # fmt: skip
     host, port = args.host or settings.api.host, args.port or settings.api.port
     ctx = Context.open(settings)
     print(f"serve: OpenSubsonic server on http://{host}:{port}/rest (players: server http://{host}:{port}); "  # noqa: T201

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from conf.errors import JobInputError
 from conf.settings import Settings
-from connectors import mongo_io
+from connectors import kafka_io, mongo_io
 from connectors.services import require_kafka, require_mongo
 from events.contract import format_ts
 from events.producer import ListenProducer, new_event
@@ -234,6 +234,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         raise JobInputError("--rate must be > 0 and --listeners >= 1")
     require_kafka(settings)
     require_mongo(settings)
+    kafka_io.ensure_topic(settings, settings.kafka.listens_topic)  # the stream may not have run yet
     sim = Simulator(
         settings,
         load_catalogue(settings),

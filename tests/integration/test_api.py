@@ -8,6 +8,7 @@ go through Kafka and come back as that listener's live recommendations.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -397,16 +399,26 @@ def test_sonic_similarity_and_a_sonic_path_on_the_real_index(api):
     assert along[1] < along[-2], "the path moves from the first song toward the second"
 
 
-def test_a_broker_that_does_not_answer_is_a_clear_error_not_a_hang(api, repo_root, tmp_path):
-    """A scrobble the broker cannot take is answered with an error the app can show and retry, in seconds."""
+@contextlib.contextmanager
+def second_server(api: dict, repo_root: Path, tmp_path: Path, **env: str) -> Iterator[dict]:
+    """Another ``serve`` over the same library with ``env`` changed; ``api`` as the tests use it, for that server."""
     port = free_port()
-    env = {**api["env"], "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}  # nothing listens there
     log = tmp_path / "serve.log"
-    server = subprocess.Popen([str(repo_root / "spark-submit.sh"), "serve", "--port", str(port)], env=env,
-                              stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    server = subprocess.Popen([str(repo_root / "spark-submit.sh"), "serve", "--port", str(port)],
+                              env={**api["env"], **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                              start_new_session=True)  # fmt: skip
     try:
         other = {**api, "base": f"http://127.0.0.1:{port}/rest/"}
         wait_for(lambda: _answers(other["base"]), timeout=60, what=f"the second server (log: {log})")
+        yield other
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_a_broker_that_does_not_answer_is_a_clear_error_not_a_hang(api, repo_root, tmp_path):
+    """A scrobble the broker cannot take is answered with an error the app can show and retry, in seconds."""
+    with second_server(api, repo_root, tmp_path, KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}") as other:
         started = time.monotonic()
         reply = answer(other, "scrobble", id=str(api["docs"][0]["_id"]), submission="true")
         took = time.monotonic() - started
@@ -414,6 +426,24 @@ def test_a_broker_that_does_not_answer_is_a_clear_error_not_a_hang(api, repo_roo
         assert "broker" in reply["error"]["message"] and "retry" in reply["error"]["message"]
         assert took < 30, f"the call hung for {took:.0f} s"
         assert answer(other, "getSong", id=str(api["docs"][0]["_id"]))["status"] == "ok", "browsing goes on"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+
+
+def test_a_listens_topic_nothing_has_created_yet_is_created_and_the_first_star_stored(api, repo_root, tmp_path):
+    """The server may run before the stream ever has on a broker that creates no topic by itself (the local one
+    does not): it creates the listens topic, so the first star is stored at once instead of waiting out the
+    producer's metadata timeout and failing as if the broker did not answer."""
+    from kafka import KafkaConsumer
+
+    topic = f"listens-new-{uuid.uuid4().hex[:8]}"
+    track = api["docs"][1]["_id"]
+    with second_server(api, repo_root, tmp_path, EARSHOT__KAFKA__LISTENS_TOPIC=topic) as other:
+        started = time.monotonic()
+        reply = answer(other, "star", id=str(track))
+        took = time.monotonic() - started
+        assert reply["status"] == "ok", reply
+        assert took < 5, f"the star took {took:.1f} s"
+    consumer = KafkaConsumer(topic, bootstrap_servers=api["settings"].kafka.bootstrap_servers,
+                             auto_offset_reset="earliest", consumer_timeout_ms=3000)  # fmt: skip
+    events = [json.loads(m.value) for m in consumer]
+    consumer.close()
+    assert [(e["user_id"], e["track_id"], e["type"]) for e in events] == [("alice", track, "like")]

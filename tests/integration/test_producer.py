@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import uuid
 
 import pytest
@@ -37,3 +38,22 @@ def test_valid_events_arrive_keyed_by_user_and_invalid_ones_are_never_sent(stack
     assert sorted(e["event_id"] for _, e in got) == sorted(e["event_id"] for e in sent)
     assert all(key == e["user_id"] for key, e in got)
     assert {key for key, _ in got} == {"u0", "u1"}
+
+
+def test_the_dashboard_creates_a_listens_topic_nothing_has_created_yet(stack):
+    """The dashboard may send a listener's Like before the stream has ever run on this broker (which creates no
+    topic by itself): the topic is created, and the Like is stored, not refused after the metadata timeout."""
+    from kafka import KafkaConsumer
+
+    from conf.settings import load_settings
+    from dashboard import data
+
+    topic = f"test.listens.new.{uuid.uuid4().hex[:8]}"
+    settings = load_settings({**os.environ, "EARSHOT__KAFKA__LISTENS_TOPIC": topic})
+    sent = data.send_event(settings, "dana", 7, "like")
+    assert sent.ok, sent.message
+    consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka.bootstrap_servers, auto_offset_reset="earliest",
+                             consumer_timeout_ms=3000)  # fmt: skip
+    events = [json.loads(m.value) for m in consumer]
+    consumer.close()
+    assert [(e["user_id"], e["track_id"], e["type"], e["client"]) for e in events] == [("dana", 7, "like", "dashboard")]
