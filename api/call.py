@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from api.respond import MISSING, NOT_FOUND, ApiError
 
 MAX_VALUE = 4096  # characters in any one parameter
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Call:
             value = int(raw)
         except ValueError:
             raise ApiError(MISSING, f"{name} must be an integer, got {raw[:40]!r}") from None
+        if not INT64_MIN <= value <= INT64_MAX:  # a store keeps 8-byte integers: none larger means anything here
+            raise ApiError(MISSING, f"{name} must be an integer of at most 64 bits, got {raw[:40]!r}")
         if lo is not None:
             value = max(lo, value)
         if hi is not None:

@@ -130,3 +130,19 @@ def test_marks_are_read_once_forgotten_on_a_change_and_a_database_outage_is_not_
         marks.load("bob")
     assert marks.cached("bob") == View({}, {}), "after a failed read the next calls do not wait for the database"
     assert store.reads == 3
+
+
+def test_an_integer_parameter_past_64_bits_is_refused_as_a_bad_parameter_not_a_server_error():
+    """A store keeps 8-byte integers: a player's (or a fuzzer's) position of 10^22 is error 10, said why, and
+    not a failed write (error 0 and a traceback in the log), whatever call it comes with."""
+    from api.call import Call
+    from api.respond import MISSING
+
+    huge = "9" * 22
+    with pytest.raises(ApiError) as refused:
+        Call({"position": [huge]}).integer("position", 0, lo=0)
+    assert refused.value.code == MISSING and "64 bits" in str(refused.value)
+    with pytest.raises(ApiError):
+        Call({"offset": ["-" + huge]}).integer("offset", 0)
+    assert Call({"position": [str(2**63 - 1)]}).integer("position", 0, lo=0) == 2**63 - 1
+    assert Call({"size": ["500000"]}).integer("size", 10, hi=500) == 500
