@@ -7,6 +7,10 @@ leaves open; a handler returns a :class:`api.respond.Reply` (or, for audio and
 covers, a Starlette response) and :func:`api.respond.encode` writes it as XML,
 JSON or JSONP. Errors are values with the protocol's codes; a database or broker
 that does not answer is a clear error, never a hang.
+
+Web players served from another origin (a browser-based Subsonic client) may call it: every answer allows any
+origin, as other Subsonic servers do. Credentials travel in each call's parameters, never in cookies, so a
+page that does not know them can do nothing with the server; audio's ``Content-Range`` is exposed for seeking.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -145,7 +151,9 @@ def build_app(ctx: Context) -> Starlette:
         ctx.close()
 
     routes = [Route("/rest/{name}", endpoint, methods=["GET", "POST"])]
-    return Starlette(routes=routes, lifespan=lifespan)
+    cors = Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "HEAD"], allow_headers=["*"],
+                      expose_headers=["Content-Range", "Accept-Ranges", "Content-Length"], max_age=600)  # fmt: skip
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[cors])
 
 
 async def _marked(ctx: Context, user: str, payload: dict) -> None:

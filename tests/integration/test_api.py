@@ -214,6 +214,23 @@ def test_stream_serves_the_original_file_with_range_requests(api):
     assert Image.open(BytesIO(body)).size == (64, 64), "a generated cover"
 
 
+def test_a_web_player_on_another_origin_may_call_it_and_seek(api):
+    """A browser-based Subsonic client served from elsewhere reads the answers (any origin allowed, as other
+    Subsonic servers do), passes its preflight, and sees ``Content-Range`` to seek."""
+    origin = {"Origin": "https://player.example"}
+    status, headers, _ = get(api, "ping", f="json", headers=origin)
+    assert status == 200 and headers["Access-Control-Allow-Origin"] == "*"
+    doc = api["docs"][0]
+    status, headers, _ = get(api, "stream", id=str(doc["_id"]), headers={**origin, "Range": "bytes=0-99"})
+    assert status == 206 and headers["Access-Control-Allow-Origin"] == "*"
+    assert "content-range" in headers["Access-Control-Expose-Headers"].lower()
+    asks = {**origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    preflight = urllib.request.Request(api["base"] + "getSong", method="OPTIONS", headers=asks)
+    with urllib.request.urlopen(preflight, timeout=10) as r:
+        assert r.status == 200 and "POST" in r.headers["Access-Control-Allow-Methods"]
+        assert r.headers["Access-Control-Allow-Origin"] == "*"
+
+
 def test_authentication_token_api_key_and_the_protocols_error_codes(api):
     import hashlib
 
