@@ -65,7 +65,7 @@ def _check(ctx: Context, api_key, name, token, salt, password) -> str:
         raise ApiError(CONFLICTING_AUTH, "give either t and s, or p, not both")
     if not (token and salt) and not password:
         raise ApiError(MISSING, "required parameter is missing: t and s, p, or apiKey")
-    doc = users.get(ctx.db, name)
+    doc = users.signing_in(ctx.db, name)
     stored = credentials.unseal(ctx.secret, doc) if doc else None
     if stored is None:
         raise ApiError(WRONG_CREDENTIALS, "wrong username or password")
@@ -76,4 +76,4 @@ def _check(ctx: Context, api_key, name, token, salt, password) -> str:
         ok = given is not None and hmac.compare_digest(given.encode("utf-8"), stored.encode("utf-8"))
     if not ok:
         raise ApiError(WRONG_CREDENTIALS, "wrong username or password")
-    return name
+    return doc["_id"]  # the listener's name as the account has it, whatever case the player sent

@@ -250,9 +250,9 @@ def _user(name: str) -> dict:
 
 def get_user(ctx: Context, call: Call) -> Reply:
     name = call.one("username") or call.user
-    if name != call.user:
+    if name.casefold() != call.user.casefold():  # a player asks with the name as typed at sign-in
         raise ApiError(NOT_AUTHORISED, "a listener can read only their own account")
-    return Reply({"user": _user(name)})
+    return Reply({"user": _user(call.user)})
 
 
 def get_users(ctx: Context, call: Call) -> Reply:

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conf.settings import load_settings
+from conf.settings import REPO_ROOT, load_settings
 from connectors import mongo_io
 from index.reader import Index
 from tests.integration.streaming import publish_synthetic_index, stream_environ, wait_for
@@ -246,6 +246,12 @@ def test_authentication_token_api_key_and_the_protocols_error_codes(api):
         assert reply["status"] == "failed" and reply["error"]["helpUrl"]
         return reply["error"]["code"]
 
+    # A phone's keyboard capitalises the first letter: the account is found without case, and the listener is
+    # alice, as the account spells it (her events, her getUser), whatever the player sends.
+    typed = {"u": "Alice", "t": token, "s": salt}
+    assert answer(api, "getUser", auth=typed, username="Alice")["user"]["username"] == "alice"
+    assert answer(api, "tokenInfo", auth={"u": "BOB", "p": "bobs secret"})["tokenInfo"]["username"] == "bob"
+    assert code(u="Alice", p="wrong") == 40
     assert code(u="alice", p="wrong") == 40
     assert code(u="nobody", t=token, s=salt) == 40
     assert code(u="alice", t="0" * 32, s=salt) == 40
@@ -256,6 +262,9 @@ def test_authentication_token_api_key_and_the_protocols_error_codes(api):
     extensions = answer(api, "getOpenSubsonicExtensions", auth={})["openSubsonicExtensions"]
     assert {"apiKeyAuthentication", "playbackReport", "sonicSimilarity", "formPost"} <= {e["name"] for e in extensions}
     assert api["db"]["users"].find_one({"_id": "alice"}).get("password") is None, "no clear password is stored"
+    taken = subprocess.run([str(REPO_ROOT / "spark-submit.sh"), "user", "add", "ALICE"], env=api["env"],
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert taken.returncode != 0 and "without case" in taken.stderr + taken.stdout
 
 
 def test_what_players_ask_besides_the_core_answers_in_the_protocol(api):
