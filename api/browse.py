@@ -13,6 +13,7 @@ from api.context import Context
 from api.library import Album, Song
 from api.respond import MISSING, NOT_AUTHORISED, NOT_FOUND, ApiError, Reply
 from connectors import mongo_io
+from index.catalogue import folded
 
 FOLDER = {"id": 1, "name": "Music"}
 EXTENSIONS = [
@@ -206,8 +207,9 @@ def _played_albums(ctx: Context, user: str, albums: list[Album], *, recent: bool
 
 
 def search3(ctx: Context, call: Call) -> Reply:
-    """Artists, albums and songs whose names hold every word of ``query``; an empty query (Symfonium's ``""``)
-    matches everything, so a client can sync the whole library page by page."""
+    """Artists, albums and songs whose names hold every word of ``query``, without case or accents ("bjork" finds
+    Björk: :func:`index.catalogue.folded`); an empty query (Symfonium's ``""``) matches everything, so a client can
+    sync the whole library page by page."""
     artists, albums, songs = _search(ctx, call)
     return Reply({"searchResult3": {"artist": [a.entry() for a in artists], "album": [a.entry() for a in albums],
                                     "song": entries(ctx, songs)}})  # fmt: skip
@@ -222,11 +224,7 @@ def search2(ctx: Context, call: Call) -> Reply:
 
 def _search(ctx: Context, call: Call) -> tuple[list, list[Album], list[Song]]:
     lib = ctx.library.fresh()
-    words = [w for w in (call.one("query") or "").strip().strip('"').lower().split() if w != "*"]
-
-    def matches(*texts: str) -> bool:
-        hay = " ".join(texts).lower()
-        return all(w in hay for w in words)
+    words = [w for w in folded((call.one("query") or "").strip().strip('"')).split() if w != "*"]
 
     def page(items: list, prefix: str, default: int) -> list:
         count = call.integer(f"{prefix}Count", default, lo=0, hi=10_000)
@@ -235,9 +233,9 @@ def _search(ctx: Context, call: Call) -> tuple[list, list[Album], list[Song]]:
 
     artists, albums, songs = lib.artist_order, lib.album_order, lib.song_order
     if words:
-        artists = [a for a in artists if matches(a.name)]
-        albums = [a for a in albums if matches(a.name, a.artist)]
-        songs = [s for s in songs if matches(s.title, s.artist, s.album)]
+        artists = [a for a in artists if all(w in a.searched for w in words)]
+        albums = [a for a in albums if all(w in a.searched for w in words)]
+        songs = [s for s in songs if all(w in s.searched for w in words)]
     return page(artists, "artist", 20), page(albums, "album", 20), page(songs, "song", 20)
 
 

@@ -19,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 
 from connectors.audio import AUDIO_TYPES
+from index.catalogue import folded
 
 REFRESH_S = 60.0
 log = logging.getLogger("earshot.api")
@@ -53,6 +54,11 @@ class Song:
     @cached_property
     def album_id(self) -> str:
         return "al-" + short_hash(self.artist + "\x00" + self.album)
+
+    @cached_property
+    def searched(self) -> str:
+        """Its title, artist and album as search compares them (:func:`folded`)."""
+        return folded(f"{self.title} {self.artist} {self.album}")
 
     def entry(self, *, starred: str | None = None) -> dict:
         """The ``Child`` element a client reads for a song, without the fields it has no value for (the caller's
@@ -94,6 +100,10 @@ class Album:
     artist_id: str
     songs: list[Song] = field(default_factory=list)
 
+    @cached_property
+    def searched(self) -> str:
+        return folded(f"{self.name} {self.artist}")
+
     def entry(self) -> dict:
         years = [s.year for s in self.songs if s.year]
         genres = [s.genre for s in self.songs if s.genre]
@@ -119,6 +129,10 @@ class Artist:
     id: str
     name: str
     albums: list[Album] = field(default_factory=list)
+
+    @cached_property
+    def searched(self) -> str:
+        return folded(self.name)
 
     def entry(self) -> dict:
         return {"id": self.id, "name": self.name, "albumCount": len(self.albums), "coverArt": self.id}

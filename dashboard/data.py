@@ -19,6 +19,7 @@ from connectors import kafka_io, lake_reader, mongo_io
 from connectors.audio import AUDIO_TYPES, AudioRefused, audio_path  # noqa: F401 - the pages' names
 from connectors.services import any_reachable, kafka_hosts, mongo_hosts
 from index import store
+from index.catalogue import folded
 from index.reader import Index, IndexError_
 from udfs.schema import MOOD_AXES
 
@@ -93,12 +94,13 @@ def catalogue_frame(index: Index) -> pd.DataFrame:
 
 
 def search(frame: pd.DataFrame, text: str) -> pd.DataFrame:
-    """Tracks whose title, artist or genre contains every word of ``text`` (case-insensitive)."""
+    """Tracks whose title, artist or genre contains every word of ``text``, without case or accents ("bjork" finds
+    Björk: :func:`index.catalogue.folded`, as the player apps' search)."""
     if not text.strip():
         return frame
-    hay = (frame["title"] + " " + frame["artist"] + " " + frame["genre"]).str.lower()
+    hay = (frame["title"] + " " + frame["artist"] + " " + frame["genre"]).map(folded)
     mask = np.ones(len(frame), dtype=bool)
-    for word in text.lower().split():
+    for word in folded(text).split():
         mask &= hay.str.contains(word, regex=False).to_numpy()
     return frame[mask]
 

@@ -5,10 +5,13 @@
 so the stream, the simulator and the dashboard check ids and explain results
 against the same catalogue as the index they query. A version without the file
 (features imported without a catalogue) falls back to the indexed ids alone.
+Names are searched as :func:`folded` gives them (the dashboard's and the player apps' search).
 """
 
 from __future__ import annotations
 
+import functools
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +20,18 @@ import pandas as pd
 
 CATALOGUE_FILE = "catalogue.parquet"
 COLUMNS = ("track_id", "title", "artist_name", "genre_top")
+# Letters that carry no accent to drop but that a keyboard without them spells otherwise ("Royksopp", "Mo").
+SPELLED = str.maketrans({"ø": "o", "æ": "ae", "œ": "oe", "đ": "d", "ð": "d", "þ": "th", "ł": "l", "ı": "i"})
+
+
+@functools.lru_cache(maxsize=1 << 18)  # searches ask again for the same names (a reload of the server's library too)
+def folded(text: str) -> str:
+    """``text`` as search compares it: without case or accents, so that "bjork" finds Björk and "sigur ros" Sigur
+    Rós (NFKD, the combining marks dropped, then :data:`SPELLED`)."""
+    if text.isascii():  # most names: nothing to decompose
+        return text.lower()
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).translate(SPELLED)
 
 
 def write_catalogue(folder: Path, tracks: pd.DataFrame) -> None:

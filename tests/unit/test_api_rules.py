@@ -146,3 +146,16 @@ def test_an_integer_parameter_past_64_bits_is_refused_as_a_bad_parameter_not_a_s
         Call({"offset": ["-" + huge]}).integer("offset", 0)
     assert Call({"position": [str(2**63 - 1)]}).integer("position", 0, lo=0) == 2**63 - 1
     assert Call({"size": ["500000"]}).integer("size", 10, hi=500) == 500
+
+
+def test_search_compares_names_without_case_or_accents():
+    """A phone's keyboard has no accents: "bjork" finds Björk, "sigur ros" Sigur Rós, "royksopp" Röyksopp and
+    Røyksopp, and an accented query finds the plain name too."""
+    from index.catalogue import folded
+
+    assert folded("Björk") == "bjork"
+    assert folded("Sigur Rós") == "sigur ros"
+    assert folded("Röyksopp") == folded("Røyksopp") == "royksopp"
+    assert folded("Motörhead — Ace of Spades") == "motorhead — ace of spades"
+    assert folded("Straße") == "strasse" and folded("ＡＢＣ") == "abc"
+    assert "cafe" in folded("Café Tacvba") and folded("café") in folded("CAFE TACVBA")

@@ -93,6 +93,10 @@ def test_search_matches_every_word_in_title_artist_or_genre():
     )
     assert data.search(frame, "blue rock")["track_id"].tolist() == [3]
     assert data.search(frame, "")["track_id"].tolist() == [1, 2, 3]
+    accented = frame.assign(artist=["Björk", "Sigur Rós", "Motörhead"])
+    assert data.search(accented, "bjork")["track_id"].tolist() == [1]
+    assert data.search(accented, "ROS rock")["track_id"].tolist() == [2]
+    assert data.search(accented, "motörhead")["track_id"].tolist() == [3]
 
 
 def test_freshness_says_how_long_after_the_action_it_was_updated():
