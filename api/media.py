@@ -38,7 +38,8 @@ def download(ctx: Context, call: Call) -> Response:
 
 def get_cover_art(ctx: Context, call: Call) -> Response:
     """A song's or album's cover: a folder image beside its file (cover, folder, front), else the picture
-    embedded in the file, else a generated one; scaled down to ``size`` pixels when given."""
+    embedded in the file, else a generated one (a picture that does not read as an image is passed over); scaled
+    down to ``size`` pixels when given."""
     item = call.need("id")
     size = call.integer("size", 0, lo=0, hi=2000)
     picture = _catalogued_picture(ctx, item)
@@ -68,10 +69,34 @@ def _catalogued_picture(ctx: Context, item: str) -> tuple[bytes, str] | None:
         path, _ = checked_file(song.location, ctx.settings)  # the catalogue's file, under the library root
     except AudioRefused:
         return None
-    for candidate in sorted(path.parent.iterdir()):
+    try:
+        beside = sorted(path.parent.iterdir())
+    except OSError:  # a folder this process may not list has no folder image for it
+        beside = []
+    for candidate in beside:
         if candidate.stem.lower() in FOLDER_IMAGES and candidate.suffix.lower() in IMAGE_TYPES:
-            return candidate.read_bytes(), IMAGE_TYPES[candidate.suffix.lower()]
-    return _embedded(path)
+            try:
+                data = candidate.read_bytes()
+            except OSError:
+                continue
+            if _decodes(data):  # a 0-byte or broken download is passed over, as if it were not there
+                return data, IMAGE_TYPES[candidate.suffix.lower()]
+    picture = _embedded(path)
+    return picture if picture is not None and _decodes(picture[0]) else None
+
+
+def _decodes(data: bytes) -> bool:
+    """Whether ``data`` reads as an image (its header and, where the format has them, its checksums)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    try:
+        with Image.open(BytesIO(data)) as image:
+            image.verify()
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds for data that is not a picture
+        return False
+    return True
 
 
 def _embedded(path) -> tuple[bytes, str] | None:

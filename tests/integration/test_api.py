@@ -208,6 +208,13 @@ def test_stream_serves_the_original_file_with_range_requests(api):
     status, headers, body = get(api, "getCoverArt", id=str(doc["_id"]), size=100)
     assert status == 200 and headers["Content-Type"] == "image/jpeg"
     assert max(Image.open(BytesIO(body)).size) == 100, "the folder's image, scaled to the size asked"
+    good = (folder / "cover.jpg").read_bytes()
+    for junk in (b"", b"<html>not found</html>"):  # a failed download saved as the cover
+        (folder / "cover.jpg").write_bytes(junk)
+        status, headers, body = get(api, "getCoverArt", id=str(doc["_id"]), size=64)
+        assert status == 200 and headers["Content-Type"] == "image/png", "passed over for a generated cover"
+        assert Image.open(BytesIO(body)).size == (64, 64)
+    (folder / "cover.jpg").write_bytes(good)
     no_file = next(d for d in api["docs"] if "audio_path" not in d)
     status, headers, body = get(api, "getCoverArt", id=str(no_file["_id"]), size=64)
     assert status == 200 and headers["Content-Type"] == "image/png" and body[:8] == b"\x89PNG\r\n\x1a\n"
