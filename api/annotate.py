@@ -3,6 +3,7 @@ and what a listener keeps: stars, ratings, the play queue."""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 
@@ -11,9 +12,10 @@ from api.browse import album_child, song_of
 from api.call import Call
 from api.context import Context
 from api.marks import when
-from api.respond import MISSING, ApiError, Reply
+from api.respond import MISSING, NOT_FOUND, ApiError, Reply
 from connectors import annotations
 
+log = logging.getLogger("earshot.api")
 NO_DURATION_S = 600  # how long a song of unknown length counts as playing
 EARLIEST_MS = 946_684_800_000  # 2000-01-01: a scrobble time before it is not milliseconds
 
@@ -23,14 +25,24 @@ def _now_ms() -> int:
 
 
 def scrobble(ctx: Context, call: Call) -> Reply:
+    """One listening event per ``id`` (with its ``time``, when given). A batch (an app's offline queue, sent when
+    it is back) goes on past a song that is no longer in the library, as other Subsonic servers do: its plays are
+    stored, and the app does not retry the batch for ever; a call whose every song is unknown is error 70."""
     ids = call.many("id")
     if not ids:
         raise ApiError(MISSING, "required parameter is missing: id")
     times = call.many("time")
     submission = call.flag("submission", True)
     now = _now_ms()
+    unknown: list[ApiError] = []
     for i, raw in enumerate(ids):
-        song = song_of(ctx, raw)
+        try:
+            song = song_of(ctx, raw)
+        except ApiError as exc:
+            if exc.code != NOT_FOUND:
+                raise
+            unknown.append(exc)
+            continue
         try:
             at = int(times[i]) if i < len(times) else now
         except ValueError:
@@ -43,6 +55,11 @@ def scrobble(ctx: Context, call: Call) -> Reply:
         planned = listening.from_scrobble(call.user, song.id, submission=submission,
                                           at_ms=at if i < len(times) else (at // 1000) * 1000)  # fmt: skip
         ctx.send(call.user, planned, client=call.client)
+    if len(unknown) == len(ids):
+        raise unknown[0]
+    if unknown:
+        log.warning("scrobble of %s: %d of %d songs passed over (%s)", call.user, len(unknown), len(ids),
+                    "; ".join(e.message for e in unknown[:3]))  # fmt: skip
     return Reply()
 
 

@@ -461,6 +461,36 @@ def test_a_broker_that_does_not_answer_is_a_clear_error_not_a_hang(api, repo_roo
         assert answer(other, "getSong", id=str(api["docs"][0]["_id"]))["status"] == "ok", "browsing goes on"
 
 
+def test_an_offline_batch_of_scrobbles_goes_on_past_a_song_no_longer_in_the_library(api):
+    """An app sends its offline queue as one scrobble of many ids and times: a song removed since is passed over
+    and the rest are stored (else the app would retry the batch for ever); only unknown songs is error 70."""
+    from kafka import KafkaConsumer
+
+    bob = {"u": "bob", "p": "bobs secret"}
+    known = [str(d["_id"]) for d in api["docs"][2:4]]
+    base = int(time.time() * 1000) - 3_600_000
+    times = [str(base + i * 240_000) for i in range(3)]
+    reply = answer(api, "scrobble", auth=bob, id=[known[0], "987654321", known[1]], time=times, submission="true")
+    assert reply["status"] == "ok", reply
+    assert answer(api, "scrobble", auth=bob, id=["987654321"], time=times[:1])["error"]["code"] == 70
+    kafka = api["settings"].kafka
+    consumer = KafkaConsumer(kafka.listens_topic, bootstrap_servers=kafka.bootstrap_servers,
+                             auto_offset_reset="earliest", consumer_timeout_ms=3000)  # fmt: skip
+    mine = [e for m in consumer if (e := json.loads(m.value))["user_id"] == "bob" and e["type"] == "complete"]
+    consumer.close()
+    stored = sorted((e["track_id"], e["ts"]) for e in mine)
+    assert stored == [(int(known[0]), event_ts(times[0])), (int(known[1]), event_ts(times[2]))]
+
+
+def event_ts(ms: str) -> str:
+    """A scrobble's ``time`` (milliseconds) as its event's ``ts``."""
+    from datetime import UTC, datetime
+
+    from events.contract import format_ts
+
+    return format_ts(datetime.fromtimestamp(int(ms) / 1000, UTC))
+
+
 def test_a_listens_topic_nothing_has_created_yet_is_created_and_the_first_star_stored(api, repo_root, tmp_path):
     """The server may run before the stream ever has on a broker that creates no topic by itself (the local one
     does not): it creates the listens topic, so the first star is stored at once instead of waiting out the
