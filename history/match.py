@@ -10,9 +10,10 @@ one artist and title. Pure: the import job builds the catalogue from the serving
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from index.catalogue import folded
 
 RULES = ("mbid", "isrc", "name")  # in the order they are tried
 # A credit after the name: "feat. X", "ft X", "featuring X" anywhere after it; "with X" only in brackets.
@@ -28,12 +29,11 @@ PUNCTUATION = re.compile(r"[^\w\s]|_")
 
 def normalise(text: str) -> str:
     """A name as a key: "Beyoncé feat. JAY-Z" -> "beyonce", "Song - 2011 Remaster" -> "song"."""
-    text = unicodedata.normalize("NFKD", text or "")
-    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = folded(text or "")  # case and accents, as the catalogue's search folds them
     text = text.replace("&", " and ").replace("'", "").replace("\u2019", "")  # "Don't" and "Don’t" are "dont"
     for _ in range(2):  # "Song (feat. X) - 2011 Remaster": both go
         text = VERSION.sub("", FEATURING.sub("", text))
-    text = PUNCTUATION.sub(" ", text.casefold())
+    text = PUNCTUATION.sub(" ", text)
     return " ".join(text.split())
 
 
