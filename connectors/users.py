@@ -15,7 +15,7 @@ def add(db: Database, name: str, credentials: dict[str, Any]) -> None:
     sign in without case: :func:`signing_in`)."""
     if db[COLLECTION].find_one({"_id": name}, {"_id": 1}):
         raise ValueError(f"user {name!r} already exists")
-    alike = [n for n in names(db) if n.casefold() == name.casefold()]
+    alike = _alike(db, name)
     if alike:
         raise ValueError(f"user {alike[0]!r} already exists, and players sign in without case: choose another name")
     db[COLLECTION].insert_one({"_id": name, "created_at": datetime.now(UTC), **credentials})
@@ -36,8 +36,13 @@ def signing_in(db: Database, name: str) -> dict[str, Any] | None:
     doc = get(db, name)
     if doc is not None:
         return doc
-    alike = [n for n in names(db) if n.casefold() == name.casefold()]
+    alike = _alike(db, name)
     return get(db, alike[0]) if len(alike) == 1 else None
+
+
+def _alike(db: Database, name: str) -> list[str]:
+    """The accounts whose names equal ``name`` but for case."""
+    return [n for n in names(db) if n.casefold() == name.casefold()]
 
 
 def by_api_key_hash(db: Database, digest: str) -> dict[str, Any] | None:
