@@ -186,8 +186,14 @@ def _lb_feedback(record, source: str, line: int) -> Listen | Problem:
 # ---------------------------------------------------------------- Last.fm
 
 
+def _csv_rows(content: bytes) -> Iterator[list[str]]:
+    """The rows of a CSV export, whatever its line ends: \n, \r\n, or a lone \r (a spreadsheet's "CSV
+    (Macintosh)", on which the csv module stops with "new-line character seen in unquoted field")."""
+    return csv.reader(io.StringIO(content.decode("utf-8-sig", errors="replace"), newline=None))
+
+
 def _lastfm_csv(name: str, content: bytes) -> Iterator[Listen | Problem]:
-    rows = csv.reader(io.StringIO(content.decode("utf-8-sig", errors="replace")))
+    rows = _csv_rows(content)
     for number, row in enumerate(rows, 1):
         if number == 1 or not any(c.strip() for c in row):
             continue
@@ -204,7 +210,7 @@ def _lastfm_csv(name: str, content: bytes) -> Iterator[Listen | Problem]:
 
 
 def _lastfm_csv4(name: str, content: bytes) -> Iterator[Listen | Problem]:
-    rows = csv.reader(io.StringIO(content.decode("utf-8-sig", errors="replace")))
+    rows = _csv_rows(content)
     for number, row in enumerate(rows, 1):
         if not any(c.strip() for c in row):
             continue

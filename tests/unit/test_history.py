@@ -106,6 +106,21 @@ def test_the_headerless_four_column_lastfm_csv():
     assert [(p.line, p.reason) for p in problems] == [(3, "date 'later' is not like '31 Jan 2021 14:05'")]
 
 
+def test_a_csv_whose_lines_end_in_a_lone_carriage_return_reads_as_any_other():
+    """A spreadsheet's "CSV (Macintosh)" ends lines with \r alone: the same listens, not the csv module's
+    "new-line character seen in unquoted field"."""
+    four = "Radiohead,OK Computer,Airbag,31 Jan 2021 14:05\rMuse,,Uprising,31 Jan 2021 14:09\r"
+    listens, problems = read_export("lastfm.csv", four.encode(), now=NOW)
+    assert [(x.artist, x.title, x.at) for x in listens] == [("Radiohead", "Airbag", 1612101900),
+                                                            ("Muse", "Uprising", 1612102140)]  # fmt: skip
+    assert not problems
+    header = "uts,utc_time,artist,artist_mbid,album,album_mbid,track,track_mbid"
+    listens, problems = read_export("lastfm.csv", f"{header}\r1612101900,x,Muse,,Drones,,Dig Down,\r".encode(),
+                                    now=NOW)  # fmt: skip
+    assert [(x.artist, x.album, x.title, x.at) for x in listens] == [("Muse", "Drones", "Dig Down", 1612101900)]
+    assert not problems
+
+
 def test_lastfm_recent_tracks_pages_skip_now_playing_and_like_a_loved_track_once():
     def track(at, name, loved="0", playing=False):
         t = {"artist": {"name": "Muse", "mbid": ""}, "name": name, "album": {"#text": "Drones"}, "mbid": "",
