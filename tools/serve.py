@@ -25,8 +25,9 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
 
     require_mongo(settings)
     if not kafka_io.ensure_topic_once(settings, settings.kafka.listens_topic):
-        log.warning("Kafka at %s does not answer: browsing and playback work; plays, stars and skips fail (the "
-                    "player is told to retry) until it does", settings.kafka.bootstrap_servers)  # fmt: skip
+        log.warning("the listens topic %s on Kafka at %s is not ready (the broker does not answer, or the reason "
+                    "above): browsing and playback work; plays, stars and skips fail (the player is told to retry) "
+                    "until it is", settings.kafka.listens_topic, settings.kafka.bootstrap_servers)  # fmt: skip
     host, port = args.host or settings.api.host, args.port or settings.api.port
     ctx = Context.open(settings)
     print(f"serve: OpenSubsonic server on http://{host}:{port}/rest (players: server http://{host}:{port}); "  # noqa: T201
