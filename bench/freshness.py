@@ -256,7 +256,9 @@ def run_row(
         seen_s = time.monotonic() - started
         time.sleep(1.5)  # the last batch's progress is stored by the next write
         batches = list(db["stream_batches"].find(mongo_io.RECOMMENDER_BATCHES))
-        drained_s = (finished_at(batches) or started_at + seen_s) - started_at
+        # Not before the send's end: at a light rate the last event's batch can be done before the sender's
+        # loop ends (it sleeps out its last tick), which is no drain at all.
+        drained_s = max(send_s, (finished_at(batches) or started_at + seen_s) - started_at)
         quality, chance = [], []
         genre_share = frame["genre_top"].value_counts(normalize=True).to_dict()
         for listener in sim.listeners[:2000]:
