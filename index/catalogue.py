@@ -24,12 +24,16 @@ COLUMNS = ("track_id", "title", "artist_name", "genre_top")
 SPELLED = str.maketrans({"ø": "o", "æ": "ae", "œ": "oe", "đ": "d", "ð": "d", "þ": "th", "ł": "l", "ı": "i"})
 
 
-@functools.lru_cache(maxsize=1 << 18)  # searches ask again for the same names (a reload of the server's library too)
 def folded(text: str) -> str:
     """``text`` as search compares it: without case or accents, so that "bjork" finds Björk and "sigur ros" Sigur
     Rós (NFKD, the combining marks dropped, then :data:`SPELLED`)."""
     if text.isascii():  # most names: nothing to decompose
         return text.lower()
+    return _folded_accented(text)
+
+
+@functools.lru_cache(maxsize=1 << 18)  # searches ask again for the same names (a reload of the server's library too)
+def _folded_accented(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c)).translate(SPELLED)
 
