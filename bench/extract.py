@@ -11,7 +11,7 @@ library's synthesizer. Reports per-clip decode, resample and feature time,
 clips per second per core and times realtime, the naive recipe (a file load and
 its own spectrogram for every feature) on the same clips, and throughput of a
 plain 2-process pool against Spark on 1 and 2 cores. ``--real DIR`` adds
-full-length recordings (mp3, ogg, opus, flac, wav under DIR): their decode of
+full-length recordings (any suffix ingest takes, under DIR): their decode of
 30 s from the middle (a seek) against decoding the whole file and slicing it,
 and tracks per second through the Spark UDF on 2 cores beside the synthetic
 clips. ``--job DIR`` (needs the local stack) adds the ``extract`` job end to end through the launcher

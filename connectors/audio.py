@@ -17,7 +17,12 @@ AUDIO_TYPES = {
     ".opus": "audio/ogg",
     ".flac": "audio/flac",
     ".wav": "audio/wav",
-}
+    ".aiff": "audio/aiff",
+    ".aif": "audio/aiff",
+    ".m4a": "audio/mp4",  # AAC or ALAC in MP4: what iTunes and Apple Music rip and sell
+    ".aac": "audio/aac",
+    ".wma": "audio/x-ms-wma",
+}  # the audio a library may hold: ingest catalogues these suffixes, extract decodes them (udfs.audio)
 
 
 class AudioRefused(ValueError):

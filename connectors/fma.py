@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from connectors.audio import AUDIO_TYPES
+
 SUBSETS = ("small", "medium", "large")
-AUDIO_EXTENSIONS = ("mp3", "ogg", "opus", "flac", "wav")
+AUDIO_EXTENSIONS = tuple(suffix.lstrip(".") for suffix in AUDIO_TYPES)
 
 
 class FmaFormatError(ValueError):

@@ -112,14 +112,22 @@ def audio_for(db, s: Settings, track_id: object) -> tuple[bytes, str]:
 
 
 def duration_s(audio: bytes) -> float | None:
-    """A track's length in seconds from its bytes, or None when the decoder cannot tell (no auto-advance then)."""
+    """A track's length in seconds from its bytes (libsndfile, else the container's tags: .m4a, .wma), or None
+    when neither can tell (no auto-advance then)."""
     import io
 
+    import mutagen
     import soundfile
 
     try:
         return float(soundfile.info(io.BytesIO(audio)).duration)
-    except Exception:  # noqa: BLE001 - a format libsndfile does not read: the listener presses Next
+    except Exception:  # noqa: BLE001 - a format libsndfile does not read: ask mutagen
+        pass
+    try:
+        found = mutagen.File(io.BytesIO(audio))
+        length = found.info.length if found is not None and found.info else None
+        return float(length) if length else None
+    except Exception:  # noqa: BLE001 - neither can tell: the listener presses Next
         return None
 
 

@@ -161,10 +161,60 @@ def layout_guess(rel: str) -> dict[str, str | None]:
     return {"artist": artist, "album": album, "title": title}
 
 
+# Each catalogue tag under mutagen's easy name (MP3's ID3, Vorbis comments, FLAC, MP4), then what the formats
+# without easy names call it: ASF (.wma) and ID3 frames outside MP3 (AIFF, WAV).
+TAG_NAMES = {
+    "title": ("title", "Title", "TIT2"),
+    "artist": ("artist", "Author", "TPE1"),
+    "album": ("album", "WM/AlbumTitle", "TALB"),
+    "genre": ("genre", "WM/Genre", "TCON"),
+    "tracknumber": ("tracknumber", "WM/TrackNumber", "TRCK"),
+    "date": ("date", "WM/Year", "TDRC", "TYER"),
+    "musicbrainz_trackid": ("musicbrainz_trackid", "MusicBrainz/Track Id", "UFID:http://musicbrainz.org"),
+    "isrc": ("isrc", "WM/ISRC", "TSRC"),
+}
+
+
+def tag_text(value: object) -> str:
+    """One tag value as text: the first of a list, an ID3 frame's first text (a UFID's data), bytes as UTF-8."""
+    if isinstance(value, list | tuple):
+        value = value[0] if value else ""
+    text = getattr(value, "text", None)
+    if isinstance(text, list):
+        value = text[0] if text else ""
+    elif getattr(value, "data", None) is not None and not isinstance(value, bytes):
+        value = value.data
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value).strip()
+
+
+def file_tags(audio) -> dict[str, str]:
+    """The catalogue's tags of a mutagen file, by :data:`TAG_NAMES`; a key absent or blank is left out."""
+    found: dict[str, str] = {}
+    tags = getattr(audio, "tags", None)
+    if not tags:
+        return found
+    for key, names in TAG_NAMES.items():
+        for name in names:
+            try:
+                value = tags.get(name) if hasattr(tags, "get") else None
+            except (KeyError, ValueError):  # an easy-tag wrapper refuses a name it does not map
+                value = None
+            text = tag_text(value) if value else ""
+            if text:
+                found[key] = text
+                break
+    return found
+
+
 def read_tags(path: str, content: bytes, *, root: str) -> dict:
     """Catalogue fields of one file: its tags first (mutagen), then the folder layout (:func:`layout_guess`)."""
     import mutagen
+    from mutagen.easymp4 import EasyMP4Tags
 
+    if "isrc" not in EasyMP4Tags.Get:  # iTunes keeps the ISRC in a freeform atom easy MP4 tags do not name
+        EasyMP4Tags.RegisterFreeformKey("isrc", "ISRC")
     rel = path.split(root, 1)[-1].lstrip("/") if root in path else path.rsplit("/", 1)[-1]
     guess = layout_guess(rel)
     tags: dict[str, str] = {}
@@ -172,11 +222,8 @@ def read_tags(path: str, content: bytes, *, root: str) -> dict:
     try:
         audio = mutagen.File(io.BytesIO(content), easy=True)
         if audio is not None:
-            duration = float(audio.info.length) if audio.info else None
-            for key in ("title", "artist", "album", "genre", "tracknumber", "date", "musicbrainz_trackid", "isrc"):
-                values = audio.tags.get(key) if audio.tags else None
-                if values and str(values[0]).strip():
-                    tags[key] = str(values[0]).strip()
+            duration = float(audio.info.length) if audio.info and audio.info.length else None
+            tags = file_tags(audio)
     except Exception:  # noqa: BLE001 - any unreadable tag block falls back to the folder layout
         pass
     genre = tags.get("genre")

@@ -95,3 +95,63 @@ def test_a_catalogue_written_before_the_newest_columns_takes_a_removed_file(stac
     assert list(lake[lake["gone"]]["title"]) == ["Song 1"] and len(lake) == 3
     with mongo_io.connect(settings) as client:
         client.drop_database(settings.mongo.database)
+
+
+def test_a_library_of_m4a_wma_aac_and_aiff_is_catalogued_from_its_tags_and_analysed(stack, spark, tmp_path, capsys):
+    """What iTunes, Windows Media Player and a Mac leave in a music folder, beside an MP3: each file's tags reach
+    the catalogue, each is analysed (FFmpeg for what libsndfile does not read), and each is served as its type."""
+    import dataclasses
+
+    from connectors import mongo_io
+    from connectors.audio import audio_path
+    from spark_jobs import extract
+    from tests import audio_files
+
+    folder = tmp_path / "music"
+    t = np.arange(22050 * 6) / 22050
+    tone = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+    made = {
+        "Singer/Album/01 untagged.m4a": audio_files.encode(tone, 22050, "m4a"),
+        "Singer/Album/02 lossless.m4a": audio_files.encode(tone, 22050, "alac.m4a"),
+        "Other/Record/03 old.wma": audio_files.encode(tone, 22050, "wma"),
+        "Other/Record/04 raw.aac": audio_files.encode(tone, 22050, "aac"),
+    }
+    for rel, data in made.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+    sf.write(folder / "Other/Record/05 mac.aiff", tone, 22050, format="AIFF")
+    write_tone(folder / "Other/Record/06 plain.wav", 6.0)
+    audio_files.tag(folder / "Singer/Album/02 lossless.m4a", title="Lossless", artist="Tagged Singer",
+                    album="Tagged Album", genre="Folk", tracknumber="7", date="2004", isrc="USABC0400001")  # fmt: skip
+    audio_files.tag(folder / "Other/Record/03 old.wma", title="Old", artist="WMA Artist", album="WMA Album",
+                    genre="Jazz", tracknumber="3", date="2001")  # fmt: skip
+    audio_files.tag(folder / "Other/Record/05 mac.aiff", title="Mac", artist="AIFF Artist", genre="Ambient")
+    env = isolated_environ(tmp_path, MONGO_DATABASE="earshot_test_ingest_formats", EARSHOT_LIBRARY_ROOT=str(folder))
+    settings = load_settings(env)
+    settings = dataclasses.replace(settings, extract=dataclasses.replace(settings.extract, embedding="none"))
+    with mongo_io.connect(settings) as client:
+        client.drop_database(settings.mongo.database)
+    assert run_job(ingest, settings, "--folder", str(folder)) == 0
+    lake = table(settings, "tracks").set_index("title")
+    assert len(lake) == 6
+    lossless, old, mac = lake.loc["Lossless"], lake.loc["Old"], lake.loc["Mac"]
+    fields = ["artist_name", "album_title", "genre_top", "track_number", "year"]
+    assert list(lossless[fields]) == ["Tagged Singer", "Tagged Album", "Folk", 7, 2004]
+    assert lossless["isrc"] == "USABC0400001", "iTunes keeps the ISRC in a freeform atom"
+    assert list(old[fields]) == ["WMA Artist", "WMA Album", "Jazz", 3, 2001]
+    assert (mac["artist_name"], mac["album_title"], mac["genre_top"]) == ("AIFF Artist", "Record", "Ambient")
+    assert lake.loc["untagged", "artist_name"] == "Singer" and lake.loc["raw", "track_number"] == 4
+    assert lake.loc["untagged", "duration_s"] == pytest.approx(6.0, abs=0.1)
+
+    capsys.readouterr()
+    assert run_job(extract, settings) == 0
+    assert "extract: 6 tracks analysed (6 with features, 0 errors)" in capsys.readouterr().out
+    features = table(settings, "features")
+    assert set(features["track_id"]) == set(lake["track_id"])
+    with mongo_io.connect(settings) as client:
+        db = client[settings.mongo.database]
+        served = {Path(audio_path(db, settings, int(tid))[0]).suffix: audio_path(db, settings, int(tid))[1]
+                  for tid in lake["track_id"]}  # fmt: skip
+        client.drop_database(settings.mongo.database)
+    assert served == {".m4a": "audio/mp4", ".wma": "audio/x-ms-wma", ".aac": "audio/aac", ".aiff": "audio/aiff",
+                      ".wav": "audio/wav"}  # fmt: skip

@@ -11,6 +11,7 @@ import scipy.stats
 import soundfile as sf
 
 from conf.settings import REPO_ROOT
+from tests import audio_files
 from udfs.analyse import analyse
 from udfs.audio import AudioError, decode_clip
 from udfs.features import compute_features, summarize
@@ -135,6 +136,60 @@ def test_unusual_rates_and_channel_counts_give_sane_features(rate: int, channels
     assert outcome.error is None
     assert outcome.source_rate == rate and outcome.channels == channels
     assert np.isfinite(outcome.values).all() and len(outcome.values) == N_FEATURES
+
+
+def ramp(seconds: float, sr: int) -> np.ndarray:
+    """Stereo 440 Hz whose loudness grows with time (left twice the right): where a clip was cut from shows in
+    its loudness."""
+    t = np.arange(int(seconds * sr)) / sr
+    left = 0.6 * (t / seconds) * np.sin(2 * np.pi * 440.0 * t)
+    return np.stack([left, 0.5 * left], axis=1).astype(np.float32)
+
+
+def loudness(samples: np.ndarray, sr: int) -> tuple[float, float]:
+    """RMS of the first and of the last second."""
+    return float(np.sqrt(np.mean(samples[:sr] ** 2))), float(np.sqrt(np.mean(samples[-sr:] ** 2)))
+
+
+@pytest.mark.parametrize("kind", [*audio_files.FORMATS, "aiff"])
+def test_a_library_s_m4a_aac_wma_and_aiff_decode_from_the_middle_like_a_wav(kind: str):
+    stereo = ramp(40.0, 44100)
+    data = encode(stereo, 44100, "AIFF") if kind == "aiff" else audio_files.encode(stereo, 44100, kind)
+    clip = decode_clip(data, sample_rate=SR, clip_seconds=10.0)
+    wav = decode_clip(encode(stereo, 44100), sample_rate=SR, clip_seconds=10.0)
+    assert (clip.source_rate, clip.channels) == (44100, 2)
+    assert len(clip.samples) == len(wav.samples) == 10 * SR
+    assert clip.source_seconds == pytest.approx(40.0, abs=2.0)  # ADTS has no length: FFmpeg estimates it
+    assert loudness(clip.samples, SR) == pytest.approx(loudness(wav.samples, SR), rel=0.05), "the middle 10 s"
+    if kind in ("alac.m4a", "aiff"):  # lossless: the same samples
+        np.testing.assert_allclose(clip.samples, wav.samples, atol=1e-4)
+    outcome = analyse(data, sample_rate=SR, clip_seconds=30.0)
+    assert outcome.error is None and np.isfinite(outcome.values).all()
+
+
+def test_which_decoder_comes_from_the_bytes_not_the_name():
+    from udfs.audio import ffmpeg_container
+
+    mono = tone(440.0, seconds=2.0)
+    assert ffmpeg_container(audio_files.encode(mono, SR, "m4a")) == "mp4"
+    assert ffmpeg_container(audio_files.encode(mono, SR, "wma")) == "asf"
+    assert ffmpeg_container(audio_files.encode(mono, SR, "aac")) == "aac"
+    for fmt in ("MP3", "WAV", "FLAC", "OGG", "AIFF"):  # MPEG audio frames share ADTS's sync bits, not its layer
+        assert ffmpeg_container(encode(mono, SR, fmt)) is None, fmt
+
+
+@pytest.mark.parametrize("kind", list(audio_files.FORMATS))
+def test_a_cut_or_garbled_m4a_aac_or_wma_gives_a_reason_or_the_audio_before_the_cut(kind: str):
+    data = audio_files.encode(tone(440.0, seconds=6.0), SR, kind)
+    noise = np.random.default_rng(0).integers(0, 256, len(data) - 64, dtype=np.uint8).tobytes()
+    for broken in (data[:200], data[:64] + noise):
+        outcome = analyse(broken, sample_rate=SR, clip_seconds=30.0)
+        assert outcome.values is None and outcome.error.startswith("cannot decode audio: ")
+    half = analyse(data[: len(data) // 2], sample_rate=SR, clip_seconds=30.0)
+    if kind.endswith("m4a"):  # the index of an MP4's samples is written last: a cut file has none
+        assert half.error.startswith("cannot decode audio: ")
+    else:  # a stream of frames: what came before the cut is the track's audio
+        assert half.error is None and half.clip_s == pytest.approx(3.0, abs=0.5)
 
 
 def test_feature_vector_bytes_round_trip_and_check_length():
