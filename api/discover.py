@@ -31,7 +31,7 @@ def _seeds(ctx: Context, raw: str) -> list[Song]:
         return album.songs[:SEEDS] if album else []
     if raw.startswith("ar-"):
         artist = lib.artists.get(raw)
-        return [s for a in artist.albums for s in a.songs][:SEEDS] if artist else []
+        return artist.songs()[:SEEDS] if artist else []
     return [song_of(ctx, raw)]
 
 
@@ -133,7 +133,7 @@ def _artist_info(ctx: Context, call: Call) -> dict:
     except ApiError:  # no index published yet: the artist is known, nothing is similar yet
         return {}
     best: dict[str, float] = {}
-    for seed in [s for a in artist.albums for s in a.songs][:SEEDS]:
+    for seed in artist.songs()[:SEEDS]:
         if seed.id not in index:
             continue
         for n in index.similar(seed.id, k=NEIGHBOURS, reasons=False):

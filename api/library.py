@@ -2,7 +2,12 @@
 
 Ids are stable across re-ingests: a song's id is its catalogue id (``ingest``
 derives it from the file's path in the library), an album's is ``al-`` and a
-hash of artist and album title, an artist's ``ar-`` and a hash of the name.
+hash of its album artist and title, an artist's ``ar-`` and a hash of the name.
+An album belongs to its album artist (the ``albumartist`` tag; "Various
+Artists" for a compilation without one; else the track's artist), so a
+compilation is one album, not one per track artist; a track artist who is not
+the album artist is an artist too, whose albums include the ones they appear on.
+An album's songs are in disc, then track order.
 The whole catalogue is held in memory (a few hundred bytes a track: 106,574
 tracks are about 60 MB) and read again from Mongo ``tracks`` every
 :data:`REFRESH_S` seconds, so a new ingest shows without a restart.
@@ -24,7 +29,7 @@ from index.catalogue import folded
 REFRESH_S = 60.0
 log = logging.getLogger("earshot.api")
 FIELDS = ("title", "artist_name", "album_title", "genre_top", "duration_s", "track_number", "year", "audio_path",
-          "gone", "date_created")  # fmt: skip
+          "gone", "date_created", "album_artist", "disc_number")  # fmt: skip
 
 
 def short_hash(text: str) -> str:
@@ -46,14 +51,21 @@ class Song:
     size: int | None
     created: str | None
     location: str | None = None  # the catalogue's audio_path, as ingest wrote it
+    album_artist: str | None = None  # the album's artist where the tags name one apart from the track's
+    disc: int | None = None
 
     @cached_property  # a song's names do not change: a reload makes new songs
     def artist_id(self) -> str:
         return "ar-" + short_hash(self.artist)
 
+    @property
+    def album_by(self) -> str:
+        """Whose album this song is on: the album artist, else the song's own artist."""
+        return self.album_artist or self.artist
+
     @cached_property
     def album_id(self) -> str:
-        return "al-" + short_hash(self.artist + "\x00" + self.album)
+        return "al-" + short_hash(self.album_by + "\x00" + self.album)
 
     @cached_property
     def searched(self) -> str:
@@ -72,6 +84,7 @@ class Song:
             "album": self.album,
             "artist": self.artist,
             "track": self.track,
+            "discNumber": self.disc,
             "year": self.year,
             "genre": self.genre,
             "coverArt": self.album_id,
@@ -136,6 +149,10 @@ class Artist:
 
     def entry(self) -> dict:
         return {"id": self.id, "name": self.name, "albumCount": len(self.albums), "coverArt": self.id}
+
+    def songs(self) -> list[Song]:
+        """Their songs: every song of an album that is theirs, their own songs on the albums they appear on."""
+        return [s for a in self.albums for s in a.songs if a.artist_id == self.id or s.artist_id == self.id]
 
 
 class Library:
@@ -208,6 +225,8 @@ class Library:
             size=size,
             created=str(created) if created else None,
             location=location or None,
+            album_artist=str(d["album_artist"]) if d.get("album_artist") else None,
+            disc=d.get("disc_number"),
         )
 
     def _build(self, docs) -> None:
@@ -219,15 +238,21 @@ class Library:
             songs[s.id] = s
             album = albums.get(s.album_id)
             if album is None:
-                album = albums[s.album_id] = Album(s.album_id, s.album, s.artist, s.artist_id)
-                artist = artists.get(s.artist_id) or artists.setdefault(s.artist_id, Artist(s.artist_id, s.artist))
-                artist.albums.append(album)
+                by = "ar-" + short_hash(s.album_by)
+                album = albums[s.album_id] = Album(s.album_id, s.album, s.album_by, by)
+                artists.setdefault(by, Artist(by, s.album_by)).albums.append(album)
+            if s.artist_id != album.artist_id:  # a guest on someone else's album (a compilation's track artist)
+                guest = artists.setdefault(s.artist_id, Artist(s.artist_id, s.artist))
+                if all(a is not album for a in guest.albums):
+                    guest.albums.append(album)
             album.songs.append(s)
         for album in albums.values():
-            album.songs.sort(key=lambda s: (s.track or 10**6, s.title.lower(), s.id))
+            album.songs.sort(key=lambda s: (s.disc or 1, s.track or 10**6, s.title.lower(), s.id))
         for artist in artists.values():
             artist.albums.sort(key=lambda a: a.name.lower())
-        song_order = sorted(songs.values(), key=lambda s: (s.artist.lower(), s.album.lower(), s.track or 0, s.id))
+        song_order = sorted(
+            songs.values(), key=lambda s: (s.album_by.lower(), s.album.lower(), s.disc or 1, s.track or 0, s.id)
+        )
         album_order = sorted(albums.values(), key=lambda a: (a.artist.lower(), a.name.lower()))
         artist_order = sorted(artists.values(), key=lambda a: a.name.lower())
         self.songs, self.albums, self.artists = songs, albums, artists  # swapped whole: readers see one view

@@ -65,6 +65,8 @@ TRACKS_SCHEMA = T.StructType(
         T.StructField("year", T.LongType()),
         T.StructField("recording_mbid", T.StringType()),  # the tags' MusicBrainz recording id (history import)
         T.StructField("isrc", T.StringType()),
+        T.StructField("album_artist", T.StringType()),  # where the tags name one (a compilation: "Various Artists")
+        T.StructField("disc_number", T.LongType()),
     ]
 )
 FMA_PATH_RE = r"/(\d{3})/(\d{6})\.(?i:mp3|ogg|flac|wav)$"
@@ -87,7 +89,8 @@ def fma_catalogue(spark: SparkSession, metadata_dir: str, audio_root: str, subse
         genres = load_genres(Path(metadata_dir) / "genres.csv")
     except (FmaFormatError, FileNotFoundError) as exc:
         raise JobInputError(str(exc)) from None
-    rows = catalogue_from_fma(tracks, genres, subset=subset).assign(recording_mbid=None, isrc=None)  # FMA has none
+    rows = catalogue_from_fma(tracks, genres, subset=subset)
+    rows = rows.assign(recording_mbid=None, isrc=None, album_artist=None, disc_number=None)  # FMA has none
     if rows.empty:
         raise JobInputError(f"no tracks of subset {subset!r} in {metadata_dir}/tracks.csv")
     catalogue = spark.createDataFrame(rows, schema=TRACKS_SCHEMA)
@@ -172,7 +175,11 @@ TAG_NAMES = {
     "date": ("date", "WM/Year", "TDRC", "TYER"),
     "musicbrainz_trackid": ("musicbrainz_trackid", "MusicBrainz/Track Id", "UFID:http://musicbrainz.org"),
     "isrc": ("isrc", "WM/ISRC", "TSRC"),
+    "albumartist": ("albumartist", "WM/AlbumArtist", "TPE2"),
+    "discnumber": ("discnumber", "WM/PartOfSet", "TPOS"),
+    "compilation": ("compilation", "WM/IsCompilation", "TCMP"),
 }
+VARIOUS = "Various Artists"  # a compilation's album artist when its tags name none
 
 
 def tag_text(value: object) -> str:
@@ -208,6 +215,17 @@ def file_tags(audio) -> dict[str, str]:
     return found
 
 
+def _mp4_compilation(tags, key: str) -> list[str]:
+    if not tags.get("cpil"):
+        raise KeyError(key)
+    return ["1"]
+
+
+def is_compilation(flag: str | None) -> bool:
+    """A compilation flag's value (ID3 TCMP, a Vorbis comment, iTunes' cpil) as a yes."""
+    return (flag or "").strip().lower() in ("1", "true", "yes")
+
+
 def read_tags(path: str, content: bytes, *, root: str) -> dict:
     """Catalogue fields of one file: its tags first (mutagen), then the folder layout (:func:`layout_guess`)."""
     import mutagen
@@ -215,6 +233,7 @@ def read_tags(path: str, content: bytes, *, root: str) -> dict:
 
     if "isrc" not in EasyMP4Tags.Get:  # iTunes keeps the ISRC in a freeform atom easy MP4 tags do not name
         EasyMP4Tags.RegisterFreeformKey("isrc", "ISRC")
+        EasyMP4Tags.RegisterKey("compilation", _mp4_compilation)  # and a compilation in its own atom, "cpil"
     rel = path.split(root, 1)[-1].lstrip("/") if root in path else path.rsplit("/", 1)[-1]
     guess = layout_guess(rel)
     tags: dict[str, str] = {}
@@ -249,6 +268,8 @@ def read_tags(path: str, content: bytes, *, root: str) -> dict:
         "year": year if year and year >= 1000 else None,
         "recording_mbid": tags.get("musicbrainz_trackid", "").lower() or None,
         "isrc": tags.get("isrc", "").replace("-", "").upper() or None,
+        "album_artist": tags.get("albumartist") or (VARIOUS if is_compilation(tags.get("compilation")) else None),
+        "disc_number": leading_int(tags.get("discnumber")),
         "audio_path": path,
     }
 

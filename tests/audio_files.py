@@ -41,16 +41,20 @@ def encode(samples: np.ndarray, rate: int, kind: str) -> bytes:
 
 
 def tag(path: Path, **fields: str) -> None:
-    """Tag an .m4a, .wma or .aiff file with title, artist, album, genre, tracknumber, date, isrc."""
+    """Tag an .m4a, .wma or .aiff file with title, artist, album, genre, tracknumber, date, isrc (and an .m4a with
+    albumartist, discnumber and compilation)."""
     suffix = path.suffix.lower()
     if suffix == ".m4a":
         from mutagen.mp4 import MP4
 
-        names = {"title": "\xa9nam", "artist": "\xa9ART", "album": "\xa9alb", "genre": "\xa9gen", "date": "\xa9day"}
+        names = {"title": "\xa9nam", "artist": "\xa9ART", "album": "\xa9alb", "genre": "\xa9gen", "date": "\xa9day",
+                 "albumartist": "aART"}  # fmt: skip
         media = MP4(path)
         for key, value in fields.items():
-            if key == "tracknumber":
-                media["trkn"] = [(int(value), 0)]
+            if key in ("tracknumber", "discnumber"):
+                media["trkn" if key == "tracknumber" else "disk"] = [(int(value), 0)]
+            elif key == "compilation":
+                media["cpil"] = value == "1"
             elif key == "isrc":
                 media["----:com.apple.iTunes:ISRC"] = [value.encode()]
             else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 
@@ -122,7 +123,9 @@ def test_a_library_of_m4a_wma_aac_and_aiff_is_catalogued_from_its_tags_and_analy
     sf.write(folder / "Other/Record/05 mac.aiff", tone, 22050, format="AIFF")
     write_tone(folder / "Other/Record/06 plain.wav", 6.0)
     audio_files.tag(folder / "Singer/Album/02 lossless.m4a", title="Lossless", artist="Tagged Singer",
-                    album="Tagged Album", genre="Folk", tracknumber="7", date="2004", isrc="USABC0400001")  # fmt: skip
+                    album="Tagged Album", genre="Folk", tracknumber="7", date="2004", isrc="USABC0400001",
+                    albumartist="The Singers", discnumber="2")  # fmt: skip
+    audio_files.tag(folder / "Singer/Album/01 untagged.m4a", compilation="1")  # flagged, no album artist named
     audio_files.tag(folder / "Other/Record/03 old.wma", title="Old", artist="WMA Artist", album="WMA Album",
                     genre="Jazz", tracknumber="3", date="2001")  # fmt: skip
     audio_files.tag(folder / "Other/Record/05 mac.aiff", title="Mac", artist="AIFF Artist", genre="Ambient")
@@ -138,6 +141,9 @@ def test_a_library_of_m4a_wma_aac_and_aiff_is_catalogued_from_its_tags_and_analy
     fields = ["artist_name", "album_title", "genre_top", "track_number", "year"]
     assert list(lossless[fields]) == ["Tagged Singer", "Tagged Album", "Folk", 7, 2004]
     assert lossless["isrc"] == "USABC0400001", "iTunes keeps the ISRC in a freeform atom"
+    assert (lossless["album_artist"], lossless["disc_number"]) == ("The Singers", 2)
+    assert lake.loc["untagged", "album_artist"] == "Various Artists", "a compilation's flag"
+    assert lake.loc["Old", "album_artist"] is None and pd.isna(lake.loc["Old", "disc_number"])
     assert list(old[fields]) == ["WMA Artist", "WMA Album", "Jazz", 3, 2001]
     assert (mac["artist_name"], mac["album_title"], mac["genre_top"]) == ("AIFF Artist", "Record", "Ambient")
     assert lake.loc["untagged", "artist_name"] == "Singer" and lake.loc["raw", "track_number"] == 4
@@ -152,6 +158,8 @@ def test_a_library_of_m4a_wma_aac_and_aiff_is_catalogued_from_its_tags_and_analy
         db = client[settings.mongo.database]
         served = {Path(audio_path(db, settings, int(tid))[0]).suffix: audio_path(db, settings, int(tid))[1]
                   for tid in lake["track_id"]}  # fmt: skip
+        doc = db["tracks"].find_one({"_id": int(lossless["track_id"])})
+        assert (doc["album_artist"], doc["disc_number"]) == ("The Singers", 2)
         client.drop_database(settings.mongo.database)
     assert served == {".m4a": "audio/mp4", ".wma": "audio/x-ms-wma", ".aac": "audio/aac", ".aiff": "audio/aiff",
                       ".wav": "audio/wav"}  # fmt: skip

@@ -159,3 +159,38 @@ def test_search_compares_names_without_case_or_accents():
     assert folded("Motörhead — Ace of Spades") == "motorhead — ace of spades"
     assert folded("Straße") == "strasse" and folded("ＡＢＣ") == "abc"
     assert "cafe" in folded("Café Tacvba") and folded("café") in folded("CAFE TACVBA")
+
+
+def test_a_compilation_is_one_album_of_its_album_artist_in_disc_and_track_order(tmp_path):
+    """Tagged libraries name an album artist (or only flag a compilation): the album is one album under it, not one
+    per track artist, its songs in disc then track order; each track artist is an artist too, who appears on it."""
+    from api.library import Library
+
+    def doc(i, title, artist, album, *, album_artist=None, disc=None, track=None):
+        return {"_id": i, "title": title, "artist_name": artist, "album_title": album, "album_artist": album_artist,
+                "disc_number": disc, "track_number": track, "audio_path": str(tmp_path / f"{i}.mp3")}  # fmt: skip
+
+    docs = [
+        doc(1, "Two-One", "Nina Simone", "Hits", album_artist="Various Artists", disc=2, track=1),
+        doc(2, "One-Two", "Sade", "Hits", album_artist="Various Artists", disc=1, track=2),
+        doc(3, "One-One", "Nina Simone", "Hits", album_artist="Various Artists", disc=1, track=1),
+        doc(4, "Own", "Nina Simone", "Pastel Blues", track=1),
+        doc(5, "Feat", "Band feat. Guest", "Record", album_artist="Band", track=1),
+        doc(6, "Solo", "Band", "Record", track=2),  # no album artist tag: the track's artist, the same album
+    ]
+    lib = Library(lambda: docs, tmp_path).fresh()
+    hits = [a for a in lib.albums.values() if a.name == "Hits"]
+    assert len(hits) == 1 and hits[0].artist == "Various Artists"
+    assert [s.title for s in hits[0].songs] == ["One-One", "One-Two", "Two-One"]
+    assert [s.entry()["discNumber"] for s in hits[0].songs] == [1, 1, 2]
+    record = [a for a in lib.albums.values() if a.name == "Record"]
+    assert len(record) == 1 and [s.title for s in record[0].songs] == ["Feat", "Solo"]
+    by_name = {a.name: a for a in lib.artists.values()}
+    assert sorted(a.name for a in by_name["Various Artists"].albums) == ["Hits"]
+    nina = by_name["Nina Simone"]
+    assert sorted(a.name for a in nina.albums) == ["Hits", "Pastel Blues"], "her own album and the one she is on"
+    assert sorted(s.title for s in nina.songs()) == ["One-One", "Own", "Two-One"], "her songs, not Sade's"
+    assert len(by_name["Various Artists"].songs()) == 3
+    song = lib.songs[2]
+    assert song.entry()["artistId"] == by_name["Sade"].id and song.entry()["albumId"] == hits[0].id
+    assert [s.title for s in lib.song_order][:3] == ["Feat", "Solo", "Own"], "by album artist, album, disc, track"
