@@ -16,7 +16,30 @@ from pyspark.sql import functions as F
 
 from connectors.fma import AUDIO_EXTENSIONS
 
-AUDIO_GLOB = "*.{" + ",".join(AUDIO_EXTENSIONS + tuple(e.upper() for e in AUDIO_EXTENSIONS)) + "}"
+# Any case of each suffix (``.mp3``, ``.MP3``, ``.Mp3``): a file name filter, in Hadoop's glob syntax.
+AUDIO_GLOB = "*.{" + ",".join("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in e)
+                              for e in AUDIO_EXTENSIONS) + "}"  # fmt: skip
+
+
+GLOB_CHARS = re.compile(r"([\\{}\[\]*?])")
+
+
+def literal(path: str) -> str:
+    """``path`` with its glob characters escaped: Spark expands a path with one as a pattern, and music is full of
+    them (``Song [Live].flac``, ``Albums [FLAC]/``, ``Why?.mp3``). (Spark's option to take paths as they are,
+    ``__globPaths__``, lists every path once for each path with such a character.) On the local file system a
+    fully escaped path is looked up as it is (``FastLocalFileSystem.globStatus``): Hadoop's own pattern walk
+    reads a name with a colon (``Bach: Goldberg Variations``) as a scheme."""
+    return GLOB_CHARS.sub(r"\\\1", path)
+
+
+def binary_files(spark: SparkSession, paths: Iterable[str], *, recursive: bool = False) -> DataFrame:
+    """``binaryFile`` rows (path, modificationTime, length, content) of these files or folders, each path taken
+    literally (:func:`literal`); ``recursive``: every audio file under the folders."""
+    reader = spark.read.format("binaryFile")
+    if recursive:
+        reader = reader.option("recursiveFileLookup", "true").option("pathGlobFilter", AUDIO_GLOB)
+    return reader.load([literal(p) for p in paths])
 
 
 def _fs_path(spark: SparkSession, path: str):
@@ -47,12 +70,7 @@ def list_audio(spark: SparkSession, roots: list[str]) -> tuple[DataFrame, set[st
     if not roots:
         empty = spark.createDataFrame([], "path string, length long, modificationTime timestamp")
         return empty, set()
-    df = (
-        spark.read.format("binaryFile")
-        .option("recursiveFileLookup", "true")
-        .option("pathGlobFilter", AUDIO_GLOB)
-        .load(roots)
-    )
+    df = binary_files(spark, roots, recursive=True)
     return df.select("path", "length", "modificationTime"), {same_form(p) for p in df.inputFiles()}
 
 

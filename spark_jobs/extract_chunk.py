@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from conf.errors import JobInputError
 from conf.settings import Settings
-from connectors import delta_io, mongo_io
+from connectors import delta_io, files, mongo_io
 from spark_jobs.session import session_settings
 from udfs.pandas_udfs import make_analyse_udf
 from udfs.schema import FEATURE_COLUMNS, MOOD_AXES, vector_to_bytes
@@ -48,7 +48,7 @@ def analyse_chunk(
     )
     batch = {"spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.extract.batch_size)}  # tracks per UDF call
     with file_count_partitions(spark, files=len(paths), parts=parts), session_settings(spark, batch):
-        audio = spark.read.format("binaryFile").load(paths).select(F.col("path").alias("audio_path"), "content")
+        audio = files.binary_files(spark, paths).select(F.col("path").alias("audio_path"), "content")
         analysed = (
             audio.join(F.broadcast(chunk), "audio_path")
             .withColumn("a", analyse_audio("content"))

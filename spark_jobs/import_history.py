@@ -35,6 +35,7 @@ from pyspark.sql import types as T
 from conf.errors import JobInputError
 from conf.settings import Settings, is_uri
 from connectors import delta_io, kafka_io, mongo_io
+from connectors.files import binary_files
 from connectors.services import require_kafka, require_mongo
 from events.contract import MAX_STRING
 from events.producer import ListenProducer
@@ -130,7 +131,7 @@ def history_rows(spark, paths: list[str], user: str, fmt: str | None, catalogue,
             for path, content in zip(pdf["path"], pdf["content"], strict=True):
                 yield _file_rows(path.rsplit("/", 1)[-1], bytes(content), user, fmt, catalogue, genres, now)
 
-    files = spark.read.format("binaryFile").load(paths).select("path", "content")
+    files = binary_files(spark, paths).select("path", "content")
     return files.mapInPandas(parse, schema=ROWS)
 
 

@@ -109,13 +109,7 @@ def fma_catalogue(spark: SparkSession, metadata_dir: str, audio_root: str, subse
 
 
 def folder_catalogue(spark: SparkSession, folder: str) -> DataFrame:
-    files = (
-        spark.read.format("binaryFile")
-        .option("recursiveFileLookup", "true")
-        .option("pathGlobFilter", files_mod.AUDIO_GLOB)
-        .load(folder)
-        .select("path", "content")
-    )
+    files = files_mod.binary_files(spark, [folder], recursive=True).select("path", "content")
     root = folder.rstrip("/")
     schema = T.StructType([*TRACKS_SCHEMA.fields, T.StructField("audio_path", T.StringType())])
 

@@ -163,3 +163,41 @@ def test_a_library_of_m4a_wma_aac_and_aiff_is_catalogued_from_its_tags_and_analy
         client.drop_database(settings.mongo.database)
     assert served == {".m4a": "audio/mp4", ".wma": "audio/x-ms-wma", ".aac": "audio/aac", ".aiff": "audio/aiff",
                       ".wav": "audio/wav"}  # fmt: skip
+
+
+def test_names_with_brackets_colons_and_odd_characters_are_catalogued_and_analysed(stack, spark, tmp_path, capsys):
+    """Music's names are full of what Spark reads as a glob (``[Live]``, ``Why?``) and what Hadoop's paths read
+    as a scheme (``Bach: Suites``): a library folder named ``Albums [FLAC]`` was "Path does not exist", a file
+    named with a colon failed the whole scan, and a ``.Flac`` was not seen."""
+    import dataclasses
+
+    from connectors import mongo_io
+    from connectors.audio import checked_file
+    from spark_jobs import extract
+
+    folder = tmp_path / "Albums [FLAC] #1 50%"
+    names = ["Song [Live].wav", "Bach: Suites [1998]/Op. 27: No. 2.wav", "Why?.wav", "star*.wav", "{braces}.wav",
+             "back\\slash.wav", "Ünïcödé/Ça va.wav", "100% #1.wav", "Mixed.Flac", "UPPER.WAV"]  # fmt: skip
+    for i, name in enumerate(names):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        t = np.arange(22050 * 2) / 22050
+        tone = (0.3 * np.sin(2 * np.pi * (300 + 20 * i) * t)).astype(np.float32)
+        sf.write(folder / name, tone, 22050, format="FLAC" if name.endswith(".Flac") else "WAV")
+    env = isolated_environ(tmp_path, MONGO_DATABASE="earshot_test_ingest_names", EARSHOT_LIBRARY_ROOT=str(folder))
+    settings = load_settings(env)
+    settings = dataclasses.replace(settings, extract=dataclasses.replace(settings.extract, embedding="none"))
+    with mongo_io.connect(settings) as client:
+        client.drop_database(settings.mongo.database)
+    assert run_job(ingest, settings, "--folder", str(folder)) == 0
+    lake = table(settings, "tracks")
+    assert sorted(lake["title"]) == sorted(["Song [Live]", "Op. 27: No. 2", "Why?", "star*", "{braces}",
+                                            "back\\slash", "Ça va", "100% #1", "Mixed", "UPPER"])  # fmt: skip
+    assert {checked_file(p, settings)[0].name for p in lake["audio_path"]} == {Path(n).name for n in names}
+    capsys.readouterr()
+    assert run_job(extract, settings) == 0
+    assert "extract: 10 tracks analysed (10 with features, 0 errors)" in capsys.readouterr().out
+    assert sorted(table(settings, "features")["track_id"]) == sorted(lake["track_id"])
+    assert run_job(ingest, settings, "--folder", str(folder)) == 0, "a second run finds the same files"
+    assert not table(settings, "tracks")["gone"].any()
+    with mongo_io.connect(settings) as client:
+        client.drop_database(settings.mongo.database)

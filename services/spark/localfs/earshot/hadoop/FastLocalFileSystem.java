@@ -20,6 +20,7 @@ import org.apache.hadoop.fs.DelegateToFileSystem;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.LocalFileSystem;
 import org.apache.hadoop.fs.Path;
+import org.apache.hadoop.fs.PathFilter;
 import org.apache.hadoop.fs.RawLocalFileSystem;
 import org.apache.hadoop.fs.permission.FsPermission;
 
@@ -65,6 +66,67 @@ public class FastLocalFileSystem extends LocalFileSystem {
     if (delSrc || !link(src, dst)) {
       super.copyToLocalFile(delSrc, src, dst);
     }
+  }
+
+  /**
+   * A file's checksum file, named as Hadoop names it ({@code .NAME.crc} beside it), for any file name.
+   * Hadoop's own builds the name as a path string, and a path string whose first colon comes before any
+   * slash is read as a scheme: a file named with a colon ({@code Op. 27: No. 2.flac}, legal on Linux and
+   * macOS) failed every read, and one such file failed the whole scan of a music folder.
+   */
+  @Override
+  public Path getChecksumFile(Path file) {
+    return new Path(file.getParent(), new Path(null, null, "." + file.getName() + ".crc"));
+  }
+
+  /**
+   * A pattern whose every glob character is escaped ({@code \\[}) names one path, so it is that path's status
+   * (none where it does not exist), found without Hadoop's pattern walk: the walk makes each name it passes
+   * into a path string, and reads a name with a colon ({@code Bach: Goldberg Variations}) as a scheme. Music
+   * is full of glob characters ({@code Song [Live].flac}, {@code Why?.mp3}); the jobs escape them
+   * ({@code connectors/files.py}). A real pattern is Hadoop's to expand.
+   */
+  @Override
+  public FileStatus[] globStatus(Path pathPattern) throws IOException {
+    Path literal = unescaped(pathPattern);
+    if (literal == null) {
+      return super.globStatus(pathPattern);
+    }
+    try {
+      return new FileStatus[] {getFileStatus(literal)};
+    } catch (FileNotFoundException e) {
+      return null; // as Hadoop answers for a path without a pattern that does not exist
+    }
+  }
+
+  @Override
+  public FileStatus[] globStatus(Path pathPattern, PathFilter filter) throws IOException {
+    FileStatus[] found = unescaped(pathPattern) == null ? null : globStatus(pathPattern);
+    if (found == null) {
+      return super.globStatus(pathPattern, filter);
+    }
+    return filter.accept(found[0].getPath()) ? found : new FileStatus[0];
+  }
+
+  /** The path {@code pattern} names when none of its glob characters is unescaped, else null. */
+  static Path unescaped(Path pattern) {
+    URI uri = pattern.toUri();
+    String escaped = uri.getPath();
+    if (escaped == null || escaped.indexOf('\\') < 0) {
+      return null;
+    }
+    StringBuilder plain = new StringBuilder(escaped.length());
+    for (int i = 0; i < escaped.length(); i++) {
+      char c = escaped.charAt(i);
+      if (c == '\\' && i + 1 < escaped.length()) {
+        plain.append(escaped.charAt(++i));
+      } else if ("{}[]*?".indexOf(c) >= 0) {
+        return null; // a real pattern
+      } else {
+        plain.append(c);
+      }
+    }
+    return new Path(uri.getScheme(), uri.getAuthority(), plain.toString());
   }
 
   /**
