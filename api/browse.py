@@ -21,7 +21,8 @@ EXTENSIONS = [
     {"name": "formPost", "versions": [1]},
     {"name": "playbackReport", "versions": [1]},
     {"name": "sonicSimilarity", "versions": [1]},
-    # No transcodeOffset, transcoding or songLyrics: stream serves the original file (see the README).
+    # No transcodeOffset (a player told so seeks every song, the originals too, by timeOffset), no transcoding
+    # (its getTranscodeDecision calls) and no songLyrics (see the README).
 ]
 IGNORED_ARTICLES = ("The ", "A ", "An ")
 

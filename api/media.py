@@ -1,8 +1,12 @@
-"""Audio and cover art: ``stream`` and ``download`` serve the original file by catalogue id, with Range.
+"""Audio and cover art: ``stream`` and ``download`` serve a song by catalogue id: the original file, with Range.
 
-No transcoding: ``format``, ``maxBitRate`` and ``timeOffset`` are accepted and the
-original is served (``getOpenSubsonicExtensions`` lists no ``transcodeOffset``;
-players then seek with Range requests, which every one we tried does).
+``stream`` with a ``format`` (``mp3``, ``opus``) other than the file's, or a
+``maxBitRate`` below the file's, sends it encoded while it streams
+(:mod:`api.transcode`): no Range (``Accept-Ranges: none``), the length said only
+when asked (``estimateContentLength``), from ``timeOffset`` seconds when given.
+``getOpenSubsonicExtensions`` lists no ``transcodeOffset``: a player told so sends
+``timeOffset`` for every seek, of the original files too; players seek the
+original with Range requests. ``download`` is always the original.
 ``getCoverArt`` answers a folder image beside the file, else the picture embedded
 in it, else a generated cover (a PNG in colours drawn from the id).
 """
@@ -10,30 +14,57 @@ in it, else a generated cover (a PNG in colours drawn from the id).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import struct
 import zlib
 
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, Response, StreamingResponse
 
+from api import transcode
 from api.browse import song_of
 from api.call import Call
 from api.context import Context
-from api.respond import NOT_FOUND, ApiError
+from api.respond import GENERIC, NOT_FOUND, ApiError
 from connectors.audio import AudioRefused, checked_file
 
 
 def stream(ctx: Context, call: Call) -> Response:
-    """The original file; Starlette's FileResponse answers Range requests (206, Content-Range, 416)."""
+    """The original file (Starlette's FileResponse answers Range requests: 206, Content-Range, 416), or the song
+    encoded as the player asks (:func:`api.transcode.choice`)."""
+    song, path, mime = _song_file(ctx, call)
+    size, kbps = ctx.library.file_size(song), None
+    if size and song.duration:
+        kbps = round(size * 8 / song.duration / 1000)
+    asked = transcode.choice(call.one("format"), call.integer("maxBitRate", 0, lo=0, hi=100_000), song.suffix, kbps)
+    if asked is None:
+        return FileResponse(path, media_type=mime)
+    offset = call.integer("timeOffset", 0, lo=0, hi=10**7)
+    chunks = transcode.encoded(path, asked, offset_s=float(offset))
+    try:
+        first = next(chunks)  # a file FFmpeg cannot read is an error answer, not a broken download
+    except Exception as exc:  # noqa: BLE001 - FFmpeg's errors and a file without audio alike
+        raise ApiError(GENERIC, f"song {song.id} cannot be encoded as {asked.format}: {exc}") from exc
+    body = itertools.chain([first], chunks)
+    headers = {"Accept-Ranges": "none"}
+    if call.flag("estimateContentLength") and song.duration:
+        length = asked.length(max(0, song.duration - offset))
+        body, headers["Content-Length"] = transcode.exactly(body, length), str(length)
+    return StreamingResponse(body, media_type=asked.mime, headers=headers)
+
+
+def download(ctx: Context, call: Call) -> Response:
+    """The original file, whatever a format or rate asks."""
+    _, path, mime = _song_file(ctx, call)
+    return FileResponse(path, media_type=mime)
+
+
+def _song_file(ctx: Context, call: Call):
     song = song_of(ctx, call.need("id"))
     try:
         path, mime = checked_file(song.location, ctx.settings, what=f"song {song.id}")
     except AudioRefused as exc:
         raise ApiError(NOT_FOUND, str(exc)) from exc
-    return FileResponse(path, media_type=mime)
-
-
-def download(ctx: Context, call: Call) -> Response:
-    return stream(ctx, call)
+    return song, path, mime
 
 
 def get_cover_art(ctx: Context, call: Call) -> Response:

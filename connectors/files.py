@@ -7,13 +7,16 @@ index (``inputFiles()``) and :func:`stat` still see them.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from conf.settings import is_uri
 from connectors.fma import AUDIO_EXTENSIONS
 
 # Any case of each suffix (``.mp3``, ``.MP3``, ``.Mp3``): a file name filter, in Hadoop's glob syntax.
@@ -40,6 +43,29 @@ def binary_files(spark: SparkSession, paths: Iterable[str], *, recursive: bool =
     if recursive:
         reader = reader.option("recursiveFileLookup", "true").option("pathGlobFilter", AUDIO_GLOB)
     return reader.load([literal(p) for p in paths])
+
+
+def skipped_by_spark(folder: str, *, examples: int = 3) -> tuple[int, list[str]]:
+    """Audio files under a local ``folder`` that Spark's file sources never list or read: a file or folder
+    whose name starts with ``_`` (Spark takes such names for its own metadata, with no option to read them);
+    (how many, the first few paths under the folder). Dot-names are left out on purpose (``._song.mp3`` is a
+    Mac's resource fork, not audio). A folder that is not on the local disk gives (0, [])."""
+    if is_uri(folder) and not folder.startswith("file:"):
+        return 0, []
+    root = Path(re.sub(r"^file:/*", "/", folder) if folder.startswith("file:") else folder)
+    suffixes = {f".{e}" for e in AUDIO_EXTENSIONS}
+    count, first = 0, []
+    for here, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        inside = Path(here).relative_to(root).parts
+        for name in names:
+            if name.startswith(".") or Path(name).suffix.lower() not in suffixes:
+                continue
+            if name.startswith("_") or any(part.startswith("_") for part in inside):
+                count += 1
+                if len(first) < examples:
+                    first.append(str(Path(*inside, name)))
+    return count, first
 
 
 def _fs_path(spark: SparkSession, path: str):

@@ -285,6 +285,11 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     require_mongo(settings)
     spark = build_spark(settings, app_name="ingest")
     if args.folder:
+        unread, examples = files_mod.skipped_by_spark(args.folder)
+        if unread:
+            log.warning("%d audio files under %s are not catalogued: Spark's file sources skip a file or folder whose "
+                        "name starts with '_' (%s); rename them to catalogue them", unread, args.folder,
+                        ", ".join(examples))  # fmt: skip
         rows = folder_catalogue(spark, args.folder).withColumn("gone", F.lit(False))
         rows = rows.unionByName(gone_rows(spark, settings, rows, args.folder))
     else:

@@ -182,6 +182,36 @@ def test_xml_answers_are_well_formed_with_the_names_clients_expect(api):
     assert body.startswith(b"cb(") and headers["Content-Type"].startswith("application/javascript")
 
 
+def test_a_player_on_a_slow_network_gets_mp3_or_opus_at_its_rate_and_a_download_is_the_original(api):
+    """stream?format=mp3|opus&maxBitRate=K encodes while it streams; raw, a rate above the file's, and download
+    are the original file."""
+    import io
+
+    doc = api["docs"][1]
+    data = Path(doc["audio_path"]).read_bytes()  # 2 s of 22.05 kHz 16-bit WAV, catalogued as 30 s: 23.5 kb/s
+    status, headers, body = get(api, "stream", id=str(doc["_id"]), format="mp3", maxBitRate=96)
+    assert status == 200 and headers["Content-Type"] == "audio/mpeg" and headers["Accept-Ranges"] == "none"
+    info = sf.info(io.BytesIO(body))
+    assert info.format == "MP3" and info.duration == pytest.approx(2.0, abs=0.1)
+    assert len(body) == pytest.approx(96_000 / 8 * 2.0, rel=0.1), "a constant 96 kb/s"
+    status, headers, body = get(api, "stream", id=str(doc["_id"]), maxBitRate=16)
+    assert headers["Content-Type"] == "audio/mpeg", "a rate alone under the file's: MP3"
+    assert len(body) == pytest.approx(32_000 / 8 * 2.0, rel=0.15), "at MP3's lowest rate, 32 kb/s"
+    status, headers, body = get(api, "stream", id=str(doc["_id"]), format="opus", maxBitRate=64)
+    assert status == 200 and headers["Content-Type"] == "audio/ogg"
+    assert sf.info(io.BytesIO(body)).duration == pytest.approx(2.0, abs=0.1)
+    status, headers, body = get(api, "stream", id=str(doc["_id"]), format="mp3", estimateContentLength="true")
+    assert status == 200 and headers["Content-Length"] == str(len(body)), "the length it declared, exactly"
+    assert len(body) == 192_000 // 8 * doc["duration_s"], "the catalogue's duration at the default rate"
+    status, headers, body = get(api, "stream", id=str(doc["_id"]), format="mp3", maxBitRate=96, timeOffset=1)
+    assert sf.info(io.BytesIO(body)).duration == pytest.approx(1.0, abs=0.1), "from the offset"
+    for original in ({"format": "raw", "maxBitRate": 64}, {"maxBitRate": 500}, {"format": "flac"}, {}):
+        status, headers, body = get(api, "stream", id=str(doc["_id"]), **original)
+        assert status == 200 and body == data and headers["Content-Type"] == "audio/wav", original
+    status, headers, body = get(api, "download", id=str(doc["_id"]), format="mp3", maxBitRate=64)
+    assert status == 200 and body == data, "a download is the original"
+
+
 def test_stream_serves_the_original_file_with_range_requests(api):
     doc = api["docs"][0]
     data = Path(doc["audio_path"]).read_bytes()

@@ -98,10 +98,23 @@ def test_a_catalogue_written_before_the_newest_columns_takes_a_removed_file(stac
         client.drop_database(settings.mongo.database)
 
 
+def ingested(folder: Path, tmp_path: Path, database: str):
+    """The settings of a fresh catalogue of ``folder`` (its own database, extract without embeddings), ingested."""
+    import dataclasses
+
+    from connectors import mongo_io
+
+    settings = load_settings(isolated_environ(tmp_path, MONGO_DATABASE=database, EARSHOT_LIBRARY_ROOT=str(folder)))
+    settings = dataclasses.replace(settings, extract=dataclasses.replace(settings.extract, embedding="none"))
+    with mongo_io.connect(settings) as client:
+        client.drop_database(settings.mongo.database)
+    assert run_job(ingest, settings, "--folder", str(folder)) == 0
+    return settings
+
+
 def test_a_library_of_m4a_wma_aac_and_aiff_is_catalogued_from_its_tags_and_analysed(stack, spark, tmp_path, capsys):
     """What iTunes, Windows Media Player and a Mac leave in a music folder, beside an MP3: each file's tags reach
     the catalogue, each is analysed (FFmpeg for what libsndfile does not read), and each is served as its type."""
-    import dataclasses
 
     from connectors import mongo_io
     from connectors.audio import audio_path
@@ -129,12 +142,7 @@ def test_a_library_of_m4a_wma_aac_and_aiff_is_catalogued_from_its_tags_and_analy
     audio_files.tag(folder / "Other/Record/03 old.wma", title="Old", artist="WMA Artist", album="WMA Album",
                     genre="Jazz", tracknumber="3", date="2001")  # fmt: skip
     audio_files.tag(folder / "Other/Record/05 mac.aiff", title="Mac", artist="AIFF Artist", genre="Ambient")
-    env = isolated_environ(tmp_path, MONGO_DATABASE="earshot_test_ingest_formats", EARSHOT_LIBRARY_ROOT=str(folder))
-    settings = load_settings(env)
-    settings = dataclasses.replace(settings, extract=dataclasses.replace(settings.extract, embedding="none"))
-    with mongo_io.connect(settings) as client:
-        client.drop_database(settings.mongo.database)
-    assert run_job(ingest, settings, "--folder", str(folder)) == 0
+    settings = ingested(folder, tmp_path, "earshot_test_ingest_formats")
     lake = table(settings, "tracks").set_index("title")
     assert len(lake) == 6
     lossless, old, mac = lake.loc["Lossless"], lake.loc["Old"], lake.loc["Mac"]
@@ -165,11 +173,12 @@ def test_a_library_of_m4a_wma_aac_and_aiff_is_catalogued_from_its_tags_and_analy
                       ".wav": "audio/wav"}  # fmt: skip
 
 
-def test_names_with_brackets_colons_and_odd_characters_are_catalogued_and_analysed(stack, spark, tmp_path, capsys):
+def test_names_with_brackets_colons_and_odd_characters_are_catalogued_and_analysed(
+    stack, spark, tmp_path, capsys, caplog
+):
     """Music's names are full of what Spark reads as a glob (``[Live]``, ``Why?``) and what Hadoop's paths read
     as a scheme (``Bach: Suites``): a library folder named ``Albums [FLAC]`` was "Path does not exist", a file
     named with a colon failed the whole scan, and a ``.Flac`` was not seen."""
-    import dataclasses
 
     from connectors import mongo_io
     from connectors.audio import checked_file
@@ -183,12 +192,12 @@ def test_names_with_brackets_colons_and_odd_characters_are_catalogued_and_analys
         t = np.arange(22050 * 2) / 22050
         tone = (0.3 * np.sin(2 * np.pi * (300 + 20 * i) * t)).astype(np.float32)
         sf.write(folder / name, tone, 22050, format="FLAC" if name.endswith(".Flac") else "WAV")
-    env = isolated_environ(tmp_path, MONGO_DATABASE="earshot_test_ingest_names", EARSHOT_LIBRARY_ROOT=str(folder))
-    settings = load_settings(env)
-    settings = dataclasses.replace(settings, extract=dataclasses.replace(settings.extract, embedding="none"))
-    with mongo_io.connect(settings) as client:
-        client.drop_database(settings.mongo.database)
-    assert run_job(ingest, settings, "--folder", str(folder)) == 0
+    unread = folder / "_Singles" / "one.wav"  # Spark never lists it: ingest says so
+    unread.parent.mkdir()
+    sf.write(unread, np.zeros(22050, np.float32), 22050)
+    with caplog.at_level("WARNING", logger="earshot.ingest"):
+        settings = ingested(folder, tmp_path, "earshot_test_ingest_names")
+    assert "1 audio files under" in caplog.text and "_Singles/one.wav" in caplog.text
     lake = table(settings, "tracks")
     assert sorted(lake["title"]) == sorted(["Song [Live]", "Op. 27: No. 2", "Why?", "star*", "{braces}",
                                             "back\\slash", "Ça va", "100% #1", "Mixed", "UPPER"])  # fmt: skip

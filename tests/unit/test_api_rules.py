@@ -194,3 +194,31 @@ def test_a_compilation_is_one_album_of_its_album_artist_in_disc_and_track_order(
     song = lib.songs[2]
     assert song.entry()["artistId"] == by_name["Sade"].id and song.entry()["albumId"] == hits[0].id
     assert [s.title for s in lib.song_order][:3] == ["Feat", "Solo", "Own"], "by album artist, album, disc, track"
+
+
+def test_what_a_player_s_format_and_rate_ask_for():
+    from api.transcode import Encoding, choice
+
+    assert choice("raw", 64, "flac", 900) is None, "raw is the original, whatever the rate"
+    assert choice(None, 0, "flac", 900) is None and choice("flac", 0, "flac", 900) is None
+    assert choice(None, 320, "mp3", 256) is None, "the file is within the rate"
+    assert choice("mp3", 0, "mp3", 320) is None, "the file is the format, no rate asked"
+    assert choice("aac", 0, "flac", 900) is None, "a format this server does not encode, no rate: the original"
+    assert choice("mp3", 0, "flac", 900) == Encoding("mp3", 192)
+    assert choice(None, 128, "flac", 900) == Encoding("mp3", 128), "a rate alone: MP3"
+    assert choice(None, 100, "flac", None) == Encoding("mp3", 96), "an MP3 rate at or under the one asked"
+    assert choice("aac", 100, "flac", 900) == Encoding("mp3", 96)
+    assert choice("ogg", 64, "mp3", 320) == Encoding("opus", 64) and choice("OPUS", 5000, "m4a", 256) is not None
+    assert choice(None, 8, "flac", 900) == Encoding("mp3", 32), "MP3's lowest"
+    assert Encoding("mp3", 128).length(10) == 160_000 and Encoding("opus", 96).mime == "audio/ogg"
+
+
+def test_a_declared_length_is_the_body_s_and_a_file_ffmpeg_cannot_read_fails_before_any_byte(tmp_path):
+    from api.transcode import Encoding, encoded, exactly
+
+    assert b"".join(exactly(iter([b"abc", b"def"]), 4)) == b"abcd"
+    assert b"".join(exactly(iter([b"ab"]), 5)) == b"ab\x00\x00\x00"
+    junk = tmp_path / "moved.mp3"
+    junk.write_bytes(b"<html>moved</html>" * 100)
+    with pytest.raises(Exception):  # noqa: B017 - FFmpeg's own error
+        next(encoded(junk, Encoding("mp3", 96)))

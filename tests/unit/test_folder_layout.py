@@ -55,3 +55,18 @@ def test_tags_win_over_the_folders(tmp_path):
     assert (row["track_number"], row["year"]) == (7, 2001), "track number and year from the tags, not the file name"
     assert (row["recording_mbid"], row["isrc"]) == ("28b50c59-77e4-4254-a0bd-16797ddaa3ca", "GBAAA9700001")
     assert read_tags(str(path), b"not audio", root=str(tmp_path))["recording_mbid"] is None
+
+
+def test_the_files_spark_cannot_read_are_counted_so_ingest_can_say_so(tmp_path):
+    """Spark's file sources never list a name starting with '_' (its metadata's convention, no option): ingest
+    warns with how many and which, instead of leaving them out without a word; a Mac's ._ forks are not audio."""
+    from connectors.files import skipped_by_spark
+
+    for rel in ("_Singles/a.mp3", "Album/_Intro.flac", "Album/b.mp3", "Album/._b.mp3", ".cache/_c.mp3",
+                "_Singles/notes.txt", "Album/_cover.jpg"):  # fmt: skip
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    count, examples = skipped_by_spark(str(tmp_path))
+    assert count == 2 and sorted(examples) == ["Album/_Intro.flac", "_Singles/a.mp3"]
+    assert skipped_by_spark(f"file://{tmp_path}")[0] == 2
+    assert skipped_by_spark("hdfs://namenode/music") == (0, []), "only a local folder is walked"
