@@ -45,14 +45,28 @@ def binary_files(spark: SparkSession, paths: Iterable[str], *, recursive: bool =
     return reader.load([literal(p) for p in paths])
 
 
+def max_read_bytes(spark: SparkSession) -> int:
+    """The largest file Spark's ``binaryFile`` source reads into one value (``spark.sql.sources.binaryFile.maxLength``,
+    2 GiB by default): a larger one fails the whole read, so the jobs leave its content unread."""
+    return int(spark.conf.get("spark.sql.sources.binaryFile.maxLength", str(2**31 - 1)))
+
+
+def local_file(path: str) -> str | None:
+    """A ``file:`` URI or plain path as a local file name; None for another file system."""
+    if path.startswith("file:"):
+        return re.sub(r"^file:/*", "/", path)
+    return None if is_uri(path) else path
+
+
 def skipped_by_spark(folder: str, *, examples: int = 3) -> tuple[int, list[str]]:
     """Audio files under a local ``folder`` that Spark's file sources never list or read: a file or folder
     whose name starts with ``_`` (Spark takes such names for its own metadata, with no option to read them);
     (how many, the first few paths under the folder). Dot-names are left out on purpose (``._song.mp3`` is a
     Mac's resource fork, not audio). A folder that is not on the local disk gives (0, [])."""
-    if is_uri(folder) and not folder.startswith("file:"):
+    local = local_file(folder)
+    if local is None:
         return 0, []
-    root = Path(re.sub(r"^file:/*", "/", folder) if folder.startswith("file:") else folder)
+    root = Path(local)
     suffixes = {f".{e}" for e in AUDIO_EXTENSIONS}
     count, first = 0, []
     for here, dirs, names in os.walk(root):

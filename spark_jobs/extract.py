@@ -79,6 +79,11 @@ def pending(
         F.col("modificationTime").alias("source_mtime"),
     )
     present = located.join(listing, "audio_path")
+    limit = files.max_read_bytes(spark)
+    too_large = present.filter(F.col("source_size") > limit).withColumn(
+        "reason", F.lit(f"file too large to analyse: over {limit:,} bytes, the most Spark reads into one value")
+    )
+    present = present.filter(F.col("source_size") <= limit)
     # Files the scan gave no row for: empty (the index has them) or gone.
     unlisted = [r.audio_path for r in located.join(listing, "audio_path", "left_anti").collect()]
     status = files.stat(spark, [p for p in unlisted if p in all_paths])
@@ -91,7 +96,7 @@ def pending(
     blank_df = spark.createDataFrame(
         blanks, "audio_path string, source_size long, source_mtime timestamp, reason string"
     )
-    unusable = tracks.join(blank_df, "audio_path").unionByName(
+    unusable = tracks.join(blank_df, "audio_path").unionByName(too_large).unionByName(
         tracks.filter(F.col("audio_path").isNull())
         .withColumn("source_size", F.lit(None).cast("long"))
         .withColumn("source_mtime", F.lit(None).cast("timestamp"))
@@ -170,7 +175,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     total = len(todo_rows)
     seen = tracks_with_outcome(spark, settings, version)
     weights = embedding_weights(settings)
-    log.info("extract %s: %d tracks to analyse, %d missing or empty recorded", version, total, n_missing)
+    log.info("extract %s: %d tracks to analyse, %d missing, empty or too large recorded", version, total, n_missing)
     started, done, n_errors = time.perf_counter(), 0, 0
     with Progress("extract", total, unit="tracks", log=log) as progress:
         for i in range(0, total, args.chunk_tracks):
@@ -189,6 +194,6 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             progress.advance(n_chunk, errors=n_errors)
     print(  # noqa: T201 - command-line output
         f"extract: {done} tracks analysed ({done - n_errors} with features, {n_errors} errors), "
-        f"{n_missing} missing or empty files recorded, in {time.perf_counter() - started:.1f} s"
+        f"{n_missing} missing, empty or too large files recorded, in {time.perf_counter() - started:.1f} s"
     )
     return 0

@@ -109,7 +109,13 @@ def fma_catalogue(spark: SparkSession, metadata_dir: str, audio_root: str, subse
 
 
 def folder_catalogue(spark: SparkSession, folder: str) -> DataFrame:
-    files = files_mod.binary_files(spark, [folder], recursive=True).select("path", "content")
+    listing = files_mod.binary_files(spark, [folder], recursive=True)
+    # A file over Spark's limit for one value would fail the whole scan: its content is not read (the filter on
+    # length is applied to each file's status before its bytes), and its tags are read from the file itself.
+    limit = files_mod.max_read_bytes(spark)
+    files = listing.filter(F.col("length") <= limit).select("path", "content").unionByName(
+        listing.filter(F.col("length") > limit).select("path", F.lit(None).cast("binary").alias("content"))
+    )
     root = folder.rstrip("/")
     schema = T.StructType([*TRACKS_SCHEMA.fields, T.StructField("audio_path", T.StringType())])
 
@@ -220,8 +226,9 @@ def is_compilation(flag: str | None) -> bool:
     return (flag or "").strip().lower() in ("1", "true", "yes")
 
 
-def read_tags(path: str, content: bytes, *, root: str) -> dict:
-    """Catalogue fields of one file: its tags first (mutagen), then the folder layout (:func:`layout_guess`)."""
+def read_tags(path: str, content: bytes | None, *, root: str) -> dict:
+    """Catalogue fields of one file: its tags first (mutagen), then the folder layout (:func:`layout_guess`).
+    Without ``content`` (a file too large to read into one value) mutagen reads the local file itself."""
     import mutagen
     from mutagen.easymp4 import EasyMP4Tags
 
@@ -233,7 +240,8 @@ def read_tags(path: str, content: bytes, *, root: str) -> dict:
     tags: dict[str, str] = {}
     duration = None
     try:
-        audio = mutagen.File(io.BytesIO(content), easy=True)
+        source = io.BytesIO(content) if content is not None else files_mod.local_file(path)
+        audio = mutagen.File(source, easy=True) if source is not None else None
         if audio is not None:
             duration = float(audio.info.length) if audio.info and audio.info.length else None
             tags = file_tags(audio)

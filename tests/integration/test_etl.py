@@ -141,7 +141,7 @@ def test_a_second_run_extracts_nothing_and_ingest_changes_nothing(etl, capsys):
     assert run_job(extract, settings) == 0
     assert run_job(ingest, settings) == 0
     out = capsys.readouterr().out
-    assert "extract: 0 tracks analysed" in out and "0 missing or empty files recorded" in out
+    assert "extract: 0 tracks analysed" in out and "0 missing, empty or too large files recorded" in out
     assert "0 new or changed written" in out
     assert {n: DeltaTable(settings.lake_table(n)).version() for n in versions} == versions
 

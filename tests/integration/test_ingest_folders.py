@@ -210,3 +210,31 @@ def test_names_with_brackets_colons_and_odd_characters_are_catalogued_and_analys
     assert not table(settings, "tracks")["gone"].any()
     with mongo_io.connect(settings) as client:
         client.drop_database(settings.mongo.database)
+
+
+def test_a_file_over_spark_s_limit_is_catalogued_from_its_own_tags_and_recorded_too_large(stack, spark, tmp_path):
+    """A file Spark cannot read into one value (2 GiB by default: a 24-bit recording of a concert) failed the
+    whole ingest and the whole extract; now it is catalogued from the file's own tags and is an error row with
+    its reason. The limit is lowered here so that a 2.6 MB file stands for one over 2 GiB."""
+    from connectors import mongo_io
+    from spark_jobs import extract
+
+    folder = tmp_path / "music"
+    for i in range(2):
+        write_tone(folder / f"Band - Short {i}.wav", 2.0, 300.0 + 100 * i)
+    write_tone(folder / "Band - Concert.wav", 60.0)
+    limit = "spark.sql.sources.binaryFile.maxLength"
+    spark.conf.set(limit, "1000000")
+    try:
+        settings = ingested(folder, tmp_path, "earshot_test_ingest_large")
+        lake = table(settings, "tracks").set_index("title")
+        assert lake.loc["Concert", "duration_s"] == pytest.approx(60.0), "its length read from the file itself"
+        assert run_job(extract, settings) == 0
+        errors = table(settings, "extract_errors")
+        assert list(errors["track_id"]) == [lake.loc["Concert", "track_id"]]
+        assert errors["reason"].iloc[0].startswith("file too large to analyse: over 1,000,000 bytes")
+        assert len(table(settings, "features")) == 2
+    finally:
+        spark.conf.unset(limit)
+        with mongo_io.connect(load_settings(isolated_environ(tmp_path))) as client:
+            client.drop_database("earshot_test_ingest_large")
