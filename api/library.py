@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from connectors.audio import AUDIO_TYPES
+from connectors.audio import AUDIO_TYPES, in_library
 from index.catalogue import folded
 
 REFRESH_S = 60.0
@@ -207,8 +207,9 @@ class Library:
         if local is not None:
             try:
                 rel = str(local.resolve().relative_to(self.root))
-            except ValueError:
-                rel = None
+            except ValueError:  # a file linked into the library: its path as the library names it
+                within = in_library(str(local), str(self.root))
+                rel = str(within.relative_to(self.root)) if within is not None and self.root in within.parents else None
         suffix = Path(location).suffix.lower().lstrip(".") or None
         created = d.get("date_created")
         return Song(

@@ -7,6 +7,7 @@ anything else is refused with :class:`AudioRefused`, and nothing is read.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from conf.settings import Settings, is_uri
@@ -53,8 +54,16 @@ def checked_file(location: str | None, settings: Settings, *, what: str = "the a
         raise AudioRefused(f"{what} has no file")
     if is_uri(location) and not location.startswith("file:"):
         raise AudioRefused(f"{what} is at {location}, which this server cannot read")
-    path = Path(location.removeprefix("file:")).resolve()
-    library = Path(settings.paths.library_root).resolve()
-    if library not in path.parents or path.suffix.lower() not in AUDIO_TYPES or not path.is_file():
+    path = in_library(location.removeprefix("file:"), settings.paths.library_root)
+    if path is None or path.suffix.lower() not in AUDIO_TYPES or not path.is_file():
         raise AudioRefused(f"{what}'s file is not available")
     return path, AUDIO_TYPES[path.suffix.lower()]
+
+
+def in_library(location: str, library_root: str) -> Path | None:
+    """``location`` as an absolute path under the library folder, else None. ``..`` is resolved, links are not:
+    an album linked into the library from another disk is the library's (as its owner put it there), while a
+    path that climbs out of the folder is not. The folder itself may be a link, or be named through one."""
+    path = Path(os.path.abspath(location))
+    roots = {Path(os.path.abspath(library_root)), Path(library_root).resolve()}
+    return path if any(root in path.parents for root in roots) else None

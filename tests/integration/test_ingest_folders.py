@@ -238,3 +238,32 @@ def test_a_file_over_spark_s_limit_is_catalogued_from_its_own_tags_and_recorded_
         spark.conf.unset(limit)
         with mongo_io.connect(load_settings(isolated_environ(tmp_path))) as client:
             client.drop_database("earshot_test_ingest_large")
+
+
+def test_linked_albums_are_catalogued_analysed_and_served_and_a_link_loop_is_not_walked(stack, spark, tmp_path):
+    """Albums linked in from another disk are the library's; a link back into the folder made the scan walk the
+    loop until the path was too long and fail, and a linked file was refused by the server as outside the library.
+    """
+    from connectors import mongo_io
+    from connectors.audio import checked_file
+    from spark_jobs import extract
+
+    folder, elsewhere = tmp_path / "music", tmp_path / "other disk"
+    write_tone(folder / "Real" / "A - One.wav", 2.0)
+    write_tone(elsewhere / "Album" / "B - Two.wav", 2.0, 500.0)
+    write_tone(elsewhere / "C - Three.wav", 2.0, 600.0)
+    (folder / "Linked").symlink_to(elsewhere / "Album", target_is_directory=True)
+    (folder / "Real" / "C - Three.wav").symlink_to(elsewhere / "C - Three.wav")
+    (folder / "Real" / "loop").symlink_to(folder, target_is_directory=True)
+    (folder / "Real" / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
+    settings = ingested(folder, tmp_path, "earshot_test_ingest_links")
+    try:
+        lake = table(settings, "tracks")
+        assert sorted(lake["title"]) == ["One", "Three", "Two"]
+        assert {checked_file(p, settings)[0].name for p in lake["audio_path"]} == {"A - One.wav", "B - Two.wav",
+                                                                                    "C - Three.wav"}  # fmt: skip
+        assert run_job(extract, settings) == 0
+        assert len(table(settings, "features")) == 3
+    finally:
+        with mongo_io.connect(settings) as client:
+            client.drop_database(settings.mongo.database)

@@ -70,3 +70,17 @@ def test_the_files_spark_cannot_read_are_counted_so_ingest_can_say_so(tmp_path):
     assert count == 2 and sorted(examples) == ["Album/_Intro.flac", "_Singles/a.mp3"]
     assert skipped_by_spark(f"file://{tmp_path}")[0] == 2
     assert skipped_by_spark("hdfs://namenode/music") == (0, []), "only a local folder is walked"
+
+
+def test_a_file_linked_into_the_library_is_in_it_and_a_path_that_climbs_out_is_not(tmp_path):
+    from connectors.audio import in_library
+
+    library = tmp_path / "music"
+    (library / "Album").mkdir(parents=True)
+    (tmp_path / "disk").mkdir()
+    (library / "Linked").symlink_to(tmp_path / "disk", target_is_directory=True)
+    assert in_library(str(library / "Linked" / "a.mp3"), str(library)) == library / "Linked" / "a.mp3"
+    assert in_library(str(library / "Album" / ".." / ".." / "disk" / "a.mp3"), str(library)) is None
+    assert in_library("/etc/passwd", str(library)) is None
+    (tmp_path / "via").symlink_to(library, target_is_directory=True)  # the folder named through a link
+    assert in_library(str(library / "Album" / "b.mp3"), str(tmp_path / "via")) is not None

@@ -11,7 +11,9 @@ import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.attribute.PosixFileAttributes;
 import java.nio.file.attribute.PosixFilePermission;
+import java.util.ArrayList;
 import java.util.EnumSet;
+import java.util.List;
 import java.util.Set;
 
 import org.apache.hadoop.conf.Configuration;
@@ -170,6 +172,42 @@ public class FastLocalFileSystem extends LocalFileSystem {
     @Override
     public FileStatus getFileStatus(Path f) throws IOException {
       return status(f, true);
+    }
+
+    /**
+     * A folder's entries as Hadoop lists them (a link as what it points to, a dangling link left out), less a
+     * link to a folder the listing has already come through: a music folder with a link back into itself
+     * ({@code Music/All -> ..}) made a recursive scan walk the loop until the path was too long, and fail.
+     */
+    @Override
+    public FileStatus[] listStatus(Path f) throws IOException {
+      FileStatus[] listed = super.listStatus(f);
+      java.nio.file.Path dir = pathToFile(f).toPath().toAbsolutePath();
+      List<FileStatus> kept = new ArrayList<>(listed.length);
+      for (FileStatus entry : listed) {
+        if (!entry.isDirectory() || !leadsBack(dir, pathToFile(entry.getPath()).toPath())) {
+          kept.add(entry);
+        }
+      }
+      return kept.size() == listed.length ? listed : kept.toArray(new FileStatus[0]);
+    }
+
+    /** Whether {@code child}, an entry of {@code dir}, is a link to {@code dir} or to a folder above it. */
+    static boolean leadsBack(java.nio.file.Path dir, java.nio.file.Path child) {
+      if (!Files.isSymbolicLink(child)) {
+        return false;
+      }
+      try {
+        java.nio.file.Path target = child.toRealPath();
+        for (java.nio.file.Path up = dir; up != null; up = up.getParent()) {
+          if (Files.isSameFile(up, target)) {
+            return true;
+          }
+        }
+        return false;
+      } catch (IOException e) {
+        return true; // a link that cannot be followed is not walked into
+      }
     }
 
     @Override
