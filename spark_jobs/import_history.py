@@ -105,6 +105,10 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _checked(path: str) -> str:
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    if name.startswith(("_", ".")):  # Spark's file sources pass over such names without a word
+        raise JobInputError(f"{path}: Spark does not read a file whose name starts with '_' or '.'; "
+                            "rename it (or copy it to a name without one) and import that")  # fmt: skip
     if is_uri(path):
         return path
     if not os.path.isfile(path) or not os.access(path, os.R_OK):

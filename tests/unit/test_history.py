@@ -213,3 +213,17 @@ def test_matched_listens_become_events_once_with_their_original_times():
     assert r["top_unmatched_artists"] == [{"artist": "Nobody", "listens": 2}]
     assert [t["title"] for t in r["top_unmatched_tracks"]] == ["Nothing", "Else"]
     assert any("Nobody (2)" in line for line in report_lines(r)) and "x.csv:2: 2 columns, not 8" in report_lines(r)[-1]
+
+
+def test_an_export_spark_would_pass_over_is_refused_with_what_to_do(tmp_path):
+    """Spark's file sources read no file whose name starts with '_' or '.': such an export was imported as
+    nothing, without a word."""
+    from conf.errors import JobInputError
+    from spark_jobs.import_history import _checked
+
+    for name in ("_listens.json", ".scrobbles.csv"):
+        (tmp_path / name).write_text("{}")
+        with pytest.raises(JobInputError, match="rename it"):
+            _checked(str(tmp_path / name))
+    (tmp_path / "listens.json").write_text("{}")
+    assert _checked(str(tmp_path / "listens.json")) == str(tmp_path / "listens.json")
