@@ -145,8 +145,8 @@ def _embedded(path) -> tuple[bytes, str] | None:
     for key, frame in (audio.tags or {}).items() if hasattr(audio.tags, "items") else []:
         if str(key).startswith("APIC") and getattr(frame, "data", None):
             return frame.data, frame.mime or "image/jpeg"
-        if key == "covr" and frame:
-            return bytes(frame[0]), "image/jpeg"
+        if key == "covr" and frame:  # an MP4 cover says its own format: JPEG (13) or PNG (14)
+            return bytes(frame[0]), "image/png" if getattr(frame[0], "imageformat", 13) == 14 else "image/jpeg"
     return None
 
 

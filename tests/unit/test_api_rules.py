@@ -222,3 +222,25 @@ def test_a_declared_length_is_the_body_s_and_a_file_ffmpeg_cannot_read_fails_bef
     junk.write_bytes(b"<html>moved</html>" * 100)
     with pytest.raises(Exception):  # noqa: B017 - FFmpeg's own error
         next(encoded(junk, Encoding("mp3", 96)))
+
+
+def test_an_m4a_s_embedded_cover_is_served_as_the_format_it_is(tmp_path):
+    """iTunes embeds JPEG or PNG covers and says which; a PNG was answered as image/jpeg."""
+    import io
+
+    import numpy as np
+    from mutagen.mp4 import MP4, MP4Cover
+    from PIL import Image
+
+    from api.media import _embedded
+    from tests.audio_files import encode
+
+    path = tmp_path / "song.m4a"
+    path.write_bytes(encode(np.zeros(22050, np.float32), 22050, "m4a"))
+    for fmt, kind, mime in (("PNG", MP4Cover.FORMAT_PNG, "image/png"), ("JPEG", MP4Cover.FORMAT_JPEG, "image/jpeg")):
+        picture = io.BytesIO()
+        Image.new("RGB", (8, 8), (10, 200, 30)).save(picture, format=fmt)
+        media = MP4(path)
+        media["covr"] = [MP4Cover(picture.getvalue(), imageformat=kind)]
+        media.save()
+        assert _embedded(path) == (picture.getvalue(), mime)
