@@ -38,8 +38,8 @@ def stream(ctx: Context, call: Call) -> Response:
     asked = transcode.choice(call.one("format"), call.integer("maxBitRate", 0, lo=0, hi=100_000), song.suffix, kbps)
     if asked is None:
         return FileResponse(path, media_type=mime)
-    offset = call.integer("timeOffset", 0, lo=0, hi=10**7)
-    chunks = transcode.encoded(path, asked, offset_s=float(offset))
+    offset = _seconds(call.one("timeOffset"))
+    chunks = transcode.encoded(path, asked, offset_s=offset)
     try:
         first = next(chunks)  # a file FFmpeg cannot read is an error answer, not a broken download
     except Exception as exc:  # noqa: BLE001 - FFmpeg's errors and a file without audio alike
@@ -50,6 +50,16 @@ def stream(ctx: Context, call: Call) -> Response:
         length = asked.length(max(0, song.duration - offset))
         body, headers["Content-Length"] = transcode.exactly(body, length), str(length)
     return StreamingResponse(body, media_type=asked.mime, headers=headers)
+
+
+def _seconds(raw: str | None) -> float:
+    """``timeOffset`` as seconds from the start: an integer by the protocol, a fraction as some players send it;
+    anything else, negative or not finite is the start (a seek a player got wrong plays from the top)."""
+    try:
+        value = float(raw) if raw else 0.0
+    except ValueError:
+        return 0.0
+    return value if 0.0 < value < 1e7 else 0.0
 
 
 def download(ctx: Context, call: Call) -> Response:

@@ -244,3 +244,10 @@ def test_an_m4a_s_embedded_cover_is_served_as_the_format_it_is(tmp_path):
         media["covr"] = [MP4Cover(picture.getvalue(), imageformat=kind)]
         media.save()
         assert _embedded(path) == (picture.getvalue(), mime)
+
+
+def test_a_time_offset_is_seconds_and_one_a_player_got_wrong_plays_from_the_top():
+    from api.media import _seconds
+
+    assert [_seconds(x) for x in ("12", "12.5", None, "", "-3", "nan", "inf", "abc", "1e30")] == [
+        12.0, 12.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # fmt: skip
