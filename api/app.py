@@ -122,7 +122,7 @@ def build_app(ctx: Context) -> Starlette:
             handler = HANDLERS.get(name)
             if handler is None:
                 raise ApiError(NOT_FOUND, f"unknown call {name[:40]!r}")
-            call = Call(params=params, client=(params.get("c") or [None])[0],
+            call = Call(params=params, client=(params.get("c") or [None])[0], method=request.method,
                         headers={k.lower(): v for k, v in request.headers.items()})  # fmt: skip
             if name not in OPEN:
                 user = cached_user(call)  # a player sends the same credential every call: no thread for it

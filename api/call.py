@@ -16,6 +16,7 @@ class Call:
     user: str = ""
     client: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    method: str = "GET"  # HEAD: the caller wants the answer's headers only
 
     def one(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
         values = self.params.get(name)

@@ -39,16 +39,19 @@ def stream(ctx: Context, call: Call) -> Response:
     if asked is None:
         return FileResponse(path, media_type=mime)
     offset = _seconds(call.one("timeOffset"))
+    headers = {"Accept-Ranges": "none"}
+    if call.flag("estimateContentLength") and song.duration:
+        headers["Content-Length"] = str(asked.length(max(0, song.duration - offset)))
+    if call.method == "HEAD":  # the headers a player asks about, without encoding the song for nothing
+        return StreamingResponse(iter(()), media_type=asked.mime, headers=headers)
     chunks = transcode.encoded(path, asked, offset_s=offset)
     try:
         first = next(chunks)  # a file FFmpeg cannot read is an error answer, not a broken download
     except Exception as exc:  # noqa: BLE001 - FFmpeg's errors and a file without audio alike
         raise ApiError(GENERIC, f"song {song.id} cannot be encoded as {asked.format}: {exc}") from exc
     body = itertools.chain([first], chunks)
-    headers = {"Accept-Ranges": "none"}
-    if call.flag("estimateContentLength") and song.duration:
-        length = asked.length(max(0, song.duration - offset))
-        body, headers["Content-Length"] = transcode.exactly(body, length), str(length)
+    if "Content-Length" in headers:
+        body = transcode.exactly(body, int(headers["Content-Length"]))
     return StreamingResponse(body, media_type=asked.mime, headers=headers)
 
 

@@ -203,6 +203,11 @@ def test_a_player_on_a_slow_network_gets_mp3_or_opus_at_its_rate_and_a_download_
     status, headers, body = get(api, "stream", id=str(doc["_id"]), format="mp3", estimateContentLength="true")
     assert status == 200 and headers["Content-Length"] == str(len(body)), "the length it declared, exactly"
     assert len(body) == 192_000 // 8 * doc["duration_s"], "the catalogue's duration at the default rate"
+    query = urllib.parse.urlencode({"v": "1.16.1", "c": "tests", "apiKey": api["api_key"], "id": doc["_id"],
+                                    "format": "mp3", "estimateContentLength": "true"})  # fmt: skip
+    with urllib.request.urlopen(urllib.request.Request(api["base"] + "stream?" + query, method="HEAD")) as r:
+        assert r.status == 200 and r.headers["Content-Type"] == "audio/mpeg" and r.read() == b""
+        assert r.headers["Content-Length"] == str(len(body)), "HEAD tells the length GET sends"
     status, headers, body = get(api, "stream", id=str(doc["_id"]), format="mp3", maxBitRate=96, timeOffset=1)
     assert sf.info(io.BytesIO(body)).duration == pytest.approx(1.0, abs=0.1), "from the offset"
     for original in ({"format": "raw", "maxBitRate": 64}, {"maxBitRate": 500}, {"format": "flac"}, {}):
