@@ -94,8 +94,12 @@ def _read_ffmpeg(data: bytes, container: str, clip_seconds: float) -> tuple[np.n
             first = max(0, next((i for i, p in enumerate(packets) if p.pts * tb >= start), len(packets)) - 2)
             want = int(round(clip_seconds * rate))
             pieces, decoded_from = _decode_packets(stream.codec_context, packets[first:], stream.layout.name, want)
+    except AudioError:
+        raise
     except av.FFmpegError as exc:
         raise AudioError(f"cannot decode audio: {getattr(exc, 'strerror', None) or exc}") from None
+    except (ValueError, TypeError, IndexError, EOFError) as exc:  # PyAV's own checks (an odd channel layout, say)
+        raise AudioError(f"cannot decode audio: {exc}") from None
     block = np.concatenate(pieces).reshape(-1, channels) if pieces else np.zeros((0, channels), np.float32)
     skip = max(0, int(round((start - decoded_from) * rate))) if decoded_from is not None else 0
     return block[skip : skip + want], rate, channels, int(round(total * rate))
