@@ -109,13 +109,20 @@ def fma_catalogue(spark: SparkSession, metadata_dir: str, audio_root: str, subse
 
 
 def folder_catalogue(spark: SparkSession, folder: str) -> DataFrame:
+    """One catalogue row per audio file under ``folder``. On the local disk Spark only lists the files and
+    mutagen reads each file's tags itself, seeking to what it needs (headers, an ID3v1 tail), not the whole
+    file; elsewhere (HDFS, S3) Spark reads each file's bytes, except a file over its limit for one value,
+    which would fail the whole scan (the filter on length is applied to each file's status before its bytes)
+    and is catalogued from its path."""
     listing = files_mod.binary_files(spark, [folder], recursive=True)
-    # A file over Spark's limit for one value would fail the whole scan: its content is not read (the filter on
-    # length is applied to each file's status before its bytes), and its tags are read from the file itself.
-    limit = files_mod.max_read_bytes(spark)
-    files = listing.filter(F.col("length") <= limit).select("path", "content").unionByName(
-        listing.filter(F.col("length") > limit).select("path", F.lit(None).cast("binary").alias("content"))
-    )
+    unread = F.lit(None).cast("binary").alias("content")
+    if files_mod.local_file(folder) is not None:
+        files = listing.select("path", unread)
+    else:
+        limit = files_mod.max_read_bytes(spark)
+        files = listing.filter(F.col("length") <= limit).select("path", "content").unionByName(
+            listing.filter(F.col("length") > limit).select("path", unread)
+        )
     root = folder.rstrip("/")
     schema = T.StructType([*TRACKS_SCHEMA.fields, T.StructField("audio_path", T.StringType())])
 
@@ -228,7 +235,7 @@ def is_compilation(flag: str | None) -> bool:
 
 def read_tags(path: str, content: bytes | None, *, root: str) -> dict:
     """Catalogue fields of one file: its tags first (mutagen), then the folder layout (:func:`layout_guess`).
-    Without ``content`` (a file too large to read into one value) mutagen reads the local file itself."""
+    Without ``content`` mutagen reads the file itself where it is local (else the layout alone)."""
     import mutagen
     from mutagen.easymp4 import EasyMP4Tags
 
