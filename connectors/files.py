@@ -58,28 +58,31 @@ def local_file(path: str) -> str | None:
     return None if is_uri(path) else path
 
 
-def skipped_by_spark(folder: str, *, examples: int = 3) -> tuple[int, list[str]]:
-    """Audio files under a local ``folder`` that Spark's file sources never list or read: a file or folder
-    whose name starts with ``_`` (Spark takes such names for its own metadata, with no option to read them);
-    (how many, the first few paths under the folder). Dot-names are left out on purpose (``._song.mp3`` is a
-    Mac's resource fork, not audio). A folder that is not on the local disk gives (0, [])."""
+def hidden_from_spark(path: str) -> bool:
+    """Whether Spark's file sources pass over ``path``: a file or folder on it whose name starts with ``_`` (Spark
+    takes such names for its own metadata, with no option to read them; ``.`` names are passed over too)."""
+    return any(part.startswith("_") for part in path.removeprefix("file:").split("/") if part)
+
+
+def skipped_by_spark(folder: str) -> list[str]:
+    """The audio files under a local ``folder`` that Spark's listing passes over (:func:`hidden_from_spark`), as
+    ``file:`` paths in the form Spark's own rows have; dot-names are left out as Spark leaves them out
+    (``._song.mp3`` is a Mac's resource fork, not audio). A folder that is not on the local disk gives []."""
     local = local_file(folder)
     if local is None:
-        return 0, []
-    root = Path(local)
+        return []
+    root = Path(os.path.abspath(local))
     suffixes = {f".{e}" for e in AUDIO_EXTENSIONS}
-    count, first = 0, []
+    found = []
     for here, dirs, names in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         inside = Path(here).relative_to(root).parts
-        for name in names:
+        for name in sorted(names):
             if name.startswith(".") or Path(name).suffix.lower() not in suffixes:
                 continue
             if name.startswith("_") or any(part.startswith("_") for part in inside):
-                count += 1
-                if len(first) < examples:
-                    first.append(str(Path(*inside, name)))
-    return count, first
+                found.append("file:" + str(Path(here) / name))
+    return found
 
 
 def _fs_path(spark: SparkSession, path: str):
@@ -111,7 +114,14 @@ def list_audio(spark: SparkSession, roots: list[str]) -> tuple[DataFrame, set[st
         empty = spark.createDataFrame([], "path string, length long, modificationTime timestamp")
         return empty, set()
     df = binary_files(spark, roots, recursive=True)
-    return df.select("path", "length", "modificationTime"), {same_form(p) for p in df.inputFiles()}
+    listed = df.select("path", "length", "modificationTime")
+    hidden = sorted({p for root in roots for p in skipped_by_spark(root)})  # read by the jobs themselves
+    if hidden:
+        stats = [(p, os.stat(local_file(p) or p)) for p in hidden]
+        extra = [(p, s.st_size, datetime.fromtimestamp(s.st_mtime_ns // 1_000_000 / 1000, tz=UTC)) for p, s in stats]
+        schema = "path string, length long, modificationTime timestamp"
+        listed = listed.unionByName(spark.createDataFrame(extra, schema)).dropDuplicates(["path"])
+    return listed, {same_form(p) for p in df.inputFiles()} | set(hidden)
 
 
 def same_form(uri: str) -> str:

@@ -109,15 +109,16 @@ def fma_catalogue(spark: SparkSession, metadata_dir: str, audio_root: str, subse
 
 
 def folder_catalogue(spark: SparkSession, folder: str) -> DataFrame:
-    """One catalogue row per audio file under ``folder``. On the local disk Spark only lists the files and
-    mutagen reads each file's tags itself, seeking to what it needs (headers, an ID3v1 tail), not the whole
-    file; elsewhere (HDFS, S3) Spark reads each file's bytes, except a file over its limit for one value,
-    which would fail the whole scan (the filter on length is applied to each file's status before its bytes)
-    and is catalogued from its path."""
+    """One catalogue row per audio file under ``folder``. On the local disk Spark only lists the files (the ones
+    it passes over, named with a leading ``_``, are listed here) and mutagen reads each file's tags itself,
+    seeking to what it needs (headers, an ID3v1 tail), not the whole file; elsewhere (HDFS, S3) Spark reads
+    each file's bytes, except a file over its limit for one value, which would fail the whole scan (the filter
+    on length is applied to each file's status before its bytes) and is catalogued from its path."""
     listing = files_mod.binary_files(spark, [folder], recursive=True)
     unread = F.lit(None).cast("binary").alias("content")
     if files_mod.local_file(folder) is not None:
-        files = listing.select("path", unread)
+        hidden = spark.createDataFrame([(p,) for p in files_mod.skipped_by_spark(folder)], "path string")
+        files = listing.select("path").unionByName(hidden).select("path", unread)  # a _Singles/ folder too
     else:
         limit = files_mod.max_read_bytes(spark)
         files = listing.filter(F.col("length") <= limit).select("path", "content").unionByName(
@@ -300,11 +301,6 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     require_mongo(settings)
     spark = build_spark(settings, app_name="ingest")
     if args.folder:
-        unread, examples = files_mod.skipped_by_spark(args.folder)
-        if unread:
-            log.warning("%d audio files under %s are not catalogued: Spark's file sources skip a file or folder whose "
-                        "name starts with '_' (%s); rename them to catalogue them", unread, args.folder,
-                        ", ".join(examples))  # fmt: skip
         rows = folder_catalogue(spark, args.folder).withColumn("gone", F.lit(False))
         rows = rows.unionByName(gone_rows(spark, settings, rows, args.folder))
     else:

@@ -57,19 +57,20 @@ def test_tags_win_over_the_folders(tmp_path):
     assert read_tags(str(path), b"not audio", root=str(tmp_path))["recording_mbid"] is None
 
 
-def test_the_files_spark_cannot_read_are_counted_so_ingest_can_say_so(tmp_path):
-    """Spark's file sources never list a name starting with '_' (its metadata's convention, no option): ingest
-    warns with how many and which, instead of leaving them out without a word; a Mac's ._ forks are not audio."""
-    from connectors.files import skipped_by_spark
+def test_the_files_spark_passes_over_are_found_so_the_jobs_read_them_themselves(tmp_path):
+    """Spark's file sources never list a name starting with '_' (its metadata's convention, no option): the jobs
+    list and read those themselves; a Mac's ._ forks are not audio."""
+    from connectors.files import hidden_from_spark, skipped_by_spark
 
     for rel in ("_Singles/a.mp3", "Album/_Intro.flac", "Album/b.mp3", "Album/._b.mp3", ".cache/_c.mp3",
                 "_Singles/notes.txt", "Album/_cover.jpg"):  # fmt: skip
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
-    count, examples = skipped_by_spark(str(tmp_path))
-    assert count == 2 and sorted(examples) == ["Album/_Intro.flac", "_Singles/a.mp3"]
-    assert skipped_by_spark(f"file://{tmp_path}")[0] == 2
-    assert skipped_by_spark("hdfs://namenode/music") == (0, []), "only a local folder is walked"
+    found = skipped_by_spark(str(tmp_path))
+    assert found == [f"file:{tmp_path}/Album/_Intro.flac", f"file:{tmp_path}/_Singles/a.mp3"]
+    assert skipped_by_spark(f"file://{tmp_path}") == found
+    assert skipped_by_spark("hdfs://namenode/music") == [], "only a local folder is walked"
+    assert all(hidden_from_spark(p) for p in found) and not hidden_from_spark(f"file:{tmp_path}/Album/b.mp3")
 
 
 def test_a_file_linked_into_the_library_is_in_it_and_a_path_that_climbs_out_is_not(tmp_path):
