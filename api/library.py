@@ -72,10 +72,15 @@ class Song:
         """Its title, artist and album as search compares them (:func:`folded`)."""
         return folded(f"{self.title} {self.artist} {self.album}")
 
+    @property
+    def bit_rate(self) -> int | None:
+        """kb/s over the whole file, once its size is known (:meth:`Library.file_size`)."""
+        return round(self.size * 8 / self.duration / 1000) if self.size and self.duration else None
+
     def entry(self, *, starred: str | None = None) -> dict:
         """The ``Child`` element a client reads for a song, without the fields it has no value for (the caller's
         own stars and ratings are added by :mod:`api.marks`)."""
-        bit_rate = round(self.size * 8 / self.duration / 1000) if self.size and self.duration else None
+        bit_rate = self.bit_rate
         out = {
             "id": str(self.id),
             "parent": self.album_id,

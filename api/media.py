@@ -32,10 +32,9 @@ def stream(ctx: Context, call: Call) -> Response:
     """The original file (Starlette's FileResponse answers Range requests: 206, Content-Range, 416), or the song
     encoded as the player asks (:func:`api.transcode.choice`)."""
     song, path, mime = _song_file(ctx, call)
-    size, kbps = ctx.library.file_size(song), None
-    if size and song.duration:
-        kbps = round(size * 8 / song.duration / 1000)
-    asked = transcode.choice(call.one("format"), call.integer("maxBitRate", 0, lo=0, hi=100_000), song.suffix, kbps)
+    ctx.library.file_size(song)
+    max_kbps = call.integer("maxBitRate", 0, lo=0, hi=100_000)
+    asked = transcode.choice(call.one("format"), max_kbps, song.suffix, song.bit_rate)
     if asked is None:
         return FileResponse(path, media_type=mime)
     offset = _seconds(call.one("timeOffset"))

@@ -59,8 +59,8 @@ def local_file(path: str) -> str | None:
 
 
 def hidden_from_spark(path: str) -> bool:
-    """Whether Spark's file sources pass over ``path``: a file or folder on it whose name starts with ``_`` (Spark
-    takes such names for its own metadata, with no option to read them; ``.`` names are passed over too)."""
+    """Whether Spark's listing of a folder passes over ``path`` (under that folder): a file or folder on it whose
+    name starts with ``_`` (Spark takes such names for its own metadata, with no option to read them)."""
     return any(part.startswith("_") for part in path.removeprefix("file:").split("/") if part)
 
 
@@ -76,12 +76,12 @@ def skipped_by_spark(folder: str) -> list[str]:
     found = []
     for here, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        inside = Path(here).relative_to(root).parts
         for name in sorted(names):
-            if name.startswith(".") or Path(name).suffix.lower() not in suffixes:
-                continue
-            if name.startswith("_") or any(part.startswith("_") for part in inside):
-                found.append("file:" + str(Path(here) / name))
+            path = Path(here) / name
+            if not name.startswith(".") and path.suffix.lower() in suffixes and hidden_from_spark(
+                str(path.relative_to(root))
+            ):
+                found.append(f"file:{path}")
     return found
 
 
