@@ -93,14 +93,27 @@ def environ(root: Path) -> dict[str, str]:
     }
 
 
-def wait(check, timeout: float, what: str):
+def wait(check, timeout: float, what: str, process: subprocess.Popen | None = None, log: Path | None = None):
+    """``check()``'s first true value within ``timeout``; a ``process`` that ends first ends the benchmark."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
+        if process is not None and process.poll() is not None:
+            raise SystemExit(f"bench.freshness: the stream exited ({process.returncode}) before {what} (log: {log})")
         time.sleep(0.5)
     raise SystemExit(f"bench.freshness: timed out waiting for {what}")
+
+
+def with_event_log(spark_conf: tuple[str, ...], root: Path) -> tuple[str, ...]:
+    """``spark_conf``, and an event log folder in the row's folder when the event log is on without one (Spark's
+    default, /tmp/spark-events, must exist beforehand or the stream fails at start)."""
+    keys = {kv.split("=", 1)[0] for kv in spark_conf}
+    if "spark.eventLog.enabled=true" not in spark_conf or "spark.eventLog.dir" in keys:
+        return spark_conf
+    (root / "events").mkdir(exist_ok=True)
+    return (*spark_conf, f"spark.eventLog.dir=file:{root / 'events'}")
 
 
 class DashboardReads:
@@ -218,7 +231,7 @@ def run_row(
     sim = Simulator(
         settings, catalogue, listeners=listeners, seed=5, from_recommendations=0.6 if listeners <= 100 else 0.0
     )
-    confs = [arg for kv in spark_conf for arg in ("--conf", kv)]
+    confs = [arg for kv in with_event_log(spark_conf, root) for arg in ("--conf", kv)]
     command = [str(REPO_ROOT / "spark-submit.sh"), "--master", master, *confs, "stream"]
     if not archive:
         command.append("--no-archive")
@@ -236,7 +249,7 @@ def run_row(
         started_stream = time.monotonic()
         # The first batches start Python workers and load the state.
         sim.run(rate=min(rate, 50.0), duration=2.0, producer_class=FastListenProducer)
-        wait(lambda: db["recommendations"].count_documents({}) > 0, 900, f"the stream to start (log: {log})")
+        wait(lambda: db["recommendations"].count_documents({}) > 0, 900, "the stream to start", stream, log)
         load_s = time.monotonic() - started_stream
         sim.run(rate=min(rate, warmup_rate), duration=warmup, producer_class=FastListenProducer)
         measured_from = datetime.now(UTC)
@@ -252,7 +265,7 @@ def run_row(
             docs = list(db["stream_batches"].find(mongo_io.RECOMMENDER_BATCHES, {"input_rows": 1}))
             return sum(d.get("input_rows", 0) for d in docs) >= total
 
-        wait(accounted, 300, "the stream to account for every message")
+        wait(accounted, 300, "the stream to account for every message", stream, log)
         seen_s = time.monotonic() - started
         time.sleep(1.5)  # the last batch's progress is stored by the next write
         batches = list(db["stream_batches"].find(mongo_io.RECOMMENDER_BATCHES))

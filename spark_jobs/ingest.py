@@ -7,27 +7,24 @@ track's audio by listing the audio root with Spark's ``binaryFile`` source
 null ``audio_path`` and extract records it). Folder mode (``--folder``) takes
 every audio file under a folder and reads its tags with mutagen, falling back
 to the folder layout (``Artist/Album/NN Title.ext``, ``Album/Title.ext``,
-``Artist - Title.ext``); its track ids are stable hashes of the relative path.
+``Artist - Title.ext``; ``spark_jobs.folder_tags``).
 
-Rows go to the Delta table ``tracks`` (MERGE on ``track_id``) and the Mongo
-collection ``tracks`` (``$set``, so extracted features on a document stay).
-Only new or changed rows are written: a second run changes nothing.
-
-Every row has ``gone``: in folder mode, a track catalogued from this folder
-earlier whose file is no longer there is kept with ``gone`` true (its history
-and features stay in the lake); extract skips it and build-index leaves it
-out of the index, so it is no longer recommended or accepted in events. A file
-that comes back is catalogued again with ``gone`` false.
+A folder's track ids are hashes of each file's path under the folder, so a
+library moved and ingested from its new place keeps its ids (and its
+listeners' history). A file keeps the id the catalogue already gives its path;
+a new file takes over the id of a catalogued file with the same relative path
+whose file is gone (a library or one of its folders moved); a new file whose
+id is held by a file of another folder that is still there (two folders
+ingested into one lake, both with ``Unknown Artist/Unknown Album/01 Track
+1.mp3``) gets the hash of its whole path instead, so neither overwrites the
+other (``spark_jobs.folder_tags.track_ids``).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
 import logging
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +39,7 @@ from connectors import delta_io, mongo_io
 from connectors import files as files_mod
 from connectors.fma import FmaFormatError, catalogue_from_fma, load_genres, load_tracks
 from connectors.services import require_mongo
+from spark_jobs.folder_tags import read_tags, relative, stable_track_id, track_ids
 from spark_jobs.progress import spark_tasks
 from spark_jobs.session import build_spark
 
@@ -121,8 +119,10 @@ def folder_catalogue(spark: SparkSession, folder: str) -> DataFrame:
         files = listing.select("path").unionByName(hidden).select("path", unread)  # a _Singles/ folder too
     else:
         limit = files_mod.max_read_bytes(spark)
-        files = listing.filter(F.col("length") <= limit).select("path", "content").unionByName(
-            listing.filter(F.col("length") > limit).select("path", unread)
+        files = (
+            listing.filter(F.col("length") <= limit)
+            .select("path", "content")
+            .unionByName(listing.filter(F.col("length") > limit).select("path", unread))
         )
     root = folder.rstrip("/")
     schema = T.StructType([*TRACKS_SCHEMA.fields, T.StructField("audio_path", T.StringType())])
@@ -134,154 +134,6 @@ def folder_catalogue(spark: SparkSession, folder: str) -> DataFrame:
             )
 
     return files.mapInPandas(tag_batches, schema=schema).withColumn("source", F.lit("folder"))
-
-
-def stable_track_id(relative_path: str) -> int:
-    """A positive 62-bit id from a path relative to the library folder: stable across runs."""
-    return int.from_bytes(hashlib.sha1(relative_path.encode()).digest()[:8], "big") >> 2
-
-
-LEADING_NUMBER = re.compile(r"^\s*(\d{1,3})\s*(?:[-.)_]\s*|\s+)(?=\S)")
-
-
-def leading_int(text: str | None) -> int | None:
-    """The number a tag or file name starts with ("3/12" -> 3, "2012-12-15" -> 2012, "03 Title" -> 3)."""
-    found = re.match(r"\s*(\d{1,4})", text or "")
-    return int(found.group(1)) if found else None
-
-
-def layout_guess(rel: str) -> dict[str, str | None]:
-    """Artist, album and title from a path relative to the library folder, for files without tags.
-
-    ``Artist/Album/NN Title.ext`` gives all three (the track number is dropped from the title),
-    ``Album/Title.ext`` the album, and a bare ``Artist - Title.ext`` file name the artist.
-    Deeper paths use their last two folders.
-    """
-    parts = [p for p in rel.split("/") if p]
-    stem = parts[-1].rsplit(".", 1)[0] if parts else rel
-    folders = parts[:-1]
-    title = LEADING_NUMBER.sub("", stem) or stem
-    artist, album = None, None
-    if len(folders) >= 2:
-        artist, album = folders[-2], folders[-1]
-    elif len(folders) == 1:
-        album = folders[0]
-    guess_artist, sep, guess_title = title.partition(" - ")
-    if sep and guess_title:
-        artist, title = artist or guess_artist, guess_title
-    return {"artist": artist, "album": album, "title": title}
-
-
-# Each catalogue tag under mutagen's easy name (MP3's ID3, Vorbis comments, FLAC, MP4), then what the formats
-# without easy names call it: ASF (.wma) and ID3 frames outside MP3 (AIFF, WAV).
-TAG_NAMES = {
-    "title": ("title", "Title", "TIT2"),
-    "artist": ("artist", "Author", "TPE1"),
-    "album": ("album", "WM/AlbumTitle", "TALB"),
-    "genre": ("genre", "WM/Genre", "TCON"),
-    "tracknumber": ("tracknumber", "WM/TrackNumber", "TRCK"),
-    "date": ("date", "WM/Year", "TDRC", "TYER"),
-    "musicbrainz_trackid": ("musicbrainz_trackid", "MusicBrainz/Track Id", "UFID:http://musicbrainz.org"),
-    "isrc": ("isrc", "WM/ISRC", "TSRC"),
-    "albumartist": ("albumartist", "WM/AlbumArtist", "TPE2"),
-    "discnumber": ("discnumber", "WM/PartOfSet", "TPOS"),
-    "compilation": ("compilation", "WM/IsCompilation", "TCMP"),
-}
-VARIOUS = "Various Artists"  # a compilation's album artist when its tags name none
-
-
-def tag_text(value: object) -> str:
-    """One tag value as text: the first of a list, an ID3 frame's first text (a UFID's data), bytes as UTF-8."""
-    if isinstance(value, list | tuple):
-        value = value[0] if value else ""
-    text = getattr(value, "text", None)
-    if isinstance(text, list):
-        value = text[0] if text else ""
-    elif getattr(value, "data", None) is not None and not isinstance(value, bytes):
-        value = value.data
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    return str(value).strip()
-
-
-def file_tags(audio) -> dict[str, str]:
-    """The catalogue's tags of a mutagen file, by :data:`TAG_NAMES`; a key absent or blank is left out."""
-    found: dict[str, str] = {}
-    tags = getattr(audio, "tags", None)
-    if not tags:
-        return found
-    for key, names in TAG_NAMES.items():
-        for name in names:
-            try:
-                value = tags.get(name) if hasattr(tags, "get") else None
-            except (KeyError, ValueError):  # an easy-tag wrapper refuses a name it does not map
-                value = None
-            text = tag_text(value) if value else ""
-            if text:
-                found[key] = text
-                break
-    return found
-
-
-def _mp4_compilation(tags, key: str) -> list[str]:
-    if not tags.get("cpil"):
-        raise KeyError(key)
-    return ["1"]
-
-
-def is_compilation(flag: str | None) -> bool:
-    """A compilation flag's value (ID3 TCMP, a Vorbis comment, iTunes' cpil) as a yes."""
-    return (flag or "").strip().lower() in ("1", "true", "yes")
-
-
-def read_tags(path: str, content: bytes | None, *, root: str) -> dict:
-    """Catalogue fields of one file: its tags first (mutagen), then the folder layout (:func:`layout_guess`).
-    Without ``content`` mutagen reads the file itself where it is local (else the layout alone)."""
-    import mutagen
-    from mutagen.easymp4 import EasyMP4Tags
-
-    if "isrc" not in EasyMP4Tags.Get:  # iTunes keeps the ISRC in a freeform atom easy MP4 tags do not name
-        EasyMP4Tags.RegisterFreeformKey("isrc", "ISRC")
-        EasyMP4Tags.RegisterKey("compilation", _mp4_compilation)  # and a compilation in its own atom, "cpil"
-    rel = path.split(root, 1)[-1].lstrip("/") if root in path else path.rsplit("/", 1)[-1]
-    guess = layout_guess(rel)
-    tags: dict[str, str] = {}
-    duration = None
-    try:
-        source = io.BytesIO(content) if content is not None else files_mod.local_file(path)
-        audio = mutagen.File(source, easy=True) if source is not None else None
-        if audio is not None:
-            duration = float(audio.info.length) if audio.info and audio.info.length else None
-            tags = file_tags(audio)
-    except Exception:  # noqa: BLE001 - any unreadable tag block falls back to the folder layout
-        pass
-    genre = tags.get("genre")
-    stem = rel.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    number = leading_int(tags.get("tracknumber"))
-    if number is None and LEADING_NUMBER.match(stem):
-        number = leading_int(stem)
-    year = leading_int(tags.get("date"))
-    return {
-        "track_id": stable_track_id(rel),
-        "title": tags.get("title") or guess["title"],
-        "artist_id": None,
-        "artist_name": tags.get("artist") or guess["artist"] or "Unknown artist",
-        "album_title": tags.get("album") or guess["album"] or "",
-        "genre_top": genre,
-        "genre_ids": [],
-        "genres_all": [],
-        "genre_names": [genre] if genre else [],
-        "duration_s": duration,
-        "listens": None,
-        "subset": None,
-        "track_number": number,
-        "year": year if year and year >= 1000 else None,
-        "recording_mbid": tags.get("musicbrainz_trackid", "").lower() or None,
-        "isrc": tags.get("isrc", "").replace("-", "").upper() or None,
-        "album_artist": tags.get("albumartist") or (VARIOUS if is_compilation(tags.get("compilation")) else None),
-        "disc_number": leading_int(tags.get("discnumber")),
-        "audio_path": path,
-    }
 
 
 def with_content_hash(df: DataFrame) -> DataFrame:
@@ -300,27 +152,61 @@ def changed_rows(spark: SparkSession, rows: DataFrame, location: str) -> DataFra
 def main(settings: Settings, args: argparse.Namespace) -> int:
     require_mongo(settings)
     spark = build_spark(settings, app_name="ingest")
-    if args.folder:
-        rows = folder_catalogue(spark, args.folder).withColumn("gone", F.lit(False))
-        rows = rows.unionByName(gone_rows(spark, settings, rows, args.folder))
-    else:
-        metadata = args.fma_metadata or join_uri(settings.paths.library_root, "fma_metadata")
-        audio_root = args.audio_root or join_uri(settings.paths.library_root, "audio")
-        rows = fma_catalogue(spark, metadata, audio_root, args.subset).withColumn("gone", F.lit(False))
-    rows = with_content_hash(rows).cache()
+    rows = None
     try:
         with spark_tasks(spark, "ingest", log=log):
+            rows = with_content_hash(catalogue(spark, settings, args)).cache()
             n_total, n_changed, missing_audio = write_changes(spark, settings, rows)
         n_gone = rows.filter(F.col("gone")).count()
     finally:
         # A cached plan is matched by its shape: left cached, the next ingest of the same folder in this
         # session would read this run's files again instead of listing the folder.
-        rows.unpersist()
+        if rows is not None:
+            rows.unpersist()
     print(  # noqa: T201 - command-line output
         f"ingest: {n_total - n_gone} tracks in the catalogue, {n_changed} new or changed written, "
         f"{missing_audio} without an audio file, {n_gone} gone (their files were removed)"
     )
     return 0
+
+
+def catalogue(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> DataFrame:
+    """Every catalogue row this run writes: the FMA subset, or the folder's files and its tracks now gone."""
+    if args.folder:
+        files = folder_catalogue(spark, args.folder).localCheckpoint(eager=True)  # the tags read once
+        present = own_ids(spark, settings, files, args.folder)
+        present = present.withColumn("gone", F.lit(False))
+        return present.unionByName(gone_rows(spark, settings, present, args.folder))
+    metadata = args.fma_metadata or join_uri(settings.paths.library_root, "fma_metadata")
+    audio_root = args.audio_root or join_uri(settings.paths.library_root, "audio")
+    return fma_catalogue(spark, metadata, audio_root, args.subset).withColumn("gone", F.lit(False))
+
+
+def own_ids(spark: SparkSession, settings: Settings, rows: DataFrame, folder: str) -> DataFrame:
+    """``rows`` (a folder's files) with ids that are each file's own, by the module's rule
+    (:func:`spark_jobs.folder_tags.track_ids`): worked out on the driver from every file's path and the
+    catalogue's folder tracks (an id and a path each)."""
+    location = settings.lake_table("tracks")
+    if not delta_io.table_exists(spark, location):
+        return rows
+    known = delta_io.read_table(spark, location).filter(F.col("audio_path").isNotNull())
+    known = known.filter(F.col("source") == "folder") if "source" in known.columns else known
+    gone = F.col("gone") if "gone" in known.columns else F.lit(False)  # a catalogue from before the column
+    catalogue = [(r[0], r[1], bool(r[2])) for r in known.select("track_id", "audio_path", gone).collect()]
+    root = folder.rstrip("/")
+    files = {r[0]: relative(r[0], root) for r in rows.select("audio_path").collect()}
+    ids = track_ids(files, catalogue, exists=lambda path: bool(files_mod.existing(spark, [path])))
+    others = [(path, tid) for path, tid in ids.items() if tid != stable_track_id(files[path])]
+    if not others:
+        return rows
+    for path, _ in others:
+        log.info("ingest: %s keeps the id of a catalogued file or takes one of its own", path)
+    apart = spark.createDataFrame(others, "_path string, _own long")
+    return (
+        rows.join(apart, F.col("audio_path") == F.col("_path"), "left")
+        .withColumn("track_id", F.coalesce("_own", "track_id"))
+        .select(*rows.columns)
+    )
 
 
 def gone_rows(spark: SparkSession, settings: Settings, present: DataFrame, folder: str) -> DataFrame:

@@ -70,6 +70,25 @@ def test_a_second_ingest_of_a_changed_folder_reaches_mongo_field_by_field(stack,
     write_tone(removed, 1.0)
     assert run_job(ingest, settings, "--folder", str(folder)) == 0
     assert not table(settings, "tracks")["gone"].any(), "a file that comes back is catalogued again"
+
+    # A second folder into the same lake with a file at the same relative path (regression: one id, so the
+    # second file's row overwrote the first's), then that folder moved (its file keeps its id).
+    before = table(settings, "tracks").set_index("audio_path")["track_id"].to_dict()
+    other = tmp_path / "other"
+    write_tone(other / "Artist 2 - Song 2.wav", 2.0)
+    assert run_job(ingest, settings, "--folder", str(other)) == 0
+    assert run_job(ingest, settings, "--folder", str(folder)) == 0
+    lake = table(settings, "tracks")
+    assert len(lake) == 7 and lake["track_id"].is_unique and not lake["gone"].any()
+    assert lake.set_index("audio_path")["track_id"].to_dict().items() >= before.items(), "the first folder's ids"
+    twins = lake[lake["title"] == "Song 2"].set_index("audio_path")["duration_s"].round(1).to_dict()
+    assert twins == {f"file:{folder}/Artist 2 - Song 2.wav": 3.0, f"file:{other}/Artist 2 - Song 2.wav": 2.0}
+    theirs = lake.set_index("audio_path")["track_id"][f"file:{other}/Artist 2 - Song 2.wav"]
+    other.rename(tmp_path / "moved")
+    assert run_job(ingest, settings, "--folder", str(tmp_path / "moved")) == 0
+    lake = table(settings, "tracks").set_index("track_id")
+    assert len(lake) == 7 and lake.loc[theirs, "audio_path"] == f"file:{tmp_path}/moved/Artist 2 - Song 2.wav"
+    assert run_job(check, settings) == 0, "Delta and Mongo agree"
     with mongo_io.connect(settings) as client:
         client.drop_database(settings.mongo.database)
 

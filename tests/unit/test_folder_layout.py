@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spark_jobs.ingest import layout_guess, read_tags
+from spark_jobs.folder_tags import layout_guess, read_tags, stable_track_id, track_ids
 
 pytestmark = pytest.mark.unit
 
@@ -85,3 +85,42 @@ def test_a_file_linked_into_the_library_is_in_it_and_a_path_that_climbs_out_is_n
     assert in_library("/etc/passwd", str(library)) is None
     (tmp_path / "via").symlink_to(library, target_is_directory=True)  # the folder named through a link
     assert in_library(str(library / "Album" / "b.mp3"), str(tmp_path / "via")) is not None
+
+
+REL = "Unknown Artist/Unknown Album/01 Track 1.mp3"
+
+
+def test_two_folders_with_the_same_relative_path_keep_their_files_apart():
+    """Regression: ids were the hash of the relative path alone, so the second folder's file overwrote the
+    first's catalogue row (one of two tracks lost, its features and history given to the other)."""
+    first = track_ids({f"/a/{REL}": REL}, [], exists=lambda p: True)
+    assert first == {f"/a/{REL}": stable_track_id(REL)}, "a new file in an empty catalogue: the hash of its path"
+    catalogue = [(stable_track_id(REL), f"/a/{REL}", False)]
+    second = track_ids({f"/b/{REL}": REL, "/b/x.mp3": "x.mp3"}, catalogue, exists=lambda p: True)
+    assert second[f"/b/{REL}"] == stable_track_id(f"/b/{REL}") != stable_track_id(REL)
+    assert second["/b/x.mp3"] == stable_track_id("x.mp3")
+    catalogue.append((second[f"/b/{REL}"], f"/b/{REL}", False))
+    held = {path: tid for tid, path, _ in catalogue}
+    for path in held:  # each folder ingested again: its file keeps the id its path has
+        assert track_ids({path: REL}, catalogue, exists=lambda p: True) == {path: held[path]}
+
+
+def test_a_moved_library_keeps_its_ids_and_a_removed_file_s_id_is_taken_over():
+    catalogue = [(stable_track_id(REL), f"/a/{REL}", False), (stable_track_id(f"/b/{REL}"), f"/b/{REL}", False)]
+    moved = track_ids({f"/c/{REL}": REL}, catalogue, exists=lambda p: not p.startswith("/b/"))
+    assert moved == {f"/c/{REL}": stable_track_id(f"/b/{REL}")}, "/b moved to /c: its file keeps its id"
+    gone = [(stable_track_id(REL), f"/a/{REL}", True)]
+    assert track_ids({f"/d/{REL}": REL}, gone, exists=lambda p: True) == {f"/d/{REL}": stable_track_id(REL)}
+    nowhere = track_ids({f"/e/{REL}": REL}, catalogue[:1], exists=lambda p: False)
+    assert nowhere == {f"/e/{REL}": stable_track_id(REL)}, "the first folder moved: its ids follow it"
+
+
+def test_a_deeper_path_chooses_first_and_no_two_files_share_an_id():
+    old = "/old/x/a/b.mp3"
+    catalogue = [(stable_track_id("x/a/b.mp3"), old, False)]
+    files = {"/new/x/a/b.mp3": "x/a/b.mp3", "/new/a/b.mp3": "a/b.mp3"}
+    ids = track_ids(files, catalogue, exists=lambda p: False)
+    assert ids == {"/new/x/a/b.mp3": stable_track_id("x/a/b.mp3"), "/new/a/b.mp3": stable_track_id("a/b.mp3")}
+    asked: list[str] = []
+    track_ids({f"/b/{REL}": REL, "/b/y.mp3": "y.mp3"}, [(stable_track_id(REL), f"/a/{REL}", False)], asked.append)
+    assert asked == [f"/a/{REL}"], "only a holder's file is looked for, once"
