@@ -17,6 +17,7 @@ import hashlib
 import itertools
 import struct
 import zlib
+from pathlib import Path
 
 from starlette.responses import FileResponse, Response, StreamingResponse
 
@@ -25,7 +26,7 @@ from api.browse import song_of
 from api.call import Call
 from api.context import Context
 from api.respond import GENERIC, NOT_FOUND, ApiError
-from connectors.audio import AudioRefused, checked_file
+from connectors.audio import AudioRefused, checked_file, disc_folder, in_library
 
 
 def stream(ctx: Context, call: Call) -> Response:
@@ -112,10 +113,29 @@ def _catalogued_picture(ctx: Context, item: str) -> tuple[bytes, str] | None:
         path, _ = checked_file(song.location, ctx.settings)  # the catalogue's file, under the library root
     except AudioRefused:
         return None
+    for folder in cover_folders(path, ctx.settings.paths.library_root):
+        picture = folder_image(folder)
+        if picture is not None:
+            return picture
+    picture = _embedded(path)
+    return picture if picture is not None and _decodes(picture[0]) else None
+
+
+def cover_folders(path: Path, library_root: str) -> list[Path]:
+    """Where a song's folder image may be: its own folder, then the album's when that is a disc's folder
+    (``Album/CD2/01.flac``: the cover is in ``Album/``), inside the library only."""
+    folders = [path.parent]
+    if disc_folder(path.parent.name) is not None and in_library(str(path.parent), library_root):
+        folders.append(path.parent.parent)
+    return folders
+
+
+def folder_image(folder: Path) -> tuple[bytes, str] | None:
+    """The first cover image in ``folder`` (by FOLDER_IMAGES' names) that reads as an image."""
     try:
-        beside = sorted(path.parent.iterdir())
+        beside = sorted(folder.iterdir())
     except OSError:  # a folder this process may not list has no folder image for it
-        beside = []
+        return None
     for candidate in beside:
         if candidate.stem.lower() in FOLDER_IMAGES and candidate.suffix.lower() in IMAGE_TYPES:
             try:
@@ -124,8 +144,7 @@ def _catalogued_picture(ctx: Context, item: str) -> tuple[bytes, str] | None:
                 continue
             if _decodes(data):  # a 0-byte or broken download is passed over, as if it were not there
                 return data, IMAGE_TYPES[candidate.suffix.lower()]
-    picture = _embedded(path)
-    return picture if picture is not None and _decodes(picture[0]) else None
+    return None
 
 
 def _decodes(data: bytes) -> bool:

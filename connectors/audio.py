@@ -8,6 +8,7 @@ anything else is refused with :class:`AudioRefused`, and nothing is read.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from conf.settings import Settings, is_uri
@@ -24,6 +25,17 @@ AUDIO_TYPES = {
     ".aac": "audio/aac",
     ".wma": "audio/x-ms-wma",
 }  # the audio a library may hold: ingest catalogues these suffixes, extract decodes them (udfs.audio)
+
+
+# A folder that holds one disc of an album: "CD1", "CD 2", "Disc 1", "Disk 02", "Disc 1 - The Early Years", "[CD2]",
+# "CD1 (Bonus)".
+DISC_FOLDER = re.compile(r"^[\[(]?\s*(?:cd|disc|disk)\s*[-_.]?\s*(\d{1,3})\s*[\])]?(?:[\s\-:_(\[].*)?$", re.IGNORECASE)
+
+
+def disc_folder(name: str) -> int | None:
+    """The disc number a folder's name gives (``Album/CD2/01 Song.flac``), None for any other folder."""
+    found = DISC_FOLDER.match(name.strip())
+    return int(found.group(1)) if found else None
 
 
 class AudioRefused(ValueError):

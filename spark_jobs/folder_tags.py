@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 
 from connectors import files as files_mod
+from connectors.audio import disc_folder
 
 
 def stable_track_id(relative_path: str) -> int:
@@ -80,16 +81,19 @@ def leading_int(text: str | None) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def layout_guess(rel: str) -> dict[str, str | None]:
-    """Artist, album and title from a path relative to the library folder, for files without tags.
+def layout_guess(rel: str) -> dict[str, str | int | None]:
+    """Artist, album, title and disc from a path relative to the library folder, for files without tags.
 
-    ``Artist/Album/NN Title.ext`` gives all three (the track number is dropped from the title),
-    ``Album/Title.ext`` the album, and a bare ``Artist - Title.ext`` file name the artist.
-    Deeper paths use their last two folders.
+    ``Artist/Album/NN Title.ext`` gives the first three (the track number is dropped from the title),
+    ``Album/Title.ext`` the album, and a bare ``Artist - Title.ext`` file name the artist. Deeper paths use
+    their last two folders, passing over a disc's folder (``Artist/Album/CD2/NN Title.ext``: disc 2).
     """
     parts = [p for p in rel.split("/") if p]
     stem = parts[-1].rsplit(".", 1)[0] if parts else rel
     folders = parts[:-1]
+    disc = disc_folder(folders[-1]) if len(folders) >= 2 else None
+    if disc is not None:
+        folders = folders[:-1]
     title = LEADING_NUMBER.sub("", stem) or stem
     artist, album = None, None
     if len(folders) >= 2:
@@ -99,7 +103,7 @@ def layout_guess(rel: str) -> dict[str, str | None]:
     guess_artist, sep, guess_title = title.partition(" - ")
     if sep and guess_title:
         artist, title = artist or guess_artist, guess_title
-    return {"artist": artist, "album": album, "title": title}
+    return {"artist": artist, "album": album, "title": title, "disc": disc}
 
 
 # Each catalogue tag under mutagen's easy name (MP3's ID3, Vorbis comments, FLAC, MP4), then what the formats
@@ -209,6 +213,6 @@ def read_tags(path: str, content: bytes | None, *, root: str) -> dict:
         "recording_mbid": tags.get("musicbrainz_trackid", "").lower() or None,
         "isrc": tags.get("isrc", "").replace("-", "").upper() or None,
         "album_artist": tags.get("albumartist") or (VARIOUS if is_compilation(tags.get("compilation")) else None),
-        "disc_number": leading_int(tags.get("discnumber")),
+        "disc_number": leading_int(tags.get("discnumber")) or guess["disc"],
         "audio_path": path,
     }

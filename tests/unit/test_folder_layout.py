@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from connectors.audio import disc_folder
 from spark_jobs.folder_tags import layout_guess, read_tags, stable_track_id, track_ids
 
 pytestmark = pytest.mark.unit
@@ -25,7 +26,47 @@ pytestmark = pytest.mark.unit
     ],
 )
 def test_the_layout_gives_artist_album_and_title(rel, artist, album, title):
-    assert layout_guess(rel) == {"artist": artist, "album": album, "title": title}
+    assert layout_guess(rel) == {"artist": artist, "album": album, "title": title, "disc": None}
+
+
+@pytest.mark.parametrize(
+    ("rel", "disc"),
+    [
+        ("Nina Simone/Pastel Blues/CD2/03 Be My Husband.flac", 2),
+        ("Nina Simone/Pastel Blues/Disc 1/03 Be My Husband.flac", 1),
+        ("Nina Simone/Pastel Blues/disk 02/03 Be My Husband.flac", 2),
+        ("Nina Simone/Pastel Blues/[CD 3]/03 Be My Husband.flac", 3),
+        ("Nina Simone/Pastel Blues/Disc 4 - Live/03 Be My Husband.flac", 4),
+        ("Nina Simone/Pastel Blues/CD5 (Bonus)/03 Be My Husband.flac", 5),
+    ],
+)
+def test_a_disc_s_folder_gives_the_disc_and_the_album_is_the_folder_above(rel, disc):
+    """Regression: ``Artist/Album/CD2/NN Title`` gave the album "CD2" by the artist "Album"."""
+    guess = {"artist": "Nina Simone", "album": "Pastel Blues", "title": "Be My Husband", "disc": disc}
+    assert layout_guess(rel) == guess
+    assert read_tags(f"/lib/{rel}", b"", root="/lib")["disc_number"] == disc
+
+
+@pytest.mark.parametrize("name", ["CDs", "Discography", "Disc", "Best of CD", "1999", "Cdrama 2", "Disc 1999"])
+def test_other_folders_are_not_discs(name):
+    assert disc_folder(name) is None
+    assert layout_guess(f"Artist/{name}/01 Song.mp3")["album"] == name
+
+
+def test_a_song_on_a_disc_takes_the_album_s_cover_from_the_folder_above(tmp_path):
+    from PIL import Image
+
+    from api.media import cover_folders, folder_image
+
+    album = tmp_path / "lib" / "Artist" / "Album"
+    (album / "CD2").mkdir(parents=True)
+    song = album / "CD2" / "01 Song.flac"
+    assert cover_folders(song, str(tmp_path / "lib")) == [album / "CD2", album]
+    assert folder_image(album / "CD2") is None
+    Image.new("RGB", (8, 8)).save(album / "Cover.JPG")
+    assert folder_image(album)[1] == "image/jpeg"
+    root_disc = tmp_path / "CD1"
+    assert cover_folders(root_disc / "01.flac", str(root_disc)) == [root_disc], "never above the library"
 
 
 def test_an_untagged_file_takes_its_fields_from_the_folders():
