@@ -67,21 +67,42 @@ def hidden_from_spark(path: str) -> bool:
 def skipped_by_spark(folder: str) -> list[str]:
     """The audio files under a local ``folder`` that Spark's listing passes over (:func:`hidden_from_spark`), as
     ``file:`` paths in the form Spark's own rows have; dot-names are left out as Spark leaves them out
-    (``._song.mp3`` is a Mac's resource fork, not audio). A folder that is not on the local disk gives []."""
+    (``._song.mp3`` is a Mac's resource fork, not audio), and so are names that are not UTF-8
+    (:func:`not_utf8`). A folder that is not on the local disk gives []."""
     local = local_file(folder)
     if local is None:
         return []
     root = Path(os.path.abspath(local))
+    return [f"file:{p}" for p in _local_audio(root) if _utf8(p) and hidden_from_spark(str(p.relative_to(root)))]
+
+
+def not_utf8(folder: str) -> list[str]:
+    """The audio files under a local ``folder`` whose path is not valid UTF-8 (a library copied from an old
+    Windows or FAT disk: ``caf\\xe9.mp3`` in Latin-1), shown with the odd bytes escaped. Neither Spark nor the
+    stores can name such a file (Java reads the bytes as another name, and no file has it), so the jobs
+    cannot catalogue it: ingest says which they are. A folder that is not on the local disk gives []."""
+    local = local_file(folder)
+    if local is None:
+        return []
+    return [os.fsencode(p).decode("utf-8", "backslashreplace") for p in _local_audio(Path(os.path.abspath(local)))
+            if not _utf8(p)]  # fmt: skip
+
+
+def _utf8(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # Python keeps a name's undecodable bytes as lone surrogates
+        return False
+    return True
+
+
+def _local_audio(root: Path) -> list[Path]:
+    """Every audio file under ``root`` by its suffix (any case), dot-names left out, in a stable order."""
     suffixes = {f".{e}" for e in AUDIO_EXTENSIONS}
     found = []
     for here, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(names):
-            path = Path(here) / name
-            if not name.startswith(".") and path.suffix.lower() in suffixes and hidden_from_spark(
-                str(path.relative_to(root))
-            ):
-                found.append(f"file:{path}")
+        found += [Path(here) / n for n in sorted(names) if not n.startswith(".") and Path(n).suffix.lower() in suffixes]
     return found
 
 

@@ -167,6 +167,13 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         f"ingest: {n_total - n_gone} tracks in the catalogue, {n_changed} new or changed written, "
         f"{missing_audio} without an audio file, {n_gone} gone (their files were removed)"
     )
+    unnamed = files_mod.not_utf8(args.folder) if args.folder else []
+    if unnamed:
+        shown = ", ".join(unnamed[:5]) + (f" and {len(unnamed) - 5} more" if len(unnamed) > 5 else "")
+        print(  # noqa: T201 - command-line output
+            f"ingest: {len(unnamed)} files not catalogued: their names are not UTF-8, which Spark cannot open; "
+            f"rename them (e.g. convmv -f latin1 -t utf8 -r --notest FOLDER) and ingest again: {shown}"
+        )
     return 0
 
 

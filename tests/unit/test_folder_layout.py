@@ -114,6 +114,33 @@ def test_the_files_spark_passes_over_are_found_so_the_jobs_read_them_themselves(
     assert all(hidden_from_spark(p) for p in found) and not hidden_from_spark(f"file:{tmp_path}/Album/b.mp3")
 
 
+def test_a_name_that_is_not_utf8_is_named_for_the_user_and_never_handed_to_spark(tmp_path):
+    """Regression: a Latin-1 file name (a library copied from an old Windows disk) was left out by ingest without
+    a word (Java reads the bytes as another name, and no file has it)."""
+    import os
+
+    from connectors.files import not_utf8, skipped_by_spark
+
+    root = os.fsencode(tmp_path)
+    for rel in (
+        b"caf\xe9 - Song.mp3",
+        b"_Singles/na\xefve.flac",
+        b"Ol\xe9/one.wav",
+        b"Caf\xc3\xa9/fine.mp3",
+        b"x\xe9.txt",
+    ):
+        os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
+        with open(os.path.join(root, rel), "wb") as f:
+            f.write(b"x")
+    assert sorted(not_utf8(str(tmp_path))) == [
+        f"{tmp_path}/Ol\\xe9/one.wav",
+        f"{tmp_path}/_Singles/na\\xefve.flac",
+        f"{tmp_path}/caf\\xe9 - Song.mp3",
+    ]
+    assert skipped_by_spark(str(tmp_path)) == [], "an _ folder's file that is not UTF-8 is not handed to Spark"
+    assert not_utf8("hdfs://namenode/music") == []
+
+
 def test_a_file_linked_into_the_library_is_in_it_and_a_path_that_climbs_out_is_not(tmp_path):
     from connectors.audio import in_library
 
