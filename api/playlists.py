@@ -1,6 +1,7 @@
-"""Playlists in a player: the listener's own (the dashboard's, Mongo ``playlists``), and two that the stream
+"""Playlists in a player: the listener's own (the dashboard's, Mongo ``playlists``), two that the stream
 keeps: "For you" (the live recommendations, read-only, changing as they listen) and "Your mix" (the
-``playlists`` job's, when it has run)."""
+``playlists`` job's, when it has run), and the library's own (its ``.m3u`` files, read-only and public: every
+listener sees them, owned by "library")."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ def _summary(ctx: Context, call: Call, doc: dict, *, read_only: bool = False) ->
     return {
         "id": doc["_id"],
         "name": doc.get("name", ""),
-        "owner": doc.get("owner", call.user),
-        "public": False,
+        "owner": doc.get("owner") or (store.LIBRARY if store.is_library(doc) else call.user),
+        "public": bool(doc.get("public")),
         "readonly": read_only,
         "songCount": len(songs),
         "duration": sum(s.duration or 0 for s in songs),
@@ -52,7 +53,7 @@ def _own(ctx: Context, call: Call, playlist_id: str) -> dict:
     doc = store.get(ctx.db, playlist_id)
     if doc is None:
         raise ApiError(NOT_FOUND, "playlist not found")
-    if doc.get("owner") != call.user:
+    if doc.get("owner") != call.user and not store.is_library(doc):
         raise ApiError(NOT_AUTHORISED, "this playlist belongs to another listener")
     return doc
 
@@ -60,20 +61,25 @@ def _own(ctx: Context, call: Call, playlist_id: str) -> dict:
 def get_playlists(ctx: Context, call: Call) -> Reply:
     docs = [(_for_you(ctx, call.user), True)] + [(d, d["_id"] == store.mix_id(call.user))
                                                   for d in store.list_for(ctx.db, call.user)]  # fmt: skip
+    docs += [(d, True) for d in store.library(ctx.db)]
     return Reply({"playlists": {"playlist": [_summary(ctx, call, d, read_only=ro)[0] for d, ro in docs]}})
 
 
 def get_playlist(ctx: Context, call: Call) -> Reply:
     playlist_id = call.need("id")
     doc = _own(ctx, call, playlist_id)
-    summary, songs = _summary(ctx, call, doc, read_only=playlist_id in (FOR_YOU, store.mix_id(call.user)))
+    read_only = playlist_id in (FOR_YOU, store.mix_id(call.user)) or store.is_library(doc)
+    summary, songs = _summary(ctx, call, doc, read_only=read_only)
     return Reply({"playlist": {**summary, "entry": entries(ctx, songs)}})
 
 
 def _writable(ctx: Context, call: Call, playlist_id: str) -> dict:
     if playlist_id in (FOR_YOU, store.mix_id(call.user)):
         raise ApiError(NOT_AUTHORISED, "this playlist is made by Earshot and cannot be changed; save a copy")
-    return _own(ctx, call, playlist_id)
+    doc = _own(ctx, call, playlist_id)
+    if store.is_library(doc):
+        raise ApiError(NOT_AUTHORISED, "this playlist is a file of the library: change the file, or save a copy")
+    return doc
 
 
 def create_playlist(ctx: Context, call: Call) -> Reply:

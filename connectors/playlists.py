@@ -5,13 +5,17 @@ carries), ``owner`` (a user id), ``name``, ``track_ids`` (in play order),
 ``source`` (how it was made: ``{"kind": "mood", "mood": {...}}``, ``seed``,
 ``taste``, ``mix``), ``created_at`` and ``updated_at``. The ``playlists`` job
 writes each listener's generated mix under ``mix:<user id>``, replaced on each
-run. Anyone with an id may read a playlist (that is what sharing is); changes
+run. ``ingest --folder`` writes the library's own playlists (its ``.m3u``
+files) with no owner, ``public`` true and ``source`` ``{"kind": "library",
+"folder", "path"}``: every listener sees them, and nobody changes them but by
+editing the file. Anyone with an id may read a playlist (that is what sharing is); changes
 are made by its owner only. A bad request raises :class:`PlaylistStoreError`
 with what to fix.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -19,6 +23,8 @@ from datetime import UTC, datetime
 COLLECTION = "playlists"
 MAX_NAME = 100
 MAX_TRACKS = 500
+MAX_LIBRARY_TRACKS = 50_000  # a library's "All songs.m3u": kept whole up to this
+LIBRARY = "library"
 
 
 class PlaylistStoreError(ValueError):
@@ -58,6 +64,41 @@ def mix_document(owner: str, track_ids: Sequence[int], *, index_version: str, no
         "created_at": now,
         "updated_at": now,
     }
+
+
+def library_document(folder: str, path: str, track_ids: Sequence[int], *, changed: datetime) -> dict:
+    """A playlist file of a library folder (``path`` under ``folder``) as its read-only, ownerless playlist."""
+    name = path.rsplit("/", 1)[-1].rsplit(".", 1)[0].strip()[:MAX_NAME] or path
+    digest = hashlib.sha1(f"{folder}\0{path}".encode()).hexdigest()[:16]
+    return {
+        "_id": f"{LIBRARY}:{digest}",
+        "owner": None,
+        "public": True,
+        "name": name,
+        "track_ids": [int(t) for t in track_ids][:MAX_LIBRARY_TRACKS],
+        "source": {"kind": LIBRARY, "folder": folder, "path": path},
+        "updated_at": changed,
+    }
+
+
+def replace_library(db, folder: str, docs: list[dict]) -> None:
+    """The library playlists of ``folder`` become ``docs``: each written (its first write dated now), the ones
+    of the folder not among them removed."""
+    now = datetime.now(UTC)
+    for doc in docs:
+        db[COLLECTION].update_one({"_id": doc["_id"]}, {"$set": doc, "$setOnInsert": {"created_at": now}}, upsert=True)
+    db[COLLECTION].delete_many(
+        {"source.kind": LIBRARY, "source.folder": folder, "_id": {"$nin": [d["_id"] for d in docs]}}
+    )
+
+
+def library(db) -> list[dict]:
+    """Every library playlist, by name."""
+    return sorted(db[COLLECTION].find({"source.kind": LIBRARY}), key=lambda d: (d.get("name", "").casefold(), d["_id"]))
+
+
+def is_library(doc: dict) -> bool:
+    return (doc.get("source") or {}).get("kind") == LIBRARY
 
 
 def get(db, playlist_id: str) -> dict | None:

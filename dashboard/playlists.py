@@ -181,13 +181,13 @@ def _shared(s, db, index, user: str, pid: str) -> None:
     if doc is None:
         st.warning(f"the shared playlist {pid!r} is not there any more")
         return
-    st.subheader(f"Shared with you: '{doc['name']}' by {doc['owner']}")
+    st.subheader(f"Shared with you: '{doc['name']}' by {doc.get('owner') or 'the library'}")
     st.dataframe(table(index, doc["track_ids"]), hide_index=True, key="pl_shared", height=200)
     c = st.columns(2)
     c[0].button("Play shared playlist", key="pl_play_shared", type="primary", on_click=_start, args=(s, user, doc))
 
     def copy() -> None:
-        source = {"kind": "copy", "playlist": pid, "owner": doc["owner"]}
+        source = {"kind": "copy", "playlist": pid, "owner": doc.get("owner")}
         mine = store.create(db, owner=user, name=doc["name"], track_ids=doc["track_ids"], source=source)
         st.session_state["open_playlist"] = mine
 

@@ -39,6 +39,7 @@ from connectors import delta_io, mongo_io
 from connectors import files as files_mod
 from connectors.fma import FmaFormatError, catalogue_from_fma, load_genres, load_tracks
 from connectors.services import require_mongo
+from spark_jobs import folder_playlists
 from spark_jobs.folder_tags import read_tags, relative, stable_track_id, track_ids
 from spark_jobs.progress import spark_tasks
 from spark_jobs.session import build_spark
@@ -158,6 +159,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             rows = with_content_hash(catalogue(spark, settings, args)).cache()
             n_total, n_changed, missing_audio = write_changes(spark, settings, rows)
         n_gone = rows.filter(F.col("gone")).count()
+        if args.folder:
+            library_playlists(settings, rows, args.folder)
     finally:
         # A cached plan is matched by its shape: left cached, the next ingest of the same folder in this
         # session would read this run's files again instead of listing the folder.
@@ -175,6 +178,16 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             f"rename them (e.g. convmv -f latin1 -t utf8 -r --notest FOLDER) and ingest again: {shown}"
         )
     return 0
+
+
+def library_playlists(settings: Settings, rows: DataFrame, folder: str) -> None:
+    """The folder's ``.m3u`` playlists over its catalogued files (``spark_jobs.folder_playlists``)."""
+    present = rows.filter(~F.col("gone") & F.col("audio_path").isNotNull()).select("audio_path", "track_id")
+    local = {files_mod.local_file(r[0]): r[1] for r in present.collect()}
+    tracks = {os.path.normpath(p): t for p, t in local.items() if p is not None}
+    n, total, found = folder_playlists.write(settings, folder, tracks)
+    if n:
+        print(f"ingest: {n} playlists from the folder's .m3u files, {found} of {total} entries found")  # noqa: T201
 
 
 def catalogue(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> DataFrame:

@@ -393,6 +393,22 @@ def test_someone_elses_playlist_is_refused(api):
     assert "playQueue" not in answer(api, "getPlayQueue", auth={"u": "bob", "p": "bobs secret"})
     assert answer(api, "getUser", username="bob")["error"]["code"] == 50
     assert answer(api, "getUser", username="alice")["user"]["username"] == "alice"
+    # The library's own playlists (its .m3u files, as ingest writes them): every listener reads them, none
+    # changes them.
+    from datetime import UTC, datetime
+
+    from connectors import playlists as store
+
+    doc = store.library_document("/music", "Road trip.m3u", [int(i) for i in ids], changed=datetime.now(UTC))
+    store.replace_library(api["db"], "/music", [doc])
+    for listener in (sonic(api), bob):
+        listed = {p["name"]: p for p in listener.getPlaylists()["playlists"]["playlist"]}
+        assert listed["Road trip"]["public"] is True and listed["Road trip"]["owner"] == "library"
+        assert [e["id"] for e in listener.getPlaylist(doc["_id"])["playlist"]["entry"]] == ids
+    assert answer(api, "updatePlaylist", playlistId=doc["_id"], songIdToAdd=ids[0])["error"]["code"] == 50
+    assert answer(api, "deletePlaylist", id=doc["_id"])["error"]["code"] == 50
+    store.replace_library(api["db"], "/music", [])
+    assert answer(api, "getPlaylist", id=doc["_id"])["error"]["code"] == 70, "its file gone, the playlist is gone"
 
 
 def test_plays_stars_and_skips_reach_kafka_and_steer_the_live_recommendations(api):

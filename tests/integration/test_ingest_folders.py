@@ -34,7 +34,16 @@ def test_a_second_ingest_of_a_changed_folder_reaches_mongo_field_by_field(stack,
     settings = load_settings(env)
     with mongo_io.connect(settings) as client:
         client.drop_database(settings.mongo.database)
+    (folder / "Lists").mkdir()
+    (folder / "Lists" / "Mix.m3u").write_bytes(  # as Winamp writes one on Windows: cp1252, backslashes, CRLF
+        f"#EXTM3U\r\n#EXTINF:2,Artist 2 - Song 2\r\n..\\Artist 2 - Song 2.wav\r\n{folder}/Artist 0 - Song 0.wav\r\n"
+        "..\\Caf\xe9 - Gone.wav\r\n".encode("cp1252")
+    )
     assert run_job(ingest, settings, "--folder", str(folder)) == 0
+    lake = table(settings, "tracks").set_index("title")["track_id"]
+    with mongo_io.connect(settings) as client:
+        mix = client[settings.mongo.database]["playlists"].find_one({"source.kind": "library"})
+    assert (mix["name"], mix["track_ids"], mix["owner"]) == ("Mix", [lake["Song 2"], lake["Song 0"]], None)
     for i in range(3, 6):  # three new files
         write_tone(folder / f"Artist {i} - Song {i}.wav", 1.0)
     write_tone(folder / "Artist 0 - Song 0.wav", 4.0)  # one changed: a longer recording
@@ -89,7 +98,10 @@ def test_a_second_ingest_of_a_changed_folder_reaches_mongo_field_by_field(stack,
     lake = table(settings, "tracks").set_index("track_id")
     assert len(lake) == 7 and lake.loc[theirs, "audio_path"] == f"file:{tmp_path}/moved/Artist 2 - Song 2.wav"
     assert run_job(check, settings) == 0, "Delta and Mongo agree"
+    (folder / "Lists" / "Mix.m3u").unlink()
+    assert run_job(ingest, settings, "--folder", str(folder)) == 0
     with mongo_io.connect(settings) as client:
+        assert client[settings.mongo.database]["playlists"].count_documents({}) == 0, "its file removed"
         client.drop_database(settings.mongo.database)
 
 
