@@ -43,7 +43,7 @@ def track_ids(
     by_path: dict[str, int] = {}
     holder: dict[int, tuple[str, bool]] = {}
     by_name: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for tid, path, gone in sorted(catalogue):
+    for tid, path, gone in sorted(catalogue, key=lambda row: (row[2], row[0])):  # a live row's id first
         by_path.setdefault(path, tid)
         holder[tid] = (path, gone)
         by_name[path.rsplit("/", 1)[-1]].append((tid, path))

@@ -189,6 +189,8 @@ def test_a_deeper_path_chooses_first_and_no_two_files_share_an_id():
     files = {"/new/x/a/b.mp3": "x/a/b.mp3", "/new/a/b.mp3": "a/b.mp3"}
     ids = track_ids(files, catalogue, exists=lambda p: False)
     assert ids == {"/new/x/a/b.mp3": stable_track_id("x/a/b.mp3"), "/new/a/b.mp3": stable_track_id("a/b.mp3")}
+    twice = [(5, f"/a/{REL}", True), (9, f"/a/{REL}", False)]  # a path catalogued under an old id, now gone
+    assert track_ids({f"/a/{REL}": REL}, twice, exists=lambda p: True) == {f"/a/{REL}": 9}, "the live row's id"
     asked: list[str] = []
     track_ids({f"/b/{REL}": REL, "/b/y.mp3": "y.mp3"}, [(stable_track_id(REL), f"/a/{REL}", False)], asked.append)
     assert asked == [f"/a/{REL}"], "only a holder's file is looked for, once"
