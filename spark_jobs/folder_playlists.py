@@ -99,8 +99,10 @@ def write(settings: Settings, folder: str, catalogue: dict[str, int]) -> tuple[i
 
     ``catalogue``: each catalogued file of the folder by its absolute local path -> track id.
     """
-    files = playlist_files(folder)
-    root = os.path.abspath(files_mod.local_file(folder) or folder)
+    local = files_mod.local_file(folder)
+    if local is None:  # HDFS, S3: not looked through
+        return 0, 0, 0
+    files, root = playlist_files(folder), os.path.abspath(local)
     known = Catalogue(catalogue)
     docs, total, found = [], 0, 0
     for path in files:

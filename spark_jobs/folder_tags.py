@@ -24,8 +24,12 @@ def stable_track_id(relative_path: str) -> int:
 
 
 def relative(path: str, root: str) -> str:
-    """``path`` under the library folder ``root`` (its file name where it is not under it)."""
-    return path.split(root, 1)[-1].lstrip("/") if root in path else path.rsplit("/", 1)[-1]
+    """``path`` under the library folder ``root`` (its file name where it is not under it). A local folder may be
+    named as a plain path or a ``file:`` URI in any of its forms (``file:///music``, while Spark's rows say
+    ``file:/music/...``): before, such a folder's files were all taken as not under it, so every album's
+    ``01.mp3`` had one id."""
+    here, top = files_mod.local_file(path) or path, (files_mod.local_file(root) or root).rstrip("/")
+    return here[len(top) + 1 :] if here.startswith(top + "/") else here.rsplit("/", 1)[-1]
 
 
 def track_ids(

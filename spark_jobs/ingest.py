@@ -34,7 +34,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from conf.errors import JobInputError
-from conf.settings import Settings, is_uri, join_uri, path_argument
+from conf.settings import Settings, join_uri, path_argument
 from connectors import delta_io, mongo_io
 from connectors import files as files_mod
 from connectors.fma import FmaFormatError, catalogue_from_fma, load_genres, load_tracks
@@ -240,8 +240,11 @@ def gone_rows(spark: SparkSession, settings: Settings, present: DataFrame, folde
     for field in present.schema.fields:  # columns newer than the catalogue (track_number, year): unknown
         if field.name not in existing.columns:
             existing = existing.withColumn(field.name, F.lit(None).cast(field.dataType))
-    root = (folder if is_uri(folder) else os.path.abspath(folder)).rstrip("/") + "/"
-    mine = existing.filter((F.col("source") == "folder") & (F.instr(F.col("audio_path"), root) > 0))
+    # Under the folder however it was named (``file:///music`` while the rows say ``file:/music/...``).
+    local_root = files_mod.local_file(folder)
+    root = (os.path.abspath(local_root) if local_root is not None else folder).rstrip("/") + "/"
+    local = F.regexp_replace(F.col("audio_path"), "^file:/*", "/")
+    mine = existing.filter((F.col("source") == "folder") & local.startswith(root))
     removed = mine.join(present.select("track_id"), "track_id", "left_anti")
     return removed.withColumn("gone", F.lit(True)).select(*present.columns)
 

@@ -65,7 +65,10 @@ def test_a_second_ingest_of_a_changed_folder_reaches_mongo_field_by_field(stack,
 
     removed = folder / "Artist 1 - Song 1.wav"
     removed.unlink()
-    assert run_job(ingest, settings, "--folder", str(folder)) == 0
+    ids = set(table(settings, "tracks")["track_id"])
+    assert run_job(ingest, settings, "--folder", f"file://{folder}") == 0, "the folder named by a file: URI"
+    marked = table(settings, "tracks")
+    assert set(marked["track_id"]) == ids and list(marked[marked["gone"]]["title"]) == ["Song 1"]
     assert run_job(ingest, settings, "--folder", str(folder)) == 0, "a second run over the same folder"
     lake = table(settings, "tracks").set_index("track_id")
     with mongo_io.connect(settings) as client:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.audio import disc_folder
-from spark_jobs.folder_tags import layout_guess, read_tags, stable_track_id, track_ids
+from spark_jobs.folder_tags import layout_guess, read_tags, relative, stable_track_id, track_ids
 
 pytestmark = pytest.mark.unit
 
@@ -156,6 +156,15 @@ def test_a_file_linked_into_the_library_is_in_it_and_a_path_that_climbs_out_is_n
 
 
 REL = "Unknown Artist/Unknown Album/01 Track 1.mp3"
+
+
+@pytest.mark.parametrize("root", ["/music", "/music/", "file:/music", "file:///music", "file:///music/"])
+def test_a_path_is_taken_under_its_folder_however_the_folder_is_named(root):
+    """Regression: ``--folder file:///music`` took no file as under it, so every album's ``01.mp3`` had one id."""
+    for path in ("file:/music/A/01.mp3", "/music/A/01.mp3", "file:///music/A/01.mp3"):
+        assert relative(path, root) == "A/01.mp3"
+    assert relative("file:/musical/A/01.mp3", root) == "01.mp3", "a folder whose name only starts the same"
+    assert relative("hdfs://nn:8020/music/A/01.mp3", "hdfs://nn:8020/music") == "A/01.mp3"
 
 
 def test_two_folders_with_the_same_relative_path_keep_their_files_apart():
