@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from connectors.audio import AUDIO_TYPES, in_library
+from connectors.audio import AUDIO_TYPES, in_library, local_path
 from index.catalogue import folded
 
 REFRESH_S = 60.0
@@ -165,7 +165,7 @@ class Library:
 
     def __init__(self, load_docs, library_root: str | Path):
         self._load_docs = load_docs  # () -> iterable of Mongo tracks documents (FIELDS)
-        self.root = Path(library_root).resolve()
+        self.root = Path(local_path(str(library_root)) or str(library_root)).resolve()
         self._lock = threading.Lock()
         self._loaded_at = 0.0
         self.songs: dict[int, Song] = {}
@@ -205,9 +205,8 @@ class Library:
 
     def _song(self, d: dict) -> Song:
         location = d.get("audio_path") or ""
-        local = (
-            Path(location.removeprefix("file:")) if location and "://" not in location.removeprefix("file:") else None
-        )
+        found = local_path(location) if location else None
+        local = Path(found) if found else None
         rel, size = None, None
         if local is not None:
             try:

@@ -66,16 +66,25 @@ def checked_file(location: str | None, settings: Settings, *, what: str = "the a
         raise AudioRefused(f"{what} has no file")
     if is_uri(location) and not location.startswith("file:"):
         raise AudioRefused(f"{what} is at {location}, which this server cannot read")
-    path = in_library(location.removeprefix("file:"), settings.paths.library_root)
+    path = in_library(local_path(location) or location, settings.paths.library_root)
     if path is None or path.suffix.lower() not in AUDIO_TYPES or not path.is_file():
         raise AudioRefused(f"{what}'s file is not available")
     return path, AUDIO_TYPES[path.suffix.lower()]
+
+
+def local_path(location: str) -> str | None:
+    """A local file's path from a location as the catalogue or the settings give it: a plain path, or a ``file:``
+    URI in any of its forms (``file:/music``, Spark's, or ``file:///music``); None for another file system."""
+    if location.startswith("file:"):
+        return re.sub(r"^file:/*", "/", location)
+    return None if is_uri(location) else location
 
 
 def in_library(location: str, library_root: str) -> Path | None:
     """``location`` as an absolute path under the library folder, else None. ``..`` is resolved, links are not:
     an album linked into the library from another disk is the library's (as its owner put it there), while a
     path that climbs out of the folder is not. The folder itself may be a link, or be named through one."""
-    path = Path(os.path.abspath(location))
-    roots = {Path(os.path.abspath(library_root)), Path(library_root).resolve()}
+    path = Path(os.path.abspath(local_path(location) or location))
+    root = local_path(library_root) or library_root
+    roots = {Path(os.path.abspath(root)), Path(root).resolve()}
     return path if any(root in path.parents for root in roots) else None

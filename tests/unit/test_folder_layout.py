@@ -153,6 +153,9 @@ def test_a_file_linked_into_the_library_is_in_it_and_a_path_that_climbs_out_is_n
     assert in_library("/etc/passwd", str(library)) is None
     (tmp_path / "via").symlink_to(library, target_is_directory=True)  # the folder named through a link
     assert in_library(str(library / "Album" / "b.mp3"), str(tmp_path / "via")) is not None
+    for root in (f"file:{library}", f"file://{library}"):  # paths.library_root as a URI (regression: all refused)
+        assert in_library(f"file:{library}/Album/b.mp3", root) == library / "Album" / "b.mp3"
+        assert in_library("file:/etc/passwd", root) is None
 
 
 REL = "Unknown Artist/Unknown Album/01 Track 1.mp3"
