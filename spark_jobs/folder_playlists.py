@@ -3,9 +3,9 @@
 A library often holds the playlists an earlier player wrote (foobar2000, Winamp, MusicBee, VLC, another
 server's export): one path per line, relative to the playlist's folder, absolute, or a ``file://`` URL, with
 Windows' backslashes where it was written there; ``#EXTM3U``, ``#EXTINF`` and other ``#`` lines are passed
-over. Each entry is matched to a catalogued file of the folder by its path; else by the same path in any
+over. Each entry is matched to a catalogued file (of any folder ingested) by its path; else by the same path in any
 letter case, as Windows reads it; else by its last two folders and its name, for a playlist written on
-another machine. An entry that matches nothing (a file not in the folder, a stream's URL) is counted, not
+another machine. An entry that matches nothing (a file not catalogued, a stream's URL) is counted, not
 kept. ``.m3u8`` is UTF-8; a ``.m3u`` is read as UTF-8, else as Windows' Latin-1 (cp1252).
 
 They are written to Mongo ``playlists`` as read-only playlists of the library (``connectors.playlists``
@@ -97,7 +97,7 @@ def matched(paths: list[str | None], catalogue: Catalogue) -> list[int]:
 def write(settings: Settings, folder: str, catalogue: dict[str, int]) -> tuple[int, int, int]:
     """Read the folder's playlists and replace its library playlists in Mongo; (playlists, entries, found).
 
-    ``catalogue``: each catalogued file of the folder by its absolute local path -> track id.
+    ``catalogue``: each catalogued local file by its absolute path -> track id.
     """
     local = files_mod.local_file(folder)
     if local is None:  # HDFS, S3: not looked through

@@ -160,7 +160,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             n_total, n_changed, missing_audio = write_changes(spark, settings, rows)
         n_gone = rows.filter(F.col("gone")).count()
         if args.folder:
-            library_playlists(settings, rows, args.folder)
+            library_playlists(spark, settings, args.folder)
     finally:
         # A cached plan is matched by its shape: left cached, the next ingest of the same folder in this
         # session would read this run's files again instead of listing the folder.
@@ -180,12 +180,18 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def library_playlists(settings: Settings, rows: DataFrame, folder: str) -> None:
-    """The folder's ``.m3u`` playlists over its catalogued files (``spark_jobs.folder_playlists``)."""
-    present = rows.filter(~F.col("gone") & F.col("audio_path").isNotNull()).select("audio_path", "track_id")
-    local = {files_mod.local_file(r[0]): r[1] for r in present.collect()}
-    tracks = {os.path.normpath(p): t for p, t in local.items() if p is not None}
-    n, total, found = folder_playlists.write(settings, folder, tracks)
+def library_playlists(spark: SparkSession, settings: Settings, folder: str) -> None:
+    """The folder's ``.m3u`` playlists over the catalogue's files (``spark_jobs.folder_playlists``): every folder
+    ingested into it, so a playlist may name songs of another library folder."""
+    if files_mod.local_file(folder) is None:
+        return
+    tracks = delta_io.read_table(spark, settings.lake_table("tracks"))
+    gone = F.coalesce(F.col("gone"), F.lit(False)) if "gone" in tracks.columns else F.lit(False)
+    live = tracks.filter(F.col("audio_path").isNotNull() & ~gone)
+    local = {files_mod.local_file(r[0]): r[1] for r in live.select("audio_path", "track_id").collect()}
+    n, total, found = folder_playlists.write(
+        settings, folder, {os.path.normpath(p): t for p, t in local.items() if p is not None}
+    )
     if n:
         print(f"ingest: {n} playlists from the folder's .m3u files, {found} of {total} entries found")  # noqa: T201
 

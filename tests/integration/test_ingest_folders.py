@@ -37,7 +37,7 @@ def test_a_second_ingest_of_a_changed_folder_reaches_mongo_field_by_field(stack,
     (folder / "Lists").mkdir()
     (folder / "Lists" / "Mix.m3u").write_bytes(  # as Winamp writes one on Windows: cp1252, backslashes, CRLF
         f"#EXTM3U\r\n#EXTINF:2,Artist 2 - Song 2\r\n..\\Artist 2 - Song 2.wav\r\n{folder}/Artist 0 - Song 0.wav\r\n"
-        "..\\Caf\xe9 - Gone.wav\r\n".encode("cp1252")
+        f"..\\Caf\xe9 - Gone.wav\r\n{tmp_path}/other/Artist 2 - Song 2.wav\r\n".encode("cp1252")
     )
     assert run_job(ingest, settings, "--folder", str(folder)) == 0
     lake = table(settings, "tracks").set_index("title")["track_id"]
@@ -94,6 +94,10 @@ def test_a_second_ingest_of_a_changed_folder_reaches_mongo_field_by_field(stack,
     assert len(lake) == 7 and lake["track_id"].is_unique and not lake["gone"].any()
     assert lake.set_index("audio_path")["track_id"].to_dict().items() >= before.items(), "the first folder's ids"
     twins = lake[lake["title"] == "Song 2"].set_index("audio_path")["duration_s"].round(1).to_dict()
+    with mongo_io.connect(settings) as client:  # the playlist names a song of the other folder, now catalogued
+        mix = client[settings.mongo.database]["playlists"].find_one({"source.kind": "library"})
+    other_id = lake.set_index("audio_path")["track_id"][f"file:{other}/Artist 2 - Song 2.wav"]
+    assert mix["track_ids"][-1] == other_id and len(mix["track_ids"]) == 3
     assert twins == {f"file:{folder}/Artist 2 - Song 2.wav": 3.0, f"file:{other}/Artist 2 - Song 2.wav": 2.0}
     theirs = lake.set_index("audio_path")["track_id"][f"file:{other}/Artist 2 - Song 2.wav"]
     other.rename(tmp_path / "moved")
