@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,8 +29,19 @@ from index.catalogue import folded
 
 REFRESH_S = 60.0
 log = logging.getLogger("earshot.api")
+# The catalogue's ReplayGain fields -> the OpenSubsonic ``replayGain`` element's.
+REPLAY_GAIN = {"replaygain_track_gain": "trackGain", "replaygain_album_gain": "albumGain",
+               "replaygain_track_peak": "trackPeak", "replaygain_album_peak": "albumPeak"}  # fmt: skip
 FIELDS = ("title", "artist_name", "album_title", "genre_top", "duration_s", "track_number", "year", "audio_path",
-          "gone", "date_created", "album_artist", "disc_number")  # fmt: skip
+          "gone", "date_created", "album_artist", "disc_number", *REPLAY_GAIN)  # fmt: skip
+NO_GAIN: dict[str, float] = {}
+
+
+def _gains(doc: dict) -> dict[str, float]:
+    """A catalogue document's ReplayGain as the ``replayGain`` element: only the values it has (the spec)."""
+    found = {name: doc.get(key) for key, name in REPLAY_GAIN.items()}
+    found = {name: float(v) for name, v in found.items() if isinstance(v, int | float) and math.isfinite(v)}
+    return found or NO_GAIN
 
 
 def short_hash(text: str) -> str:
@@ -53,6 +65,7 @@ class Song:
     location: str | None = None  # the catalogue's audio_path, as ingest wrote it
     album_artist: str | None = None  # the album's artist where the tags name one apart from the track's
     disc: int | None = None
+    replay_gain: dict[str, float] = field(default_factory=lambda: NO_GAIN)  # the values the tags give
 
     @cached_property  # a song's names do not change: a reload makes new songs
     def artist_id(self) -> str:
@@ -106,6 +119,7 @@ class Song:
             "mediaType": "song",
             "created": self.created,
             "starred": starred,
+            "replayGain": self.replay_gain,  # always there (the spec), with the values the file has
         }
         return {k: v for k, v in out.items() if v is not None}
 
@@ -232,6 +246,7 @@ class Library:
             location=location or None,
             album_artist=str(d["album_artist"]) if d.get("album_artist") else None,
             disc=d.get("disc_number"),
+            replay_gain=_gains(d),
         )
 
     def _build(self, docs) -> None:

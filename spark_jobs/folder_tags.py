@@ -125,6 +125,15 @@ TAG_NAMES = {
     "discnumber": ("discnumber", "WM/PartOfSet", "TPOS"),
     "compilation": ("compilation", "WM/IsCompilation", "TCMP"),
 }
+# ReplayGain, as foobar2000, beets, mp3gain and loudgain write it: Vorbis comments and APE-style names (FLAC,
+# Ogg, WMA), ID3 TXXX frames in either case (MP3 through the easy names registered in read_tags; AIFF, WAV
+# raw), iTunes freeform atoms (.m4a); Opus files carry R128 gains instead (:data:`R128`).
+for _what in ("track_gain", "album_gain", "track_peak", "album_peak"):
+    TAG_NAMES[f"replaygain_{_what}"] = (f"replaygain_{_what}", f"rg_{_what}", f"rg_{_what}_lower",
+                                        f"TXXX:REPLAYGAIN_{_what.upper()}", f"TXXX:replaygain_{_what}")  # fmt: skip
+R128 = {"replaygain_track_gain": "r128_track_gain", "replaygain_album_gain": "r128_album_gain"}
+for _gain in R128.values():
+    TAG_NAMES[_gain] = (_gain,)
 VARIOUS = "Various Artists"  # a compilation's album artist when its tags name none
 
 
@@ -167,6 +176,36 @@ def _mp4_compilation(tags, key: str) -> list[str]:
     return ["1"]
 
 
+NUMBER = re.compile(r"^\s*([+\-\u2212]?\d+(?:[.,]\d+)?)")
+
+
+def replay_gain(tags: dict[str, str]) -> dict[str, float | None]:
+    """The four ReplayGain values of a file's tags in dB and as a peak's fraction of full scale ("-6.48 dB",
+    "0.988525"); an Opus file's R128 gain (Q7.8 dB against -23 LUFS) moved to ReplayGain's -18 LUFS. A value
+    that does not read as a number, or a peak that is not positive, is left out (None)."""
+    out: dict[str, float | None] = {}
+    for key in ("replaygain_track_gain", "replaygain_album_gain", "replaygain_track_peak", "replaygain_album_peak"):
+        found = NUMBER.match(tags.get(key, ""))
+        value = float(found.group(1).replace("\u2212", "-").replace(",", ".")) if found else None
+        if value is None and key in R128 and re.fullmatch(r"\s*[+-]?\d{1,6}\s*", tags.get(R128[key], "")):
+            value = round(int(tags[R128[key]]) / 256 + 5.0, 2)
+        out[key] = value if value is None or key.endswith("_gain") or value > 0 else None
+    return out
+
+
+def _register_replay_gain() -> None:
+    """Easy names for ReplayGain's ID3 TXXX frames (mutagen's own ``replaygain_*`` names read RVA2 frames) and
+    iTunes' freeform atoms, in the case each tagger writes."""
+    from mutagen.easyid3 import EasyID3
+    from mutagen.easymp4 import EasyMP4Tags
+
+    for what in ("track_gain", "album_gain", "track_peak", "album_peak"):
+        EasyID3.RegisterTXXXKey(f"rg_{what}", f"REPLAYGAIN_{what.upper()}")
+        EasyID3.RegisterTXXXKey(f"rg_{what}_lower", f"replaygain_{what}")
+        EasyMP4Tags.RegisterFreeformKey(f"replaygain_{what}", f"replaygain_{what}")
+        EasyMP4Tags.RegisterFreeformKey(f"rg_{what}", f"REPLAYGAIN_{what.upper()}")
+
+
 def is_compilation(flag: str | None) -> bool:
     """A compilation flag's value (ID3 TCMP, a Vorbis comment, iTunes' cpil) as a yes."""
     return (flag or "").strip().lower() in ("1", "true", "yes")
@@ -181,6 +220,7 @@ def read_tags(path: str, content: bytes | None, *, root: str) -> dict:
     if "isrc" not in EasyMP4Tags.Get:  # iTunes keeps the ISRC in a freeform atom easy MP4 tags do not name
         EasyMP4Tags.RegisterFreeformKey("isrc", "ISRC")
         EasyMP4Tags.RegisterKey("compilation", _mp4_compilation)  # and a compilation in its own atom, "cpil"
+        _register_replay_gain()
     rel = relative(path, root)
     guess = layout_guess(rel)
     tags: dict[str, str] = {}
@@ -218,5 +258,6 @@ def read_tags(path: str, content: bytes | None, *, root: str) -> dict:
         "isrc": tags.get("isrc", "").replace("-", "").upper() or None,
         "album_artist": tags.get("albumartist") or (VARIOUS if is_compilation(tags.get("compilation")) else None),
         "disc_number": leading_int(tags.get("discnumber")) or guess["disc"],
+        **replay_gain(tags),
         "audio_path": path,
     }

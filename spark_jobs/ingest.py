@@ -66,6 +66,10 @@ TRACKS_SCHEMA = T.StructType(
         T.StructField("isrc", T.StringType()),
         T.StructField("album_artist", T.StringType()),  # where the tags name one (a compilation: "Various Artists")
         T.StructField("disc_number", T.LongType()),
+        *[
+            T.StructField(f"replaygain_{what}", T.DoubleType())  # dB, and a peak's fraction of full scale
+            for what in ("track_gain", "album_gain", "track_peak", "album_peak")
+        ],
     ]
 )
 FMA_PATH_RE = r"/(\d{3})/(\d{6})\.(?i:mp3|ogg|flac|wav)$"
@@ -90,6 +94,7 @@ def fma_catalogue(spark: SparkSession, metadata_dir: str, audio_root: str, subse
         raise JobInputError(str(exc)) from None
     rows = catalogue_from_fma(tracks, genres, subset=subset)
     rows = rows.assign(recording_mbid=None, isrc=None, album_artist=None, disc_number=None)  # FMA has none
+    rows = rows.assign(**{f.name: None for f in TRACKS_SCHEMA.fields if f.name.startswith("replaygain_")})
     if rows.empty:
         raise JobInputError(f"no tracks of subset {subset!r} in {metadata_dir}/tracks.csv")
     catalogue = spark.createDataFrame(rows, schema=TRACKS_SCHEMA)

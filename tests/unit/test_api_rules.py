@@ -251,3 +251,17 @@ def test_a_time_offset_is_seconds_and_one_a_player_got_wrong_plays_from_the_top(
 
     assert [_seconds(x) for x in ("12", "12.5", None, "", "-3", "nan", "inf", "abc", "1e30")] == [
         12.0, 12.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # fmt: skip
+
+
+def test_a_song_s_replay_gain_is_in_its_entry_and_the_element_is_always_there(tmp_path):
+    """OpenSubsonic's ``replayGain``: present on every song, with only the values the file's tags give."""
+    from api.library import Library
+
+    docs = [{"_id": 1, "title": "a", "replaygain_track_gain": -6.48, "replaygain_track_peak": 0.98,
+             "replaygain_album_gain": float("nan"), "audio_path": str(tmp_path / "1.flac")},
+            {"_id": 2, "title": "b", "audio_path": str(tmp_path / "2.flac")}]  # fmt: skip
+    lib = Library(lambda: docs, tmp_path).fresh()
+    assert lib.songs[1].entry()["replayGain"] == {"trackGain": -6.48, "trackPeak": 0.98}
+    assert lib.songs[2].entry()["replayGain"] == {}
+    body = envelope({"song": lib.songs[1].entry()})
+    assert b'<replayGain trackGain="-6.48" trackPeak="0.98"/>' in encode(body, "xml", None)[0]

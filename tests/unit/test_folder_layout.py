@@ -206,3 +206,51 @@ def test_a_deeper_path_chooses_first_and_no_two_files_share_an_id():
     asked: list[str] = []
     track_ids({f"/b/{REL}": REL, "/b/y.mp3": "y.mp3"}, [(stable_track_id(REL), f"/a/{REL}", False)], asked.append)
     assert asked == [f"/a/{REL}"], "only a holder's file is looked for, once"
+
+
+def test_replay_gain_values_read_as_taggers_write_them():
+    from spark_jobs.folder_tags import replay_gain
+
+    got = replay_gain({"replaygain_track_gain": "-6.48 dB", "replaygain_album_gain": "\u22127,5 dB",
+                       "replaygain_track_peak": "0.988525", "replaygain_album_peak": "0"})  # fmt: skip
+    assert got == {"replaygain_track_gain": -6.48, "replaygain_album_gain": -7.5, "replaygain_track_peak": 0.988525,
+                   "replaygain_album_peak": None}, "a peak of 0 is no peak"  # fmt: skip
+    assert replay_gain({"replaygain_track_gain": "loud", "r128_track_gain": "-1280"})["replaygain_track_gain"] == 0.0
+    assert set(replay_gain({}).values()) == {None}
+
+
+def test_replay_gain_is_catalogued_from_flac_mp3_m4a_and_opus_tags(tmp_path):
+    """foobar2000 and beets write Vorbis comments (FLAC, Ogg), ID3 TXXX frames (MP3; mutagen's own easy names read
+    RVA2 frames only), iTunes freeform atoms (.m4a); Opus files carry R128 gains."""
+    import numpy as np
+    import soundfile as sf
+    from mutagen.flac import FLAC
+    from mutagen.id3 import ID3, TXXX
+    from mutagen.mp4 import MP4, MP4FreeForm
+    from mutagen.oggopus import OggOpus
+
+    from tests.audio_files import encode
+
+    tone = (0.3 * np.sin(np.arange(44100) / 44100 * 2 * np.pi * 440)).astype(np.float32)
+    flac, mp3, m4a, opus = (tmp_path / f"a.{kind}" for kind in ("flac", "mp3", "m4a", "opus"))
+    sf.write(flac, tone, 44100)
+    media = FLAC(flac)
+    media.update({"REPLAYGAIN_TRACK_GAIN": "-6.48 dB", "REPLAYGAIN_TRACK_PEAK": "0.988525"})
+    media.save()
+    mp3.write_bytes(encode(tone, 44100, "mp3"))
+    frames = ID3()
+    frames.add(TXXX(encoding=3, desc="REPLAYGAIN_TRACK_GAIN", text=["-3.10 dB"]))
+    frames.add(TXXX(encoding=3, desc="replaygain_album_gain", text=["-4.20 dB"]))  # the case mp3gain writes
+    frames.save(mp3)
+    m4a.write_bytes(encode(tone, 44100, "m4a"))
+    media = MP4(m4a)
+    media["----:com.apple.iTunes:replaygain_track_gain"] = [MP4FreeForm(b"-2.5 dB")]
+    media.save()
+    opus.write_bytes(encode(tone, 48000, "opus"))
+    media = OggOpus(opus)
+    media["R128_TRACK_GAIN"] = ["-1280"]  # -5 dB against -23 LUFS: 0 dB against ReplayGain's -18
+    media.save()
+    rows = {p.suffix: read_tags(str(p), None, root=str(tmp_path)) for p in (flac, mp3, m4a, opus)}
+    gains = {k: (r["replaygain_track_gain"], r["replaygain_album_gain"]) for k, r in rows.items()}
+    assert gains == {".flac": (-6.48, None), ".mp3": (-3.1, -4.2), ".m4a": (-2.5, None), ".opus": (0.0, None)}
+    assert rows[".flac"]["replaygain_track_peak"] == 0.988525
