@@ -73,7 +73,7 @@ def _without_nulls(node: Any) -> Any:
     (most entries: they leave out their empty fields themselves) is returned as it is."""
     if type(node) is dict:
         for value in node.values():
-            if value is None or type(value) is dict or type(value) is list:
+            if value is None or type(value) is list or (type(value) is dict and _without_nulls(value) is not value):
                 return {k: _without_nulls(v) for k, v in node.items() if v is not None}
         return node
     if type(node) is list:
