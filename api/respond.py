@@ -69,8 +69,9 @@ def encode(body: dict[str, Any], fmt: str, callback: str | None) -> tuple[bytes,
 
 def _without_nulls(node: Any) -> Any:
     """The tree without its None values: a field with no value is left out, as in XML (strict client decoders
-    read a ``null`` where they expect a number or a text as an error). A dict with no None and nothing nested
-    (most entries: they leave out their empty fields themselves) is returned as it is."""
+    read a ``null`` where they expect a number or a text as an error). A dict with no None and nothing in it to
+    change (most entries: they leave out their empty fields themselves, and a song's ``replayGain`` is a flat
+    dict without None) is returned as it is."""
     if type(node) is dict:
         for value in node.values():
             if value is None or type(value) is list or (type(value) is dict and _without_nulls(value) is not value):
