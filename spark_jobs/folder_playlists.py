@@ -16,6 +16,7 @@ folder on the local disk is looked through.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -94,16 +95,17 @@ def matched(paths: list[str | None], catalogue: Catalogue) -> list[int]:
     return [t for t in (catalogue.track(p) for p in paths) if t is not None]
 
 
-def write(settings: Settings, folder: str, catalogue: dict[str, int]) -> tuple[int, int, int]:
+def write(settings: Settings, folder: str, catalogue: Callable[[], dict[str, int]]) -> tuple[int, int, int]:
     """Read the folder's playlists and replace its library playlists in Mongo; (playlists, entries, found).
 
-    ``catalogue``: each catalogued local file by its absolute path -> track id.
+    ``catalogue()``: each catalogued local file by its absolute path -> track id (asked only when the folder
+    has a playlist).
     """
     local = files_mod.local_file(folder)
     if local is None:  # HDFS, S3: not looked through
         return 0, 0, 0
     files, root = playlist_files(folder), os.path.abspath(local)
-    known = Catalogue(catalogue)
+    known = Catalogue(catalogue() if files else {})
     docs, total, found = [], 0, 0
     for path in files:
         try:

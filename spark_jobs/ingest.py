@@ -190,13 +190,15 @@ def library_playlists(spark: SparkSession, settings: Settings, folder: str) -> N
     ingested into it, so a playlist may name songs of another library folder."""
     if files_mod.local_file(folder) is None:
         return
-    tracks = delta_io.read_table(spark, settings.lake_table("tracks"))
-    gone = F.coalesce(F.col("gone"), F.lit(False)) if "gone" in tracks.columns else F.lit(False)
-    live = tracks.filter(F.col("audio_path").isNotNull() & ~gone)
-    local = {files_mod.local_file(r[0]): r[1] for r in live.select("audio_path", "track_id").collect()}
-    n, total, found = folder_playlists.write(
-        settings, folder, {os.path.normpath(p): t for p, t in local.items() if p is not None}
-    )
+
+    def files_by_path() -> dict[str, int]:
+        tracks = delta_io.read_table(spark, settings.lake_table("tracks"))
+        gone = F.coalesce(F.col("gone"), F.lit(False)) if "gone" in tracks.columns else F.lit(False)
+        live = tracks.filter(F.col("audio_path").isNotNull() & ~gone).select("audio_path", "track_id")
+        local = {files_mod.local_file(r[0]): r[1] for r in live.collect()}
+        return {os.path.normpath(p): t for p, t in local.items() if p is not None}
+
+    n, total, found = folder_playlists.write(settings, folder, files_by_path)
     if n:
         print(f"ingest: {n} playlists from the folder's .m3u files, {found} of {total} entries found")  # noqa: T201
 
