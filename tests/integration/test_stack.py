@@ -43,6 +43,25 @@ def test_lookups_and_upserts_by_id_use_the_id_index(mongo_db, stack):
     assert mongo_db.by_id.find_one({"_id": "u47"}) == {"_id": "u47", "n": -47}
 
 
+def test_setting_fields_of_new_and_existing_track_ids_inserts_the_new_and_keeps_the_rest(mongo_db, stack):
+    """set_fields_many with integer ids (the catalogue's): new documents are inserted whole (FerretDB's $set upsert
+    of a new integer _id read the whole collection, so a first ingest was quadratic), existing ones keep their
+    other fields, an id twice in one call gets both, string ids take the plain $set."""
+    from connectors import mongo_io
+
+    mongo_io.set_fields_many(mongo_db, "tracks", [{"_id": 10**15 + i, "title": f"t{i}"} for i in range(250)])
+    mongo_db.tracks.update_one({"_id": 10**15 + 3}, {"$set": {"features": [1.0, 2.0]}})
+    mongo_io.set_fields_many(mongo_db, "tracks", [{"_id": 10**15 + 3, "title": "new title", "x": None},
+                                                  {"_id": 7, "title": "fresh"}, {"_id": 7, "year": 1999}])  # fmt: skip
+    assert mongo_db.tracks.count_documents({}) == 251
+    assert mongo_db.tracks.find_one({"_id": 10**15 + 3}) == {"_id": 10**15 + 3, "title": "new title",
+                                                             "features": [1.0, 2.0], "x": None}  # fmt: skip
+    assert mongo_db.tracks.find_one({"_id": 7}) == {"_id": 7, "title": "fresh", "year": 1999}
+    mongo_io.set_fields_many(mongo_db, "batches", [{"_id": "b1", "n": 1}])
+    mongo_io.set_fields_many(mongo_db, "batches", [{"_id": "b1", "m": 2}])
+    assert mongo_db.batches.find_one({"_id": "b1"}) == {"_id": "b1", "n": 1, "m": 2}
+
+
 def test_a_nan_value_is_refused_with_a_reply_and_a_duplicate_id_as_one(mongo_db, stack):
     """Our build refuses NaN (FerretDB stores JSON) in its conversion of the request, as an error reply on a
     connection that stays open, and SQLite's unique-constraint code still says "duplicate key"."""
