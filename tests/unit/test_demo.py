@@ -34,6 +34,9 @@ def test_an_unchanged_library_with_a_published_index_skips_the_pipeline(tmp_path
     assert not demo.pipeline_is_current(other_space, stamp), "another index space runs the pipeline again"
     os.utime(song, ns=(1, 1))
     assert not demo.pipeline_is_current(settings, stamp), "a changed file runs the pipeline again"
+    with open(os.path.join(os.fsencode(library), b"caf\xe9.mp3"), "wb") as latin:  # a name that is not UTF-8
+        latin.write(b"x")
+    assert demo.pipeline_stamp(settings) != demo.pipeline_stamp(other_space), "regression: it failed the demo"
 
 
 def test_the_background_is_stream_simulator_api_server_and_dashboard_on_loopback():

@@ -50,9 +50,13 @@ def test_entries_match_by_path_then_case_then_their_last_folders():
 
 
 def test_playlist_files_are_found_in_a_local_folder_only(tmp_path):
+    import os
+
     for rel in ("a.m3u", "Lists/b.M3U8", ".hidden/c.m3u", "._d.m3u", "notes.txt"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x")
+    with open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.m3u"), "wb") as latin:  # not UTF-8: passed over
+        latin.write(b"x")
     assert playlist_files(str(tmp_path)) == [tmp_path / "a.m3u", tmp_path / "Lists" / "b.M3U8"]
     assert playlist_files(f"file://{tmp_path}") == playlist_files(str(tmp_path))
     assert playlist_files("hdfs://namenode/music") == []
