@@ -73,7 +73,7 @@ def skipped_by_spark(folder: str) -> list[str]:
     if local is None:
         return []
     root = Path(os.path.abspath(local))
-    return [f"file:{p}" for p in _local_audio(root) if _utf8(p) and hidden_from_spark(str(p.relative_to(root)))]
+    return [f"file:{p}" for p in _local_audio(root) if is_utf8(p) and hidden_from_spark(str(p.relative_to(root)))]
 
 
 def not_utf8(folder: str) -> list[str]:
@@ -85,13 +85,14 @@ def not_utf8(folder: str) -> list[str]:
     if local is None:
         return []
     return [os.fsencode(p).decode("utf-8", "backslashreplace") for p in _local_audio(Path(os.path.abspath(local)))
-            if not _utf8(p)]  # fmt: skip
+            if not is_utf8(p)]  # fmt: skip
 
 
-def _utf8(path: Path) -> bool:
+def is_utf8(path: Path | str) -> bool:
+    """Whether a name Python read from the disk is UTF-8 (its undecodable bytes are kept as lone surrogates)."""
     try:
         str(path).encode("utf-8")
-    except UnicodeEncodeError:  # Python keeps a name's undecodable bytes as lone surrogates
+    except UnicodeEncodeError:
         return False
     return True
 

@@ -39,15 +39,7 @@ def playlist_files(folder: str) -> list[Path]:
     for here, dirs, names in os.walk(os.path.abspath(local)):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found += [Path(here) / n for n in sorted(names) if not n.startswith(".") and n.lower().endswith(SUFFIXES)]
-    return [p for p in found if _utf8(str(p))]  # a name that is not UTF-8 cannot be a playlist's name in Mongo
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return [p for p in found if files_mod.is_utf8(p)]  # a name that is not UTF-8 cannot be a playlist's in Mongo
 
 
 def entries(data: bytes, *, utf8_only: bool) -> list[str]:
