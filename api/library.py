@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from connectors.audio import AUDIO_TYPES, in_library, local_path
+from conf.settings import local_path
+from connectors.audio import AUDIO_TYPES, in_library
 from index.catalogue import folded
 
 REFRESH_S = 60.0

@@ -190,6 +190,15 @@ def is_uri(value: str) -> bool:
     return "://" in value
 
 
+def local_path(location: str) -> str | None:
+    """A local file's path from a location as the catalogue, Spark or the settings give it: a plain path, or a
+    ``file:`` URI in any of its forms (``file:/music``, Spark's, or ``file:///music``); None for another file
+    system (HDFS, S3)."""
+    if location.startswith("file:"):
+        return "/" + location[len("file:") :].lstrip("/")
+    return None if is_uri(location) else location
+
+
 def _coerce(value: Any, expected: type, where: str) -> Any:
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

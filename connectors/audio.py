@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from conf.settings import Settings, is_uri
+from conf.settings import Settings, is_uri, local_path
 
 AUDIO_TYPES = {
     ".mp3": "audio/mpeg",
@@ -70,14 +70,6 @@ def checked_file(location: str | None, settings: Settings, *, what: str = "the a
     if path is None or path.suffix.lower() not in AUDIO_TYPES or not path.is_file():
         raise AudioRefused(f"{what}'s file is not available")
     return path, AUDIO_TYPES[path.suffix.lower()]
-
-
-def local_path(location: str) -> str | None:
-    """A local file's path from a location as the catalogue or the settings give it: a plain path, or a ``file:``
-    URI in any of its forms (``file:/music``, Spark's, or ``file:///music``); None for another file system."""
-    if location.startswith("file:"):
-        return re.sub(r"^file:/*", "/", location)
-    return None if is_uri(location) else location
 
 
 def in_library(location: str, library_root: str) -> Path | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from conf.settings import is_uri
+from conf.settings import local_path
 from connectors.fma import AUDIO_EXTENSIONS
 
 # Any case of each suffix (``.mp3``, ``.MP3``, ``.Mp3``): a file name filter, in Hadoop's glob syntax.
@@ -51,13 +51,6 @@ def max_read_bytes(spark: SparkSession) -> int:
     return int(spark.conf.get("spark.sql.sources.binaryFile.maxLength", str(2**31 - 1)))
 
 
-def local_file(path: str) -> str | None:
-    """A ``file:`` URI or plain path as a local file name; None for another file system."""
-    if path.startswith("file:"):
-        return re.sub(r"^file:/*", "/", path)
-    return None if is_uri(path) else path
-
-
 def hidden_from_spark(path: str) -> bool:
     """Whether Spark's listing of a folder passes over ``path`` (under that folder): a file or folder on it whose
     name starts with ``_`` (Spark takes such names for its own metadata, with no option to read them)."""
@@ -69,7 +62,7 @@ def skipped_by_spark(folder: str) -> list[str]:
     ``file:`` paths in the form Spark's own rows have; dot-names are left out as Spark leaves them out
     (``._song.mp3`` is a Mac's resource fork, not audio), and so are names that are not UTF-8
     (:func:`not_utf8`). A folder that is not on the local disk gives []."""
-    local = local_file(folder)
+    local = local_path(folder)
     if local is None:
         return []
     root = Path(os.path.abspath(local))
@@ -81,7 +74,7 @@ def not_utf8(folder: str) -> list[str]:
     Windows or FAT disk: ``caf\\xe9.mp3`` in Latin-1), shown with the odd bytes escaped. Neither Spark nor the
     stores can name such a file (Java reads the bytes as another name, and no file has it), so the jobs
     cannot catalogue it: ingest says which they are. A folder that is not on the local disk gives []."""
-    local = local_file(folder)
+    local = local_path(folder)
     if local is None:
         return []
     return [os.fsencode(p).decode("utf-8", "backslashreplace") for p in _local_audio(Path(os.path.abspath(local)))
@@ -139,7 +132,7 @@ def list_audio(spark: SparkSession, roots: list[str]) -> tuple[DataFrame, set[st
     listed = df.select("path", "length", "modificationTime")
     hidden = sorted({p for root in roots for p in skipped_by_spark(root)})  # read by the jobs themselves
     if hidden:
-        stats = [(p, os.stat(local_file(p) or p)) for p in hidden]
+        stats = [(p, os.stat(local_path(p) or p)) for p in hidden]
         extra = [(p, s.st_size, datetime.fromtimestamp(s.st_mtime_ns // 1_000_000 / 1000, tz=UTC)) for p, s in stats]
         schema = "path string, length long, modificationTime timestamp"
         listed = listed.unionByName(spark.createDataFrame(extra, schema)).dropDuplicates(["path"])

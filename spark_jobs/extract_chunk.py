@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from conf.errors import JobInputError
-from conf.settings import Settings
+from conf.settings import Settings, local_path
 from connectors import delta_io, files, mongo_io
 from spark_jobs.session import session_settings
 from udfs.pandas_udfs import make_analyse_udf
@@ -49,9 +49,9 @@ def analyse_chunk(
     batch = {"spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.extract.batch_size)}  # tracks per UDF call
     with file_count_partitions(spark, files=len(paths), parts=parts), session_settings(spark, batch):
         audio = files.binary_files(spark, paths).select(F.col("path").alias("audio_path"), "content")
-        unread = [p for p in paths if p.rsplit("/", 1)[-1].startswith("_") and files.local_file(p)]
+        unread = [p for p in paths if p.rsplit("/", 1)[-1].startswith("_") and local_path(p)]
         if unread:  # Spark passes over a file named with a leading _: its bytes are read here
-            local = [(p, Path(files.local_file(p)).read_bytes()) for p in unread]
+            local = [(p, Path(local_path(p)).read_bytes()) for p in unread]
             audio = audio.unionByName(spark.createDataFrame(local, "audio_path string, content binary"))
         analysed = (
             audio.join(F.broadcast(chunk), "audio_path")

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from conf.settings import Settings
+from conf.settings import Settings, local_path
 from connectors import files as files_mod
 from connectors import mongo_io
 from connectors import playlists as store
@@ -32,7 +32,7 @@ TAIL = 3  # parts of a path matched when the whole is not: two folders (artist, 
 
 def playlist_files(folder: str) -> list[Path]:
     """The playlist files under a local ``folder`` (dot-names left out), in a stable order; [] elsewhere."""
-    local = files_mod.local_file(folder)
+    local = local_path(folder)
     if local is None or not os.path.isdir(local):
         return []
     found = []
@@ -101,7 +101,7 @@ def write(settings: Settings, folder: str, catalogue: Callable[[], dict[str, int
     ``catalogue()``: each catalogued local file by its absolute path -> track id (asked only when the folder
     has a playlist).
     """
-    local = files_mod.local_file(folder)
+    local = local_path(folder)
     if local is None:  # HDFS, S3: not looked through
         return 0, 0, 0
     files, root = playlist_files(folder), os.path.abspath(local)

@@ -14,7 +14,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 
-from connectors import files as files_mod
+from conf.settings import local_path
 from connectors.audio import disc_folder
 
 
@@ -28,7 +28,7 @@ def relative(path: str, root: str) -> str:
     named as a plain path or a ``file:`` URI in any of its forms (``file:///music``, while Spark's rows say
     ``file:/music/...``): before, such a folder's files were all taken as not under it, so every album's
     ``01.mp3`` had one id."""
-    here, top = files_mod.local_file(path) or path, (files_mod.local_file(root) or root).rstrip("/")
+    here, top = local_path(path) or path, (local_path(root) or root).rstrip("/")
     return here[len(top) + 1 :] if here.startswith(top + "/") else here.rsplit("/", 1)[-1]
 
 
@@ -226,7 +226,7 @@ def read_tags(path: str, content: bytes | None, *, root: str) -> dict:
     tags: dict[str, str] = {}
     duration = None
     try:
-        source = io.BytesIO(content) if content is not None else files_mod.local_file(path)
+        source = io.BytesIO(content) if content is not None else local_path(path)
         audio = mutagen.File(source, easy=True) if source is not None else None
         if audio is not None:
             duration = float(audio.info.length) if audio.info and audio.info.length else None

@@ -34,7 +34,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from conf.errors import JobInputError
-from conf.settings import Settings, join_uri, path_argument
+from conf.settings import Settings, join_uri, local_path, path_argument
 from connectors import delta_io, mongo_io
 from connectors import files as files_mod
 from connectors.fma import FmaFormatError, catalogue_from_fma, load_genres, load_tracks
@@ -120,7 +120,7 @@ def folder_catalogue(spark: SparkSession, folder: str) -> DataFrame:
     on length is applied to each file's status before its bytes) and is catalogued from its path."""
     listing = files_mod.binary_files(spark, [folder], recursive=True)
     unread = F.lit(None).cast("binary").alias("content")
-    if files_mod.local_file(folder) is not None:
+    if local_path(folder) is not None:
         hidden = spark.createDataFrame([(p,) for p in files_mod.skipped_by_spark(folder)], "path string")
         files = listing.select("path").unionByName(hidden).select("path", unread)  # a _Singles/ folder too
     else:
@@ -188,14 +188,14 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
 def library_playlists(spark: SparkSession, settings: Settings, folder: str) -> None:
     """The folder's ``.m3u`` playlists over the catalogue's files (``spark_jobs.folder_playlists``): every folder
     ingested into it, so a playlist may name songs of another library folder."""
-    if files_mod.local_file(folder) is None:
+    if local_path(folder) is None:
         return
 
     def files_by_path() -> dict[str, int]:
         tracks = delta_io.read_table(spark, settings.lake_table("tracks"))
         gone = F.coalesce(F.col("gone"), F.lit(False)) if "gone" in tracks.columns else F.lit(False)
         live = tracks.filter(F.col("audio_path").isNotNull() & ~gone).select("audio_path", "track_id")
-        local = {files_mod.local_file(r[0]): r[1] for r in live.collect()}
+        local = {local_path(r[0]): r[1] for r in live.collect()}
         return {os.path.normpath(p): t for p, t in local.items() if p is not None}
 
     n, total, found = folder_playlists.write(settings, folder, files_by_path)
@@ -254,7 +254,7 @@ def gone_rows(spark: SparkSession, settings: Settings, present: DataFrame, folde
         if field.name not in existing.columns:
             existing = existing.withColumn(field.name, F.lit(None).cast(field.dataType))
     # Under the folder however it was named (``file:///music`` while the rows say ``file:/music/...``).
-    local_root = files_mod.local_file(folder)
+    local_root = local_path(folder)
     root = (os.path.abspath(local_root) if local_root is not None else folder).rstrip("/") + "/"
     local = F.regexp_replace(F.col("audio_path"), "^file:/*", "/")
     mine = existing.filter((F.col("source") == "folder") & local.startswith(root))
