@@ -1,11 +1,74 @@
-"""Every read and write of Delta tables: plain reads, appends, and idempotent MERGEs."""
+"""Every read and write of Delta tables: plain reads, appends, and idempotent MERGEs.
+
+Every write here is committed again when another writer's commit conflicts with it (:func:`committing`):
+the stream's archive and ``import-history`` MERGE into ``events`` side by side, and on a table that is not
+partitioned Delta takes any MERGE's new files as a conflict for a MERGE that read the table meanwhile.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
+from delta.exceptions.base import (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger("earshot.delta")
+
+# What Delta raises at commit when another writer committed first in a way that touches what this one read;
+# the commit never happened, so the write can run again from the table's new version.
+CONFLICTS = (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    MetadataChangedException,
+    ProtocolChangedException,  # two first writes to an empty folder
+)
+COMMIT_ATTEMPTS = 12  # random exponential waits up to 5 s between them: ~40 s of other writers at most
+T = TypeVar("T")
+
+
+def committing(write: Callable[[], T], *, what: str, attempts: int = COMMIT_ATTEMPTS) -> T:
+    """Run ``write()``, and again (after a random, growing wait) while its commit conflicts with another writer's.
+
+    For writes that read the table afresh on each run (``DeltaTable.forPath`` inside ``write``): a MERGE, an
+    overwrite or an append whose commit was refused changed nothing, and the next run sees the winner's rows.
+    The last conflict is raised as Delta gave it, after a log line that says how many commits were tried.
+    """
+    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+    def said(state) -> None:
+        log.warning("%s: another writer committed first (%s); committing again in %.1f s (attempt %s of %s)",
+                    what, type(state.outcome.exception()).__name__, state.upcoming_sleep,
+                    state.attempt_number + 1, attempts)  # fmt: skip
+
+    def gave_up(state) -> None:  # called after each conflicting attempt; the last is raised next
+        if state.attempt_number >= attempts:
+            log.error("%s: still conflicting with other writers after %s commits", what, state.attempt_number)
+
+    for attempt in Retrying(
+        retry=retry_if_exception_type(CONFLICTS),
+        wait=wait_random_exponential(multiplier=0.25, max=5.0),
+        stop=stop_after_attempt(attempts),
+        before_sleep=said,
+        after=gave_up,
+        reraise=True,
+    ):
+        with attempt:
+            return write()
+    raise AssertionError("not reached: the last attempt returns or raises")
 
 
 def table_exists(spark: SparkSession, location: str) -> bool:
@@ -20,7 +83,7 @@ def write_table(df: DataFrame, location: str, *, mode: str = "overwrite") -> Non
     writer = df.write.format("delta").mode(mode)
     if mode == "overwrite":
         writer = writer.option("overwriteSchema", "true")
-    writer.save(location)
+    committing(lambda: writer.save(location), what=f"writing {location}")
 
 
 def merge_upsert(
@@ -44,23 +107,27 @@ def merge_upsert(
     where its rows can match.
     """
     ensure_table(df, location)  # an empty first batch still creates the table, so readers find it
-    target = DeltaTable.forPath(spark, location)
     condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
     if target_where:
         condition = f"({target_where}) AND {condition}"
-    merge = target.alias("t").merge(df.alias("s"), condition)
-    if evolve:
-        merge = merge.withSchemaEvolution()
-    if update:
-        merge = merge.whenMatchedUpdateAll()
-    metrics = merge.whenNotMatchedInsertAll().execute().collect()
-    return int(metrics[0]["num_inserted_rows"]) if metrics else 0
+
+    def merged() -> int:
+        merge = DeltaTable.forPath(spark, location).alias("t").merge(df.alias("s"), condition)
+        if evolve:
+            merge = merge.withSchemaEvolution()
+        if update:
+            merge = merge.whenMatchedUpdateAll()
+        metrics = merge.whenNotMatchedInsertAll().execute().collect()
+        return int(metrics[0]["num_inserted_rows"]) if metrics else 0
+
+    return committing(merged, what=f"MERGE into {location}")
 
 
 def ensure_table(df: DataFrame, location: str) -> None:
     """Create the table from ``df``'s schema, empty, unless it exists."""
     if not table_exists(df.sparkSession, location):
-        df.limit(0).write.format("delta").mode("append").save(location)
+        committing(lambda: df.limit(0).write.format("delta").mode("append").save(location),
+                   what=f"creating {location}")  # fmt: skip
 
 
 def delete_matching(spark: SparkSession, location: str, keys_df: DataFrame, *, keys: Sequence[str]) -> None:
@@ -68,4 +135,9 @@ def delete_matching(spark: SparkSession, location: str, keys_df: DataFrame, *, k
     if not table_exists(spark, location):
         return
     condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    DeltaTable.forPath(spark, location).alias("t").merge(keys_df.alias("s"), condition).whenMatchedDelete().execute()
+
+    def deleted() -> None:
+        target = DeltaTable.forPath(spark, location).alias("t")
+        target.merge(keys_df.alias("s"), condition).whenMatchedDelete().execute()
+
+    committing(deleted, what=f"deleting from {location}")
