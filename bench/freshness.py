@@ -155,17 +155,32 @@ def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs: tuple[floa
     return [float(v[min(np.searchsorted(cdf, q / 100 * cdf[-1]), len(v) - 1)]) for q in qs]
 
 
+def batch_end(b: dict) -> float | None:
+    """When the stream was done with a batch that read messages (epoch seconds): its document's ``at`` (taken
+    once every recommendation of the batch was written) plus its dead letters' send; None for other batches."""
+    if not b.get("input_rows") or not isinstance(b.get("at"), datetime):
+        return None
+    return b["at"].replace(tzinfo=b["at"].tzinfo or UTC).timestamp() + b.get("dlq_ms", 0.0) / 1000
+
+
 def finished_at(batches: list[dict]) -> float | None:
-    """When the stream was done with the last batch that read messages (epoch seconds): its document's ``at``
-    (taken once every recommendation of the batch was written) plus its dead letters' send. The drain ends
-    there, not when a poll of ``stream_batches`` first sees the batch (up to 0.5 s later, and after the
-    document's own write on the sink's recording thread)."""
-    ends = [
-        b["at"].replace(tzinfo=b["at"].tzinfo or UTC).timestamp() + b.get("dlq_ms", 0.0) / 1000
-        for b in batches
-        if b.get("input_rows") and isinstance(b.get("at"), datetime)
-    ]
-    return max(ends, default=None)
+    """When the stream was done with the last batch that read messages (epoch seconds, :func:`batch_end`). The
+    drain ends there, not when a poll of ``stream_batches`` first sees the batch (up to 0.5 s later, and after
+    the document's own write on the sink's recording thread)."""
+    return max((t for t in map(batch_end, batches) if t is not None), default=None)
+
+
+def applied_rate(batches: list[dict], start: float, end: float) -> float | None:
+    """The messages per second the stream got through between two of its batch ends in [``start``, ``end``]
+    (epoch seconds): from the first batch to end at or after ``start`` to the last to end by ``end``, the
+    messages of every batch after the first over the time between the two ends. Under a steady offered rate it
+    is that rate while the stream keeps up and the stream's capacity when it falls behind; unlike sent /
+    (window + drain) it does not count the last batch's latency (the drain) as lost throughput. None with
+    fewer than two such batches."""
+    ends = sorted((t, b["input_rows"]) for b in batches if (t := batch_end(b)) is not None and start <= t <= end)
+    if len(ends) < 2 or ends[-1][0] <= ends[0][0]:
+        return None
+    return sum(n for _, n in ends[1:]) / (ends[-1][0] - ends[0][0])
 
 
 def batch_latencies(batches: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -318,6 +333,7 @@ def run_row(
         "send_rate": round(produced_window / send_s, 1),
         "sustained_events_per_s": round(produced_window / drained_s, 1),
         "drain_after_send_s": round(drained_s - send_s, 2),
+        "applied_events_per_s": _rounded(applied_rate(batches, started_at, started_at + send_s)),
         "drain_seen_s": round(seen_s - send_s, 2),  # as the 0.5 s poll of stream_batches first saw it
         "applied": applied,
         "dlq": dlq,
@@ -353,6 +369,10 @@ def run_row(
     }
 
 
+def _rounded(x: float | None) -> float | None:
+    return None if x is None else round(x, 1)
+
+
 def target_words(target: dict) -> str:
     """A row's target as the table prints it: the latencies in ms, then the sustained rate where there is one."""
     parts = [f"{k.removesuffix('_ms')} <= {v:.0f} ms" for k, v in target.items() if k.endswith("_ms")]
@@ -372,6 +392,7 @@ def print_table(rows: list[dict]) -> None:
         ("listeners (in state)", lambda r: f"{r['listeners']:,} ({r['state_listeners']:,})"),
         ("sent / sustained events/s", lambda r: f"{r['send_rate']:,.0f} / {r['sustained_events_per_s']:,.0f}"),
         ("  drain after the send s (poll saw)", lambda r: f"{r['drain_after_send_s']} ({r['drain_seen_s']})"),
+        ("  got through between batch ends /s", lambda r: f"{r['applied_events_per_s'] or 0:,.0f}"),
         ("latency p50 / p95 / p99 ms", lambda r: "{p50:.0f} / {p95:.0f} / {p99:.0f}".format(**r["latency_ms"])),
         ("  second half p50 / p99 ms", lambda r: "{p50:.0f} / {p99:.0f}".format(**r["latency_second_half_ms"])),
         ("median batch ms", lambda r: r["batch_ms_median"]),
