@@ -183,6 +183,54 @@ def applied_rate(batches: list[dict], start: float, end: float) -> float | None:
     return sum(n for _, n in ends[1:]) / (ends[-1][0] - ends[0][0])
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_kind(pid: int, stream_session: int) -> str | None:
+    """What a process is, for the CPU table: the stream's JVM, Python workers or driver (its session), the
+    FerretDB and Kafka servers, this benchmark (the load generator), or another process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+    if pid == os.getpid():
+        return "benchmark (load generator)"
+    if int(stat[3]) == stream_session:  # the session id (the stream runs in its own)
+        if command.startswith("java") or "/java " in command:
+            return "stream: Spark JVM"
+        return "stream: Python workers" if "pyspark.daemon" in command else "stream: driver's Python"
+    if "ferretdb" in command.lower():
+        return "FerretDB"
+    return "Kafka broker" if "kafka.Kafka" in command else "other"
+
+
+def cpu_ticks(stream_session: int) -> dict[int, tuple[str, int]]:
+    """Every process's CPU time so far (user + system, clock ticks), by pid, with its :func:`process_kind`."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        kind = process_kind(int(entry.name), stream_session)
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if kind is not None:
+            out[int(entry.name)] = (kind, int(fields[11]) + int(fields[12]))
+    return out
+
+
+def cpu_cores(before: dict, after: dict, seconds: float) -> dict[str, float]:
+    """Cores each kind of process used between two :func:`cpu_ticks` (a process started since counts all of
+    its time; one that ended since, none of it), busiest first."""
+    used: dict[str, float] = {}
+    for pid, (kind, ticks) in after.items():
+        start = before.get(pid, (kind, 0))[1]
+        used[kind] = used.get(kind, 0.0) + max(0, ticks - start) / CLOCK_TICKS / seconds
+    return {k: round(v, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v >= 0.005}
+
+
 def batch_latencies(batches: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """Every batch's latency sample and each sample's weight: the events it stands for over its size."""
     values, weights = [], []
@@ -270,10 +318,12 @@ def run_row(
         measured_from = datetime.now(UTC)
         before = sim.report.total
         started, started_at = time.monotonic(), time.time()
+        ticks = cpu_ticks(stream.pid)
         with DashboardReads(settings, sim.listeners[0].user_id) if dashboard else contextlib.nullcontext():
             sim.run(rate=rate, duration=seconds, producer_class=FastListenProducer)
         produced_window = sim.report.total - before
         send_s = time.monotonic() - started
+        cores = cpu_cores(ticks, cpu_ticks(stream.pid), send_s)
         total = sim.report.total
 
         def accounted():
@@ -334,6 +384,9 @@ def run_row(
         "sustained_events_per_s": round(produced_window / drained_s, 1),
         "drain_after_send_s": round(drained_s - send_s, 2),
         "applied_events_per_s": _rounded(applied_rate(batches, started_at, started_at + send_s)),
+        "applied_second_half_events_per_s": _rounded(
+            applied_rate(batches, started_at + send_s / 2, started_at + send_s)
+        ),
         "drain_seen_s": round(seen_s - send_s, 2),  # as the 0.5 s poll of stream_batches first saw it
         "applied": applied,
         "dlq": dlq,
@@ -365,6 +418,7 @@ def run_row(
         "stage_ms_median": {k: median(b.get("stage_ms", {}).get(k) for b in window) for k in STAGES},
         "quality_top10_in_taste": round(float(np.mean(quality)), 3) if quality else None,
         "quality_chance": round(float(np.mean(chance)), 3) if chance else None,
+        "cpu_cores_in_window": cores,  # of the machine's os.cpu_count(), by process
         "target": LIGHT_TARGET if name == "light" else TARGET,
     }
 
@@ -393,6 +447,7 @@ def print_table(rows: list[dict]) -> None:
         ("sent / sustained events/s", lambda r: f"{r['send_rate']:,.0f} / {r['sustained_events_per_s']:,.0f}"),
         ("  drain after the send s (poll saw)", lambda r: f"{r['drain_after_send_s']} ({r['drain_seen_s']})"),
         ("  got through between batch ends /s", lambda r: f"{r['applied_events_per_s'] or 0:,.0f}"),
+        ("    in the second half /s", lambda r: f"{r['applied_second_half_events_per_s'] or 0:,.0f}"),
         ("latency p50 / p95 / p99 ms", lambda r: "{p50:.0f} / {p95:.0f} / {p99:.0f}".format(**r["latency_ms"])),
         ("  second half p50 / p99 ms", lambda r: "{p50:.0f} / {p99:.0f}".format(**r["latency_second_half_ms"])),
         ("median batch ms", lambda r: r["batch_ms_median"]),
@@ -407,7 +462,11 @@ def print_table(rows: list[dict]) -> None:
         ("produced = applied+dlq+dup", lambda r: f"{r['produced']} = {r['applied']}+{r['dlq']}+{r['duplicates']}"),
         ("top-10 in taste (chance)", lambda r: f"{r['quality_top10_in_taste']} ({r['quality_chance']})"),
         ("state seed write / stream ready s", lambda r: f"{r['seed_write_s']} / {r['stream_ready_s']}"),
+        (f"CPU in the window (of {os.cpu_count()} cores)", lambda r: f"{sum(r['cpu_cores_in_window'].values()):.2f}"),
     ]
+    first = rows[0]["cpu_cores_in_window"]
+    kinds = sorted({k for r in rows for k in r["cpu_cores_in_window"]}, key=lambda k: -first.get(k, 0.0))
+    measures += [(f"  cores: {k}", lambda r, k=k: r["cpu_cores_in_window"].get(k, 0.0)) for k in kinds]
     print(f"{'measure':<36}" + "".join(f"{r['row']:>30}" for r in rows))
     for name, get in measures:
         print(f"{name:<36}" + "".join(f"{get(r)!s:>30}" for r in rows))

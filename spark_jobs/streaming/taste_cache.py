@@ -36,7 +36,12 @@ from pathlib import Path
 
 # The user ids the event contract lets in are at most 256 characters: this key is none of them.
 EPOCH_KEY = "earshot:bucket-epoch:" + "~" * 256
-ENTRY_BYTES = 8 * 1024  # room per listener in the file's map (a taste is 2-4 KB)
+# Room per listener in the file's map. A taste is 2-4 KB and more with a busy dedup window; LMDB keeps a value
+# over ~2 KB on whole 4 KB pages of its own, so 4.1 KB takes 8 KB: at 8 KB a listener the map filled before the
+# entry count said so. The map is address space, not disk: the file grows with the pages in use.
+ENTRY_BYTES = 16 * 1024
+MAP_HEADROOM = 64 << 20
+START_AGAIN_AT = 0.5  # of the map live: the copy is dropped before a store, while the drop still has room
 log = logging.getLogger("earshot.stream")
 
 
@@ -52,15 +57,17 @@ class TasteCache:
     """State bytes per (query, bucket, listener), each under its bucket's generation; at most
     ``max_listeners`` entries (past that, the whole copy is dropped and starts again)."""
 
-    def __init__(self, path: Path, max_listeners: int):
-        import lmdb
-
+    def __init__(self, path: Path, max_listeners: int, map_bytes: int | None = None):
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.max_listeners = max_listeners
-        self._env = lmdb.open(
-            str(path), map_size=max_listeners * ENTRY_BYTES + (64 << 20), sync=False, metasync=False, max_dbs=0
-        )
+        self.map_bytes = map_bytes or max_listeners * ENTRY_BYTES + MAP_HEADROOM
+        self._env = self._open()
+
+    def _open(self):
+        import lmdb
+
+        return lmdb.open(str(self.path), map_size=self.map_bytes, sync=False, metasync=False, max_dbs=0)
 
     @staticmethod
     def _bucket_key(where: tuple[str, int]) -> bytes:
@@ -117,18 +124,42 @@ class TasteCache:
         if generation is None:
             return
         try:
+            self._make_room(len(fresh), sum(len(blob) for blob in fresh.values()))
             with self._env.begin(write=True) as txn:
-                if self._env.stat()["entries"] + len(fresh) > self.max_listeners:
-                    txn.drop(self._env.open_db(), delete=False)  # full: start the whole copy again
                 for user, blob in fresh.items():
                     name = user.encode()
                     txn.put(self._user_key(where, user), struct.pack("<QH", generation, len(name)) + name + blob)
                 txn.put(self._bucket_key(where), epoch + struct.pack("<Q", generation))
         except lmdb.MapFullError:
-            with self._env.begin(write=True) as txn:
-                txn.drop(self._env.open_db(), delete=False)
+            self._start_again()
         except lmdb.Error as exc:
             log.warning("the copy of the tastes at %s could not be written (%s)", self.path, exc)
+
+    def _make_room(self, entries: int, value_bytes: int) -> None:
+        """Drop the whole copy, in a transaction of its own, when a store of ``entries`` would pass
+        ``max_listeners`` or bring the pages in use past :data:`START_AGAIN_AT` of the map (a drop needs free
+        pages too: on a full map it fails)."""
+        stat = self._env.stat()
+        live = (stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]) * stat["psize"]
+        incoming = 2 * (value_bytes + 64 * entries)  # values rounded up to whole pages, and their keys
+        if stat["entries"] + entries > self.max_listeners or live + incoming > START_AGAIN_AT * self.map_bytes:
+            with self._env.begin(write=True) as txn:
+                txn.drop(self._env.open_db(), delete=False)
+
+    def _start_again(self) -> None:
+        """A full map (one filled by an older version of this file, or a store larger than the room left): a new,
+        empty file in its place. A worker that still has the old file open goes on with it, which is safe: a
+        copy is only trusted under the epoch that its own writer recorded."""
+        import lmdb
+
+        try:
+            self._env.close()
+            for name in ("data.mdb", "lock.mdb"):
+                (self.path / name).unlink(missing_ok=True)
+            self._env = self._open()
+            log.warning("the copy of the tastes at %s was full: it starts again, empty", self.path)
+        except (OSError, lmdb.Error) as exc:
+            log.warning("the copy of the tastes at %s was full and could not start again (%s)", self.path, exc)
 
     def __len__(self) -> int:
         return self._env.stat()["entries"]

@@ -37,3 +37,25 @@ def test_a_stream_that_falls_behind_reads_its_capacity_and_too_few_batches_read_
     assert applied_rate(batches, T0 + 0.5, T0 + 60.0) == pytest.approx(1500.0)
     assert applied_rate(batches[:1], T0, T0 + 60.0) is None
     assert applied_rate(batches, T0 + 61.0, T0 + 90.0) is None
+
+
+def test_the_cpu_table_counts_each_process_from_where_it_was_and_a_new_one_whole():
+    from bench.freshness import CLOCK_TICKS, cpu_cores
+
+    before = {1: ("FerretDB", 100), 2: ("stream: Python workers", 50), 3: ("other", 7)}
+    after = {1: ("FerretDB", 300), 2: ("stream: Python workers", 450), 4: ("stream: Python workers", 200)}
+    # worker 2 used 400 ticks and the new worker 4 all its 200; process 3 ended, so it counts nothing
+    cores = cpu_cores(before, after, seconds=4.0)
+    workers, ferretdb = round(600 / CLOCK_TICKS / 4, 2), round(200 / CLOCK_TICKS / 4, 2)
+    assert cores == {"stream: Python workers": workers, "FerretDB": ferretdb}
+    assert list(cores) == ["stream: Python workers", "FerretDB"]
+
+
+def test_this_process_is_the_load_generator_and_a_gone_one_is_nothing():
+    import os
+
+    from bench.freshness import cpu_ticks, process_kind
+
+    assert process_kind(os.getpid(), stream_session=-1) == "benchmark (load generator)"
+    assert process_kind(2**22 + 12345, stream_session=-1) is None
+    assert cpu_ticks(stream_session=-1)[os.getpid()][0] == "benchmark (load generator)"

@@ -112,3 +112,39 @@ def test_a_copy_that_cannot_be_read_is_a_miss_and_is_not_written(tmp_path, monke
     cache.store(HERE, new_epoch(), generation, {"u1": b"two"})  # nothing is recorded without a generation
     monkeypatch.undo()
     assert cache.lookup(HERE, e, ["u1"])[0] == {"u1": b"one"}
+
+
+def test_tastes_larger_than_a_page_are_dropped_by_the_room_they_take_before_the_map_fills(tmp_path, caplog):
+    """A taste of 4.1-8 KB takes two 4 KB pages of LMDB's map: counted by entries alone, a copy of such
+    tastes filled its map before the count said so, and the failed store stopped the stream."""
+    cache = TasteCache(tmp_path / "tastes", max_listeners=10_000, map_bytes=2 << 20)
+    for call in range(60):  # 60 calls of 20 listeners of 6 KB: three times the map
+        epoch = new_epoch()
+        fresh = {f"u{call}-{n}": bytes([n]) * 6000 for n in range(20)}
+        write(cache, ("q", call % 4), epoch, fresh)
+        assert cache.lookup(("q", call % 4), epoch, list(fresh))[0] == fresh, f"call {call}: the copy was not kept"
+    assert "full" not in caplog.text
+
+
+def test_a_copy_whose_map_is_already_full_starts_again_instead_of_failing_the_call(tmp_path, caplog):
+    import lmdb
+
+    path = tmp_path / "tastes"
+    path.mkdir()
+    # An older version's file, filled to the last page: dropping its ~2,000 pages needs room for the list of
+    # the pages freed, which it no longer has (the drop itself fails: what stopped the stream).
+    env = lmdb.open(str(path), map_size=8 << 20)
+    for size in (6000, 100, 1):
+        with pytest.raises(lmdb.MapFullError):
+            for n in range(100_000):
+                with env.begin(write=True) as txn:
+                    txn.put(f"k{size}-{n}".encode(), b"x" * size)
+    env.close()
+
+    cache = TasteCache(path, max_listeners=10_000, map_bytes=8 << 20)
+    e = new_epoch()
+    write(cache, HERE, e, {"u1": b"one"})  # the drop this needs has no room left: it must not raise
+    assert "full: it starts again" in caplog.text
+    e2 = new_epoch()
+    write(cache, HERE, e2, {"u1": b"two"}, state_epoch=e)
+    assert cache.lookup(HERE, e2, ["u1"])[0] == {"u1": b"two"}, "the new file is used"
