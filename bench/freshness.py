@@ -37,7 +37,12 @@ state), and ``--warmup-rate 2000 --warmup 30`` measures the steady state
 alone. Sustained = the events sent in the window / (the window + the drain after it), the drain ending
 when the stream was done with the last message's batch (that batch's ``at`` in ``stream_batches``, which is
 taken once its recommendations are written, plus its dead letters' send; the table also shows when the
-benchmark's 0.5 s poll first saw it). Accounting: produced = applied + dead-lettered + duplicates dropped.
+benchmark's 0.5 s poll first saw it). Beside it, the rate the stream got through between its batch ends in
+the window (and in its second half): under a steady offered rate that rate while the stream keeps up, its
+capacity when it falls behind, without counting the last batch's latency (the drain) as lost throughput. The
+cores each process used in the window (the stream's JVM, its Python workers, FerretDB, the broker, this
+process's load generator) say where the machine's CPU went. Accounting: produced = applied + dead-lettered +
+duplicates dropped.
 Quality: the share of a listener's top 10 in their favourite genres, beside
 chance. Needs the local stack.
 """
