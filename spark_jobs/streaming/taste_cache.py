@@ -55,7 +55,8 @@ def default_path() -> Path:
 
 class TasteCache:
     """State bytes per (query, bucket, listener), each under its bucket's generation; at most
-    ``max_listeners`` entries (past that, the whole copy is dropped and starts again)."""
+    ``max_listeners`` entries and half the map's pages in use (past either, the whole copy is dropped and
+    starts again)."""
 
     def __init__(self, path: Path, max_listeners: int, map_bytes: int | None = None):
         path.mkdir(parents=True, exist_ok=True)
